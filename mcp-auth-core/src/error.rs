@@ -1,0 +1,202 @@
+//! Typed errors: verification outcomes, build and configuration errors.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Why a token verification failed. The bearer layer maps each variant to one HTTP answer:
+/// [`VerifyError::Invalid`] to 401 `invalid_token`, [`VerifyError::Unavailable`] to 503 with
+/// `Retry-After`, [`VerifyError::Internal`] to 500.
+///
+/// ```
+/// use mcp_auth_core::{InvalidToken, VerifyError};
+/// let err = VerifyError::Invalid(InvalidToken::Expired);
+/// assert_eq!(err.status(), 401);
+/// assert_eq!(VerifyError::unavailable().status(), 503);
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token is not acceptable (malformed, bad signature, expired, wrong audience, ...).
+    #[error("invalid token: {}", .0.code())]
+    Invalid(InvalidToken),
+    /// The identity provider could not be reached (or answered 5xx/429) and nothing cached can
+    /// decide: the request is refused with 503, never let through and never blamed on the token.
+    #[error("identity provider unavailable")]
+    Unavailable {
+        /// Suggested delay before retrying (the `Retry-After` header).
+        retry_after: Option<Duration>,
+    },
+    /// A server-side failure, typically a misconfiguration (the IdP refused *our* credentials).
+    /// The message is server-written, logged at error level, and never sent to the client.
+    #[error("internal error: {0}")]
+    Internal(Cow<'static, str>),
+}
+
+impl VerifyError {
+    /// An `Unavailable` error without a retry hint.
+    pub fn unavailable() -> Self {
+        VerifyError::Unavailable { retry_after: None }
+    }
+
+    /// The HTTP status the bearer layer answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            VerifyError::Invalid(_) => 401,
+            VerifyError::Unavailable { .. } => 503,
+            VerifyError::Internal(_) => 500,
+        }
+    }
+
+    /// Whether this is an invalid-token error.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, VerifyError::Invalid(_))
+    }
+
+    /// Whether this is an IdP-unavailable error.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VerifyError::Unavailable { .. })
+    }
+}
+
+impl From<InvalidToken> for VerifyError {
+    fn from(reason: InvalidToken) -> Self {
+        VerifyError::Invalid(reason)
+    }
+}
+
+/// The reason a token is invalid. Each has a stable `code` (for logs and metrics) and a fixed,
+/// server-written `description` (sent as `error_description`): attacker input never reaches the
+/// `WWW-Authenticate` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Not a well-formed token (bad encoding, not JSON, bad structure).
+    Malformed,
+    /// Larger than the configured bound.
+    TooLarge,
+    /// The signature does not verify.
+    BadSignature,
+    /// The algorithm is not allowed, or does not fit the key.
+    Algorithm,
+    /// No key fits the token (unknown `kid`).
+    UnknownKey,
+    /// `exp` is in the past.
+    Expired,
+    /// `nbf` (or `iat`) is in the future.
+    NotYetValid,
+    /// `iss` is not an accepted issuer.
+    Issuer,
+    /// `aud` does not name this resource.
+    Audience,
+    /// A required claim (such as `exp`) is missing or has the wrong type.
+    MissingClaim,
+    /// The `typ` header is not accepted.
+    Type,
+    /// The token carries an unknown critical header parameter (`crit`).
+    Critical,
+    /// The token is sender-constrained (`cnf`), which this server cannot check.
+    SenderConstrained,
+    /// The IdP says the token is not active (revoked, expired or unknown).
+    Inactive,
+    /// A refresh token was presented as an access token.
+    RefreshToken,
+}
+
+impl InvalidToken {
+    /// A stable machine-readable code (for logs and metrics).
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvalidToken::Malformed => "malformed",
+            InvalidToken::TooLarge => "too_large",
+            InvalidToken::BadSignature => "bad_signature",
+            InvalidToken::Algorithm => "algorithm",
+            InvalidToken::UnknownKey => "unknown_key",
+            InvalidToken::Expired => "expired",
+            InvalidToken::NotYetValid => "not_yet_valid",
+            InvalidToken::Issuer => "issuer",
+            InvalidToken::Audience => "audience",
+            InvalidToken::MissingClaim => "missing_claim",
+            InvalidToken::Type => "type",
+            InvalidToken::Critical => "critical",
+            InvalidToken::SenderConstrained => "sender_constrained",
+            InvalidToken::Inactive => "inactive",
+            InvalidToken::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// The fixed `error_description` text (within the RFC 6750 character set).
+    pub fn description(&self) -> &'static str {
+        match self {
+            InvalidToken::Malformed => "The access token is malformed",
+            InvalidToken::TooLarge => "The access token is too large",
+            InvalidToken::BadSignature => "The access token signature is invalid",
+            InvalidToken::Algorithm => "The access token algorithm is not accepted",
+            InvalidToken::UnknownKey => "The access token was signed by an unknown key",
+            InvalidToken::Expired => "The access token expired",
+            InvalidToken::NotYetValid => "The access token is not yet valid",
+            InvalidToken::Issuer => "The access token issuer is not accepted",
+            InvalidToken::Audience => "The access token was not issued for this resource",
+            InvalidToken::MissingClaim => "The access token lacks a required claim",
+            InvalidToken::Type => "The access token type is not accepted",
+            InvalidToken::Critical => "The access token has an unsupported critical header",
+            InvalidToken::SenderConstrained => "Sender-constrained access tokens are not supported",
+            InvalidToken::Inactive => "The access token is not active",
+            InvalidToken::RefreshToken => "A refresh token cannot be used as an access token",
+        }
+    }
+
+    /// Every reason, for metrics tables and tests.
+    pub const ALL: [InvalidToken; 15] = [
+        InvalidToken::Malformed,
+        InvalidToken::TooLarge,
+        InvalidToken::BadSignature,
+        InvalidToken::Algorithm,
+        InvalidToken::UnknownKey,
+        InvalidToken::Expired,
+        InvalidToken::NotYetValid,
+        InvalidToken::Issuer,
+        InvalidToken::Audience,
+        InvalidToken::MissingClaim,
+        InvalidToken::Type,
+        InvalidToken::Critical,
+        InvalidToken::SenderConstrained,
+        InvalidToken::Inactive,
+        InvalidToken::RefreshToken,
+    ];
+}
+
+impl std::fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A builder was given settings that cannot work (caught at start-up, never per request).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A required setting is missing.
+    #[error("{0} is required")]
+    Missing(&'static str),
+    /// A setting has an unusable value.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        /// The setting (builder method or environment variable).
+        setting: Cow<'static, str>,
+        /// What is wrong with it.
+        reason: Cow<'static, str>,
+    },
+}
+
+impl BuildError {
+    /// Shorthand for [`BuildError::Invalid`].
+    pub fn invalid(
+        setting: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        BuildError::Invalid {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}

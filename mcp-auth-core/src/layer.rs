@@ -1,0 +1,434 @@
+//! The bearer-auth tower layer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use axum::body::Body;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::challenge::{self, BearerChallenge, ChallengeError};
+use crate::error::InvalidToken;
+use crate::provider::ProtectedResource;
+use crate::{AccessToken, TokenVerifier, VerifyError};
+
+/// Retry hint when the IdP gave none.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+/// Authenticates every request with a bearer token, answering exactly as the wire contract says:
+/// 401 without `error` when no usable credentials were sent, 401 `invalid_token`, 403
+/// `insufficient_scope` for missing required scopes, 400 `invalid_request` for credentials sent
+/// twice, 503 with `Retry-After` when the IdP is unavailable. On success the [`AccessToken`]
+/// (bound to the resource) is in the request extensions.
+///
+/// Works on any axum `Router` or tower service; CORS preflights (`OPTIONS` with
+/// `Access-Control-Request-Method`) pass without authentication. Get one from
+/// [`crate::AuthProvider::layer`], or build it from a verifier and a [`ProtectedResource`].
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use async_trait::async_trait;
+/// # use mcp_auth_core::{AccessToken, InvalidToken, VerifyError};
+/// # struct MyVerifier;
+/// # #[async_trait]
+/// # impl mcp_auth_core::TokenVerifier for MyVerifier {
+/// #     async fn verify(&self, _: &str) -> Result<AccessToken, VerifyError> {
+/// #         Err(InvalidToken::Malformed.into())
+/// #     }
+/// # }
+/// use axum::{routing::post, Router};
+/// use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
+///
+/// let provider = RemoteAuthProvider::builder(Arc::new(MyVerifier))
+///     .resource_url("http://127.0.0.1:8000/mcp")
+///     .authorization_server("https://idp.example.com")
+///     .build()
+///     .unwrap();
+/// let layer = provider.layer();
+/// let metrics = layer.metrics();
+/// let app: Router = Router::new()
+///     .route("/mcp", post(|token: AccessToken| async move {
+///         format!("hello {}", token.subject().unwrap_or("anonymous"))
+///     }))
+///     .layer(layer)
+///     .merge(provider.routes());
+/// assert_eq!(metrics.snapshot().accepted, 0);
+/// ```
+#[derive(Clone)]
+pub struct BearerAuthLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    verifier: Arc<dyn TokenVerifier>,
+    resource: ProtectedResource,
+    resource_arc: Arc<str>,
+    metadata_url: String,
+    challenge_scope: String,
+    required_scope_header: String,
+    no_credentials: HeaderValue,
+    metrics: Arc<AuthMetrics>,
+    audience_warned: AtomicBool,
+}
+
+impl BearerAuthLayer {
+    /// A layer checking tokens with `verifier` for `resource`.
+    pub fn new(verifier: Arc<dyn TokenVerifier>, resource: ProtectedResource) -> Self {
+        let metadata_url = resource.resource().metadata_url();
+        let challenge_scope = resource.challenge_scope();
+        let no_credentials = BearerChallenge::new(&metadata_url)
+            .scope(&challenge_scope)
+            .header_value();
+        BearerAuthLayer {
+            shared: Arc::new(Shared {
+                verifier,
+                resource_arc: Arc::from(resource.resource().as_str()),
+                required_scope_header: resource.required_scopes().to_header_value(),
+                resource,
+                metadata_url,
+                challenge_scope,
+                no_credentials,
+                metrics: Arc::new(AuthMetrics::default()),
+                audience_warned: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Counters of accepted and rejected requests, by reason.
+    pub fn metrics(&self) -> Arc<AuthMetrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Whether the verifier has reached its IdP (for readiness probes).
+    pub fn is_ready(&self) -> bool {
+        self.shared.verifier.is_ready()
+    }
+
+    /// The protected resource this layer guards.
+    pub fn protected_resource(&self) -> &ProtectedResource {
+        &self.shared.resource
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service produced by [`BearerAuthLayer`].
+#[derive(Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Counters kept by the layer (relaxed atomics: cheap, approximate under races).
+#[derive(Debug, Default)]
+pub struct AuthMetrics {
+    accepted: AtomicU64,
+    no_credentials: AtomicU64,
+    invalid_request: AtomicU64,
+    insufficient_scope: AtomicU64,
+    unavailable: AtomicU64,
+    internal: AtomicU64,
+    invalid: [AtomicU64; InvalidToken::ALL.len()],
+}
+
+/// A point-in-time copy of [`AuthMetrics`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Requests let through.
+    pub accepted: u64,
+    /// 401 without credentials.
+    pub no_credentials: u64,
+    /// 400 invalid_request.
+    pub invalid_request: u64,
+    /// 403 insufficient_scope.
+    pub insufficient_scope: u64,
+    /// 503 IdP unavailable.
+    pub unavailable: u64,
+    /// 500 internal errors.
+    pub internal: u64,
+    /// 401 invalid_token by reason code.
+    pub invalid_token: Vec<(&'static str, u64)>,
+}
+
+impl AuthMetrics {
+    /// Reads the counters.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            accepted: r(&self.accepted),
+            no_credentials: r(&self.no_credentials),
+            invalid_request: r(&self.invalid_request),
+            insufficient_scope: r(&self.insufficient_scope),
+            unavailable: r(&self.unavailable),
+            internal: r(&self.internal),
+            invalid_token: InvalidToken::ALL
+                .iter()
+                .zip(self.invalid.iter())
+                .map(|(reason, n)| (reason.code(), r(n)))
+                .collect(),
+        }
+    }
+
+    fn invalid(&self, reason: InvalidToken) {
+        if let Some(i) = InvalidToken::ALL.iter().position(|r| *r == reason) {
+            self.invalid[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the request's headers say about credentials.
+enum Credentials<'a> {
+    Token(&'a str),
+    Reject(Response<Body>),
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn is_b64token(token: &[u8]) -> bool {
+    let body_end = token
+        .iter()
+        .rposition(|b| *b != b'=')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    body_end > 0
+        && token[..body_end].iter().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+fn query_has_token(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
+    })
+}
+
+/// A short, non-reversible tag of a token for logs (first 8 hex digits of its BLAKE3 hash).
+pub fn token_tag(token: &str) -> String {
+    let hash = blake3::hash(token.as_bytes());
+    hash.to_hex()[..8].to_owned()
+}
+
+impl Shared {
+    fn no_credentials(&self) -> Response<Body> {
+        bump(&self.metrics.no_credentials);
+        challenge::unauthorized(self.no_credentials.clone())
+    }
+
+    fn invalid(&self, reason: InvalidToken) -> Response<Body> {
+        self.metrics.invalid(reason);
+        challenge::invalid_token(reason, &self.challenge_scope, &self.metadata_url)
+    }
+
+    fn invalid_request(&self, description: &str) -> Response<Body> {
+        bump(&self.metrics.invalid_request);
+        challenge::error_response(
+            ChallengeError::InvalidRequest,
+            description,
+            "",
+            &self.metadata_url,
+        )
+    }
+
+    fn credentials<'a>(&self, headers: &'a HeaderMap, uri: &Uri) -> Credentials<'a> {
+        let mut all = headers.get_all(header::AUTHORIZATION).iter();
+        let first = all.next();
+        if all.next().is_some() {
+            tracing::debug!(reason = "two_authorization_headers", "request rejected");
+            return Credentials::Reject(
+                self.invalid_request("The request carries more than one Authorization header"),
+            );
+        }
+        let Some(value) = first else {
+            if query_has_token(uri) {
+                tracing::debug!(
+                    reason = "query_token",
+                    "token in the query string ignored (only the header is accepted)"
+                );
+            }
+            return Credentials::Reject(self.no_credentials());
+        };
+        let bytes = value.as_bytes();
+        let (scheme, rest) = match bytes.iter().position(|b| *b == b' ') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (bytes, &[][..]),
+        };
+        if !scheme.eq_ignore_ascii_case(b"bearer") {
+            tracing::debug!(reason = "other_scheme", "request rejected");
+            return Credentials::Reject(self.no_credentials());
+        }
+        if query_has_token(uri) {
+            tracing::debug!(reason = "token_sent_twice", "request rejected");
+            return Credentials::Reject(
+                self.invalid_request("The access token was sent in more than one way"),
+            );
+        }
+        let token = rest.trim_ascii();
+        if token.len() > self.resource.max_token_bytes() {
+            tracing::debug!(reason = "too_large", len = token.len(), "request rejected");
+            return Credentials::Reject(self.invalid(InvalidToken::TooLarge));
+        }
+        if !is_b64token(token) {
+            tracing::debug!(reason = "malformed_header", "request rejected");
+            return Credentials::Reject(self.invalid(InvalidToken::Malformed));
+        }
+        match std::str::from_utf8(token) {
+            Ok(t) => Credentials::Token(t),
+            Err(_) => Credentials::Reject(self.invalid(InvalidToken::Malformed)),
+        }
+    }
+
+    /// Authenticates `req`: the token on success, the response to send otherwise.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<AccessToken, Response<Body>> {
+        let token = match self.credentials(headers, uri) {
+            Credentials::Token(t) => t,
+            Credentials::Reject(resp) => return Err(resp),
+        };
+        let verified = match self.verifier.verify(token).await {
+            Ok(v) => v,
+            Err(VerifyError::Invalid(reason)) => {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    tracing::debug!(reason = reason.code(), token = %token_tag(token), "token rejected");
+                }
+                return Err(self.invalid(reason));
+            }
+            Err(VerifyError::Unavailable { retry_after }) => {
+                bump(&self.metrics.unavailable);
+                tracing::warn!("identity provider unavailable: answering 503");
+                let secs = retry_after
+                    .map(|d| d.as_secs().max(1))
+                    .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
+                return Err(challenge::unavailable(secs));
+            }
+            Err(VerifyError::Internal(message)) => {
+                bump(&self.metrics.internal);
+                tracing::error!(error = %message, "token verification failed on our side");
+                return Err(challenge::server_error());
+            }
+        };
+        if verified.is_expired_at(SystemTime::now()) {
+            return Err(self.invalid(InvalidToken::Expired));
+        }
+        if self.resource.checks_audience() {
+            let accepted = self.resource.audiences();
+            if !verified.audiences().iter().any(|a| accepted.contains(a)) {
+                if !self.audience_warned.swap(true, Ordering::Relaxed)
+                    && self.metrics.accepted.load(Ordering::Relaxed) == 0
+                {
+                    tracing::warn!(
+                        expected = ?accepted,
+                        found = ?verified.audiences(),
+                        "token audience does not name this resource; if every token fails \
+                         this way, check MCP_AUTH_RESOURCE_URL and the IdP's resource setting"
+                    );
+                } else {
+                    tracing::debug!(reason = "audience", expected = ?accepted,
+                        found = ?verified.audiences(), "token rejected");
+                }
+                return Err(self.invalid(InvalidToken::Audience));
+            }
+        }
+        let required = self.resource.required_scopes();
+        if !required.is_empty()
+            && !self
+                .resource
+                .hierarchy()
+                .satisfies_all(verified.scopes(), required)
+        {
+            bump(&self.metrics.insufficient_scope);
+            tracing::debug!(reason = "insufficient_scope", required = %self.required_scope_header,
+                granted = ?verified.scopes(), "request refused");
+            return Err(challenge::insufficient_scope(
+                challenge::INSUFFICIENT_SCOPE_DESCRIPTION,
+                &self.required_scope_header,
+                &self.metadata_url,
+            ));
+        }
+        bump(&self.metrics.accepted);
+        Ok(verified.with_resource(self.resource_arc.clone()))
+    }
+}
+
+fn is_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+impl<S, B, ResBody> Service<Request<B>> for BearerAuth<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            if !is_preflight(&req) {
+                match shared.authenticate(req.headers(), req.uri()).await {
+                    Ok(token) => {
+                        req.extensions_mut().insert(token);
+                    }
+                    Err(resp) => return Ok(resp),
+                }
+            }
+            inner.call(req).await.map(|resp| resp.map(Body::new))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b64token_grammar() {
+        for ok in ["abc", "a.b.c", "A-_~+/9", "abc==", "x="] {
+            assert!(is_b64token(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", "=", "==abc", "a b", "a,b", "a\"b", "é", "a=b", "a\tb"] {
+            assert!(!is_b64token(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_tag_is_short_and_stable() {
+        assert_eq!(token_tag("abc").len(), 8);
+        assert_eq!(token_tag("abc"), token_tag("abc"));
+        assert_ne!(token_tag("abc"), token_tag("abd"));
+    }
+}

@@ -1,0 +1,489 @@
+//! The provider trait and the ready-made [`RemoteAuthProvider`].
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::config::{ConfigError, CoreConfig};
+use crate::layer::BearerAuthLayer;
+use crate::metadata::{ProtectedResourceMetadata, metadata_router};
+use crate::resource::ResourceUrl;
+use crate::scope::{ScopeHierarchy, ScopeSet};
+use crate::{BuildError, TokenVerifier};
+
+/// Default bound on the bearer token length, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Everything the bearer layer and the metadata routes need to know about the protected resource.
+/// Built by [`RemoteAuthProvider::builder`]; validated once, at start-up.
+#[derive(Debug, Clone)]
+pub struct ProtectedResource {
+    pub(crate) resource: ResourceUrl,
+    pub(crate) metadata: ProtectedResourceMetadata,
+    pub(crate) required_scopes: ScopeSet,
+    pub(crate) initial_scopes: ScopeSet,
+    pub(crate) hierarchy: ScopeHierarchy,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) check_audience: bool,
+    pub(crate) root_alias: bool,
+    pub(crate) max_token_bytes: usize,
+}
+
+impl ProtectedResource {
+    /// The canonical resource URL (R).
+    pub fn resource(&self) -> &ResourceUrl {
+        &self.resource
+    }
+
+    /// The metadata document.
+    pub fn metadata(&self) -> &ProtectedResourceMetadata {
+        &self.metadata
+    }
+
+    /// Scopes every request needs.
+    pub fn required_scopes(&self) -> &ScopeSet {
+        &self.required_scopes
+    }
+
+    /// Scopes named in the 401 challenge when no scope is required.
+    pub fn initial_scopes(&self) -> &ScopeSet {
+        &self.initial_scopes
+    }
+
+    /// The scope hierarchy.
+    pub fn hierarchy(&self) -> &ScopeHierarchy {
+        &self.hierarchy
+    }
+
+    /// Audience values accepted for this resource (R, plus any configured alias such as an IdP's
+    /// resource id).
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// Whether the layer checks audiences (off only through the `dangerous` builder call).
+    pub fn checks_audience(&self) -> bool {
+        self.check_audience
+    }
+
+    /// Whether the root metadata alias is served.
+    pub fn serves_root_alias(&self) -> bool {
+        self.root_alias
+    }
+
+    /// The bound on the bearer token length.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// The `scope` value of the 401 challenge: the required scopes, else the initial ones.
+    pub fn challenge_scope(&self) -> String {
+        if self.required_scopes.is_empty() {
+            self.initial_scopes.to_header_value()
+        } else {
+            self.required_scopes.to_header_value()
+        }
+    }
+}
+
+/// An authentication provider: a token verifier plus the protected resource it guards, and the
+/// routes it serves.
+///
+/// Implement it by composition: hold a [`RemoteAuthProvider`] (or any provider), delegate the two
+/// required methods, and override [`AuthProvider::routes`] to add routes or
+/// [`AuthProvider::verifier`] to swap the verifier:
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{routing::get, Router};
+/// use mcp_auth_core::{AuthProvider, ProtectedResource, RemoteAuthProvider, TokenVerifier};
+///
+/// /// A provider that also serves a health route next to the metadata.
+/// struct WithHealth(RemoteAuthProvider);
+///
+/// impl AuthProvider for WithHealth {
+///     fn verifier(&self) -> Arc<dyn TokenVerifier> {
+///         self.0.verifier()
+///     }
+///     fn protected_resource(&self) -> &ProtectedResource {
+///         self.0.protected_resource()
+///     }
+///     fn routes(&self) -> Router {
+///         // The Rust counterpart of calling super().get_routes() first.
+///         self.0.routes().route("/health", get(|| async { "ok" }))
+///     }
+/// }
+/// ```
+pub trait AuthProvider: Send + Sync + 'static {
+    /// The verifier that checks bearer tokens.
+    fn verifier(&self) -> Arc<dyn TokenVerifier>;
+
+    /// The protected resource (R, metadata, scopes, audiences).
+    fn protected_resource(&self) -> &ProtectedResource;
+
+    /// The metadata document.
+    fn metadata(&self) -> &ProtectedResourceMetadata {
+        &self.protected_resource().metadata
+    }
+
+    /// Scopes every request needs.
+    fn required_scopes(&self) -> &ScopeSet {
+        &self.protected_resource().required_scopes
+    }
+
+    /// The public routes (no authentication): by default the metadata routes. Merge them at the
+    /// host root, outside the bearer layer.
+    fn routes(&self) -> Router {
+        let pr = self.protected_resource();
+        metadata_router(&pr.resource, &pr.metadata, pr.root_alias)
+    }
+
+    /// The bearer-auth layer for the protected routes.
+    fn layer(&self) -> BearerAuthLayer {
+        BearerAuthLayer::new(self.verifier(), self.protected_resource().clone())
+    }
+}
+
+/// The ready-made provider: any verifier, the authorization servers that issue its tokens, and
+/// the resource it protects.
+///
+/// ```
+/// use std::sync::Arc;
+/// # use async_trait::async_trait;
+/// # use mcp_auth_core::{AccessToken, InvalidToken, VerifyError};
+/// # struct MyVerifier;
+/// # #[async_trait]
+/// # impl mcp_auth_core::TokenVerifier for MyVerifier {
+/// #     async fn verify(&self, _: &str) -> Result<AccessToken, VerifyError> {
+/// #         Err(InvalidToken::Malformed.into())
+/// #     }
+/// # }
+/// use axum::{routing::post, Router};
+/// use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
+///
+/// let provider = RemoteAuthProvider::builder(Arc::new(MyVerifier))
+///     .resource_url("https://api.example.com/mcp")
+///     .authorization_server("https://idp.example.com")
+///     .scopes_supported(["todo:read", "todo:write"])
+///     .initial_scopes(["todo:read"])
+///     .build()
+///     .unwrap();
+///
+/// let app: Router = Router::new()
+///     .route("/mcp", post(|| async { "protected" }))
+///     .layer(provider.layer())
+///     .merge(provider.routes());
+/// ```
+#[derive(Clone)]
+pub struct RemoteAuthProvider {
+    verifier: Arc<dyn TokenVerifier>,
+    resource: ProtectedResource,
+}
+
+impl std::fmt::Debug for RemoteAuthProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteAuthProvider")
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteAuthProvider {
+    /// Starts a builder around `verifier`.
+    pub fn builder(verifier: Arc<dyn TokenVerifier>) -> RemoteAuthProviderBuilder {
+        RemoteAuthProviderBuilder {
+            verifier,
+            resource_url: None,
+            authorization_servers: Vec::new(),
+            scopes_supported: Vec::new(),
+            required_scopes: Vec::new(),
+            initial_scopes: Vec::new(),
+            hierarchy: ScopeHierarchy::new(),
+            resource_name: None,
+            resource_documentation: None,
+            extra_audiences: Vec::new(),
+            check_audience: true,
+            root_alias: true,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            metadata_extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Builds from core's configuration (`MCP_AUTH_*`), naming the variable on errors.
+    pub fn from_config(
+        config: &CoreConfig,
+        verifier: Arc<dyn TokenVerifier>,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(verifier)
+            .apply_config(config)
+            .build()
+            .map_err(|e| config_error(&e))
+    }
+
+    /// Returns a copy with another verifier (everything else unchanged).
+    pub fn with_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.verifier = verifier;
+        self
+    }
+}
+
+/// Maps a builder error to the variable that feeds the setting.
+fn config_error(e: &BuildError) -> ConfigError {
+    let text = e.to_string();
+    let variable = if text.contains("authorization server") {
+        "MCP_AUTH_AUTHORIZATION_SERVERS"
+    } else if text.contains("resource URL") {
+        "MCP_AUTH_RESOURCE_URL"
+    } else if text.contains("required scope") {
+        "MCP_AUTH_REQUIRED_SCOPES"
+    } else if text.contains("initial scope") {
+        "MCP_AUTH_INITIAL_SCOPES"
+    } else if text.contains("scopes_supported") {
+        "MCP_AUTH_SCOPES_SUPPORTED"
+    } else {
+        return ConfigError::Other(text);
+    };
+    ConfigError::Invalid {
+        variable: variable.into(),
+        reason: text,
+    }
+}
+
+impl AuthProvider for RemoteAuthProvider {
+    fn verifier(&self) -> Arc<dyn TokenVerifier> {
+        self.verifier.clone()
+    }
+
+    fn protected_resource(&self) -> &ProtectedResource {
+        &self.resource
+    }
+}
+
+/// Builder for [`RemoteAuthProvider`].
+#[must_use]
+pub struct RemoteAuthProviderBuilder {
+    verifier: Arc<dyn TokenVerifier>,
+    resource_url: Option<String>,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    required_scopes: Vec<String>,
+    initial_scopes: Vec<String>,
+    hierarchy: ScopeHierarchy,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    extra_audiences: Vec<String>,
+    check_audience: bool,
+    root_alias: bool,
+    max_token_bytes: usize,
+    metadata_extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn strings<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+impl RemoteAuthProviderBuilder {
+    /// The canonical resource URL (R): `https` except on loopback.
+    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
+        self.resource_url = Some(url.into());
+        self
+    }
+
+    /// Adds an authorization server (issuer URL, advertised exactly as given).
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// Sets all authorization servers.
+    pub fn authorization_servers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authorization_servers = strings(issuers);
+        self
+    }
+
+    /// The metadata's `scopes_supported`.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = strings(scopes);
+        self
+    }
+
+    /// Scopes every request needs (403 `insufficient_scope` otherwise).
+    pub fn required_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_scopes = strings(scopes);
+        self
+    }
+
+    /// Scopes named in the 401 challenge when none are required, so that clients start
+    /// least-privileged. Never the whole catalogue, never `offline_access`.
+    pub fn initial_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.initial_scopes = strings(scopes);
+        self
+    }
+
+    /// Which scopes imply which.
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        self.hierarchy = hierarchy;
+        self
+    }
+
+    /// The metadata's `resource_name`.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// The metadata's `resource_documentation`.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// Another audience value that names this resource (an IdP-side resource id, say).
+    pub fn accepted_audience(mut self, audience: impl Into<String>) -> Self {
+        self.extra_audiences.push(audience.into());
+        self
+    }
+
+    /// Another metadata member, served as given.
+    pub fn metadata_field(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.metadata_extra.insert(name.into(), value);
+        self
+    }
+
+    /// Serve (default) or not the root metadata alias. Switch it off when one host serves
+    /// several resources.
+    pub fn root_metadata_alias(mut self, on: bool) -> Self {
+        self.root_alias = on;
+        self
+    }
+
+    /// The bound on the bearer token length (default 8 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// Accept tokens whatever their audience. Dangerous: a token minted for any other service of
+    /// the same IdP gets in. Logs a warning at build time.
+    pub fn dangerous_accept_any_audience(mut self) -> Self {
+        self.check_audience = false;
+        self
+    }
+
+    /// Applies core's configuration on top of what is set.
+    pub fn apply_config(mut self, config: &CoreConfig) -> Self {
+        if let Some(r) = &config.resource_url {
+            self.resource_url = Some(r.clone());
+        }
+        if !config.authorization_servers.is_empty() {
+            self.authorization_servers = config.authorization_servers.clone();
+        }
+        if !config.scopes_supported.is_empty() {
+            self.scopes_supported = config.scopes_supported.clone();
+        }
+        if !config.required_scopes.is_empty() {
+            self.required_scopes = config.required_scopes.clone();
+        }
+        if !config.initial_scopes.is_empty() {
+            self.initial_scopes = config.initial_scopes.clone();
+        }
+        if let Some(n) = &config.resource_name {
+            self.resource_name = Some(n.clone());
+        }
+        if let Some(d) = &config.resource_documentation {
+            self.resource_documentation = Some(d.clone());
+        }
+        self
+    }
+
+    /// Validates everything and builds the provider.
+    pub fn build(self) -> Result<RemoteAuthProvider, BuildError> {
+        let raw = self
+            .resource_url
+            .ok_or(BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"))?;
+        let resource = ResourceUrl::parse(&raw)?;
+        if self.authorization_servers.is_empty() {
+            return Err(BuildError::Missing("authorization server"));
+        }
+        for issuer in &self.authorization_servers {
+            let ok = url::Url::parse(issuer)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            if !ok {
+                return Err(BuildError::invalid(
+                    "authorization server",
+                    format!("{issuer:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        let scope_list = |what: &'static str, list: Vec<String>| {
+            if list.iter().any(|s| s == "offline_access") {
+                return Err(BuildError::invalid(
+                    what,
+                    "offline_access is never advertised or challenged for",
+                ));
+            }
+            ScopeSet::try_from_iter(list).map_err(|e| BuildError::invalid(what, e.to_string()))
+        };
+        let scopes_supported = scope_list("scopes_supported", self.scopes_supported)?;
+        let required_scopes = scope_list("required scopes", self.required_scopes)?;
+        let initial_scopes = scope_list("initial scopes", self.initial_scopes)?;
+        if self.max_token_bytes == 0 {
+            return Err(BuildError::invalid("max_token_bytes", "must be positive"));
+        }
+
+        let mut metadata = ProtectedResourceMetadata::new(resource.as_str());
+        metadata.authorization_servers = self.authorization_servers;
+        metadata.scopes_supported = scopes_supported.as_slice().to_vec();
+        metadata.resource_name = self.resource_name;
+        metadata.resource_documentation = self.resource_documentation;
+        metadata.extra = self.metadata_extra;
+
+        let mut audiences = resource.audiences();
+        for a in self.extra_audiences {
+            if !audiences.contains(&a) {
+                audiences.push(a);
+            }
+        }
+        if !self.check_audience {
+            tracing::warn!(
+                resource = %resource,
+                "audience check disabled (dangerous_accept_any_audience): tokens minted for other \
+                 services are accepted"
+            );
+        }
+        Ok(RemoteAuthProvider {
+            verifier: self.verifier,
+            resource: ProtectedResource {
+                resource,
+                metadata,
+                required_scopes,
+                initial_scopes,
+                hierarchy: self.hierarchy,
+                audiences,
+                check_audience: self.check_audience,
+                root_alias: self.root_alias,
+                max_token_bytes: self.max_token_bytes,
+            },
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! The verified access token handed to handlers.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+/// A verified access token: who the caller is and what it may do.
+///
+/// Verifiers build it with [`AccessToken::builder`]; the bearer layer checks its audience against
+/// the protected resource, records that resource and puts the token into the request extensions,
+/// where handlers read it with the axum extractor (`AccessToken` implements `FromRequestParts`).
+///
+/// The raw bearer string is deliberately *not* kept: a token minted for this resource must not be
+/// forwarded to another service (token passthrough is forbidden by the MCP authorization spec).
+/// Cloning is cheap (the claims live behind an `Arc`).
+///
+/// ```
+/// use mcp_auth_core::AccessToken;
+///
+/// let token = AccessToken::builder()
+///     .subject("user-1")
+///     .client_id("client-a")
+///     .scopes(["todo:read", "todo:write"])
+///     .issuer("https://idp.example.com")
+///     .audience("https://api.example.com/mcp")
+///     .expires_at_unix(4_102_444_800)
+///     .build();
+/// assert!(token.has_scope("todo:read"));
+/// assert_eq!(token.subject(), Some("user-1"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    data: Arc<TokenData>,
+    resource: Option<Arc<str>>,
+}
+
+#[derive(Debug, Default)]
+struct TokenData {
+    subject: Option<String>,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    expires_at: Option<u64>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    claims: Map<String, Value>,
+}
+
+impl AccessToken {
+    /// Starts building a token (for verifier implementations and tests).
+    pub fn builder() -> AccessTokenBuilder {
+        AccessTokenBuilder::default()
+    }
+
+    /// The `sub` claim: the resource owner (user) or, for machine tokens, often the client.
+    pub fn subject(&self) -> Option<&str> {
+        self.data.subject.as_deref()
+    }
+
+    /// The OAuth client the token was issued to (`client_id`, else `azp`). Never a placeholder.
+    pub fn client_id(&self) -> Option<&str> {
+        self.data.client_id.as_deref()
+    }
+
+    /// The granted scopes, as the IdP wrote them.
+    pub fn scopes(&self) -> &[String] {
+        &self.data.scopes
+    }
+
+    /// Whether `scope` was granted literally (see [`crate::ScopeHierarchy`] for implied scopes).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.data.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Expiry (`exp`) as seconds since the Unix epoch.
+    pub fn expires_at_unix(&self) -> Option<u64> {
+        self.data.expires_at
+    }
+
+    /// Expiry (`exp`) as a `SystemTime`.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.data
+            .expires_at
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    }
+
+    /// Whether the token has expired at `now` (no leeway; tokens without `exp` never expire here).
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        match self.data.expires_at {
+            Some(exp) => {
+                let now = now
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                now >= exp
+            }
+            None => false,
+        }
+    }
+
+    /// The issuer (`iss`).
+    pub fn issuer(&self) -> Option<&str> {
+        self.data.issuer.as_deref()
+    }
+
+    /// The audiences (`aud`), one or many.
+    pub fn audiences(&self) -> &[String] {
+        &self.data.audiences
+    }
+
+    /// The canonical resource URL this token was accepted for (set by the bearer layer).
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// All claims of the token (JWT claims or the introspection response members).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.data.claims
+    }
+
+    /// One claim by name.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.data.claims.get(name)
+    }
+
+    /// The principal that owns sessions created with this token: issuer, subject and client id.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            issuer: self.data.issuer.clone(),
+            subject: self.data.subject.clone(),
+            client_id: self.data.client_id.clone(),
+        }
+    }
+
+    /// Returns a copy bound to `resource` (what the bearer layer does after its audience check).
+    pub fn with_resource(mut self, resource: Arc<str>) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+}
+
+/// Who holds a token: issuer + subject + client id. Two tokens of the same principal (a refreshed
+/// token, say) compare equal; tokens of different users or clients do not.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Principal {
+    /// Issuer (`iss`).
+    pub issuer: Option<String>,
+    /// Subject (`sub`).
+    pub subject: Option<String>,
+    /// Client id (`client_id` / `azp`).
+    pub client_id: Option<String>,
+}
+
+/// Builder for [`AccessToken`].
+#[derive(Debug, Default)]
+pub struct AccessTokenBuilder {
+    data: TokenData,
+}
+
+impl AccessTokenBuilder {
+    /// Sets the subject.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.data.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the client id.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.data.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets the granted scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.data.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the expiry in seconds since the Unix epoch.
+    pub fn expires_at_unix(mut self, exp: u64) -> Self {
+        self.data.expires_at = Some(exp);
+        self
+    }
+
+    /// Sets the issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.data.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Adds one audience.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.data.audiences.push(audience.into());
+        self
+    }
+
+    /// Sets all audiences.
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.data.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets all claims.
+    pub fn claims(mut self, claims: Map<String, Value>) -> Self {
+        self.data.claims = claims;
+        self
+    }
+
+    /// Finishes the token.
+    pub fn build(self) -> AccessToken {
+        AccessToken {
+            data: Arc::new(self.data),
+            resource: None,
+        }
+    }
+}

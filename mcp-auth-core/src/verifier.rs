@@ -1,0 +1,75 @@
+//! The token verifier trait.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{AccessToken, VerifyError};
+
+/// Turns a bearer string into a verified [`AccessToken`], or says why not.
+///
+/// Implementations: `mcp_auth_jwt::JwtVerifier` (signed JWTs against a JWKS) and
+/// `mcp_auth_introspect::IntrospectionVerifier` (RFC 7662). Your own is a few lines:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError};
+///
+/// /// Accepts exactly one static token (for a demo; compare in constant time in real code).
+/// struct StaticVerifier;
+///
+/// #[async_trait]
+/// impl TokenVerifier for StaticVerifier {
+///     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+///         if mcp_auth_core::constant_time_eq(token.as_bytes(), b"let-me-in") {
+///             Ok(AccessToken::builder()
+///                 .subject("demo")
+///                 .audience("http://127.0.0.1:8000/mcp")
+///                 .build())
+///         } else {
+///             Err(InvalidToken::BadSignature.into())
+///         }
+///     }
+/// }
+/// ```
+///
+/// Contract: return [`VerifyError::Unavailable`] (never `Invalid`) when the IdP could not be asked;
+/// check the audience (a verifier is never built without one); never log the token.
+#[async_trait]
+pub trait TokenVerifier: Send + Sync + 'static {
+    /// Verifies `token` (the bearer string, already checked for size and syntax by the layer).
+    async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError>;
+
+    /// Whether the verifier has reached its IdP at least once (readiness probes).
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
+    async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+        (**self).verify(token).await
+    }
+
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
+
+#[async_trait]
+impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
+    async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+        (**self).verify(token).await
+    }
+
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
+
+/// Compares two byte strings in constant time (for secrets and stored tokens).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

@@ -1,0 +1,1 @@
+//! mcp-auth-introspect (being built).
