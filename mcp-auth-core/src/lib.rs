@@ -80,6 +80,9 @@ mod scope;
 mod token;
 mod verifier;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use error::{BuildError, InvalidToken, VerifyError};
 pub use layer::{
     AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot, is_b64token, token_tag,

@@ -1,0 +1,165 @@
+//! Shared test support: a keyed fake-token verifier and a server on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError, async_trait};
+
+const KEY: [u8; 32] = *b"mcp-auth-core-test-verifier-key!";
+
+/// Mints a fake token: base64url(JSON claims) "." keyed BLAKE3 MAC of the claims.
+pub fn mint(scopes: &[&str], audience: &str) -> String {
+    mint_claims(serde_json::json!({
+        "sub": "user-1",
+        "client_id": "client-1",
+        "iss": "https://idp.example.com",
+        "aud": audience,
+        "scope": scopes.join(" "),
+        "exp": now() + 3600,
+    }))
+}
+
+pub fn mint_claims(claims: serde_json::Value) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mac = blake3::keyed_hash(&KEY, payload.as_bytes());
+    format!("{payload}.{}", mac.to_hex())
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Verifies [`mint`]ed tokens; some magic tokens produce the other error kinds. It does NOT check
+/// expiry or audience itself, so the layer's own checks are exercised.
+#[derive(Default)]
+pub struct FakeVerifier {
+    pub calls: AtomicUsize,
+}
+
+#[async_trait]
+impl TokenVerifier for FakeVerifier {
+    async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match token {
+            "idp-down" => {
+                return Err(VerifyError::Unavailable {
+                    retry_after: Some(Duration::from_secs(7)),
+                });
+            }
+            "idp-down-no-hint" => return Err(VerifyError::unavailable()),
+            "misconfigured" => {
+                return Err(VerifyError::Internal(
+                    "introspection refused \"our\"\r\ncredentials: check MCP_AUTH_INTROSPECT_CLIENT_ID"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        let (payload, mac) = token.split_once('.').ok_or(InvalidToken::Malformed)?;
+        let expected = blake3::keyed_hash(&KEY, payload.as_bytes()).to_hex();
+        if !mcp_auth_core::constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
+            return Err(InvalidToken::BadSignature.into());
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| InvalidToken::Malformed)?;
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)?;
+        let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let mut b = AccessToken::builder()
+            .scopes(
+                s("scope")
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
+            .audiences(s("aud"));
+        if let Some(v) = s("sub") {
+            b = b.subject(v);
+        }
+        if let Some(v) = s("client_id") {
+            b = b.client_id(v);
+        }
+        if let Some(v) = s("iss") {
+            b = b.issuer(v);
+        }
+        if let Some(exp) = claims.get("exp").and_then(|v| v.as_u64()) {
+            b = b.expires_at_unix(exp);
+        }
+        Ok(b.claims(claims).build())
+    }
+}
+
+/// A server on 127.0.0.1:0, stopped on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(app: Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            addr,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub fn fake() -> Arc<FakeVerifier> {
+    Arc::new(FakeVerifier::default())
+}
