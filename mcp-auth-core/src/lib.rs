@@ -74,6 +74,7 @@ pub mod forward;
 pub mod http;
 mod layer;
 pub mod metadata;
+pub mod policy;
 mod provider;
 mod resource;
 mod scope;

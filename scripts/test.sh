@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace on a fresh machine (what CI runs through .ci/run).
+# Installs what the tests need first: the npm packages of the test IdP (testing/idp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test IdP dependencies (npm ci in testing/idp)"
+bash testing/idp/install.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p mcp-auth-core --all-targets --features testkit,rmcp -- -D warnings
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "cargo test"
+cargo test --workspace
