@@ -201,6 +201,18 @@ enum Credentials<'a> {
     Reject(Response<Body>),
 }
 
+/// Bytes allowed before the `=` padding of an RFC 6750 `b64token`.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        i += 1;
+    }
+    table
+};
+
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn is_b64token(token: &[u8]) -> bool {
     let body_end = token
@@ -208,10 +220,7 @@ pub fn is_b64token(token: &[u8]) -> bool {
         .rposition(|b| *b != b'=')
         .map(|i| i + 1)
         .unwrap_or(0);
-    body_end > 0
-        && token[..body_end].iter().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    body_end > 0 && token[..body_end].iter().all(|b| B64TOKEN[*b as usize])
 }
 
 fn query_has_token(uri: &Uri) -> bool {

@@ -75,6 +75,8 @@ pub mod http;
 mod layer;
 pub mod metadata;
 pub mod policy;
+#[cfg(feature = "rmcp")]
+pub mod rmcp_ext;
 mod provider;
 mod resource;
 mod scope;

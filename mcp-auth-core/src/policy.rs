@@ -448,6 +448,11 @@ impl McpPolicy {
         McpPolicyBuilder::default()
     }
 
+    /// The scope hierarchy the policy honours (the provider's).
+    pub fn hierarchy(&self) -> &ScopeHierarchy {
+        &self.inner.hierarchy
+    }
+
     /// The tower layer enforcing this policy (stack it inside the bearer layer).
     pub fn layer(&self) -> McpPolicyLayer {
         McpPolicyLayer {
