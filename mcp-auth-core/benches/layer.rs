@@ -24,7 +24,9 @@ impl TokenVerifier for Trivial {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let resource = "https://api.example.com/mcp";
     let token = AccessToken::builder()
         .subject("user")

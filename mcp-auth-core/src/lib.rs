@@ -75,10 +75,10 @@ pub mod http;
 mod layer;
 pub mod metadata;
 pub mod policy;
-#[cfg(feature = "rmcp")]
-pub mod rmcp_ext;
 mod provider;
 mod resource;
+#[cfg(feature = "rmcp")]
+pub mod rmcp_ext;
 mod scope;
 mod token;
 mod verifier;

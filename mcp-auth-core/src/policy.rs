@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -379,14 +379,20 @@ impl McpPolicyBuilder {
         for (name, rule) in self.tools {
             let compiled = compile(&format!("tool {name}"), rule)?;
             if tools.insert(name.clone(), compiled).is_some() {
-                return Err(BuildError::invalid("policy", format!("tool {name} listed twice")));
+                return Err(BuildError::invalid(
+                    "policy",
+                    format!("tool {name} listed twice"),
+                ));
             }
         }
         let mut prompts = HashMap::new();
         for (name, rule) in self.prompts {
             let compiled = compile(&format!("prompt {name}"), rule)?;
             if prompts.insert(name.clone(), compiled).is_some() {
-                return Err(BuildError::invalid("policy", format!("prompt {name} listed twice")));
+                return Err(BuildError::invalid(
+                    "policy",
+                    format!("prompt {name} listed twice"),
+                ));
             }
         }
         let mut resources = Vec::new();
@@ -488,7 +494,11 @@ impl McpPolicy {
     }
 
     fn check_rule(&self, token: &AccessToken, rule: &CompiledRule) -> Decision {
-        if !self.inner.hierarchy.satisfies_all(token.scopes(), &rule.scopes) {
+        if !self
+            .inner
+            .hierarchy
+            .satisfies_all(token.scopes(), &rule.scopes)
+        {
             return Decision::MissingScope {
                 scope: rule.challenge_scope.clone(),
             };
@@ -589,8 +599,10 @@ fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> Response<Body>
     });
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -632,12 +644,18 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             if parts.method == Method::OPTIONS
-                && parts.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+                && parts
+                    .headers
+                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
             {
-                return inner.call(Request::from_parts(parts, Body::new(body))).await;
+                return inner
+                    .call(Request::from_parts(parts, Body::new(body)))
+                    .await;
             }
             let Some(token) = parts.extensions.get::<AccessToken>().cloned() else {
-                tracing::error!("McpPolicyLayer found no AccessToken: stack it inside the bearer layer");
+                tracing::error!(
+                    "McpPolicyLayer found no AccessToken: stack it inside the bearer layer"
+                );
                 return Ok(challenge::server_error());
             };
 
@@ -676,7 +694,9 @@ where
                 let bytes = match limited.collect().await {
                     Ok(c) => c.to_bytes(),
                     Err(e) => {
-                        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                        if e.downcast_ref::<http_body_util::LengthLimitError>()
+                            .is_some()
+                        {
                             return Ok(jsonrpc_error(
                                 StatusCode::PAYLOAD_TOO_LARGE,
                                 -32600,
@@ -694,7 +714,11 @@ where
                     Ok(op) => op,
                     Err(_) => {
                         tracing::debug!(reason = "unparseable_body", "request refused");
-                        return Ok(jsonrpc_error(StatusCode::BAD_REQUEST, -32700, "Parse error"));
+                        return Ok(jsonrpc_error(
+                            StatusCode::BAD_REQUEST,
+                            -32700,
+                            "Parse error",
+                        ));
                     }
                 };
                 let decision = policy.decide(&token, &op);
@@ -748,7 +772,10 @@ async fn filter_tools_response(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let bytes = match http_body_util::Limited::new(body, MAX_LIST_RESPONSE).collect().await {
+    let bytes = match http_body_util::Limited::new(body, MAX_LIST_RESPONSE)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
         Err(_) => return challenge::server_error(),
     };
@@ -814,9 +841,13 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_todo","arguments":{"text":"x"}}}"#,
         );
         assert_eq!(op, Ok(Operation::ToolCall("add_todo".into())));
-        let op = parse_operation(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\u0061dd_todo"}}"#);
+        let op = parse_operation(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\u0061dd_todo"}}"#,
+        );
         assert_eq!(op, Ok(Operation::ToolCall("add_todo".into())));
-        let op = parse_operation(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"todo://a"}}"#);
+        let op = parse_operation(
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"todo://a"}}"#,
+        );
         assert_eq!(op, Ok(Operation::ResourceRead("todo://a".into())));
         let op = parse_operation(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
         assert_eq!(op, Ok(Operation::Other));
@@ -839,10 +870,15 @@ mod tests {
             assert!(parse_operation(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a","arguments":{deep}}}}}"#);
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a","arguments":{deep}}}}}"#
+        );
         // Skipped values are not depth-limited, but the decision still binds to the tool name
         // (and rmcp, which builds a Value, refuses such a body itself).
-        assert_eq!(parse_operation(body.as_bytes()), Ok(Operation::ToolCall("a".into())));
+        assert_eq!(
+            parse_operation(body.as_bytes()),
+            Ok(Operation::ToolCall("a".into()))
+        );
     }
 
     #[test]

@@ -13,27 +13,33 @@
 //! }
 //! ```
 
+use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::ErrorCode;
-use rmcp::ErrorData;
 
 use crate::policy::{McpPolicy, Operation, PolicyHandle};
 use crate::{AccessToken, ScopeHierarchy};
 
-fn token_from<C: AsRequestContext>(context: &C) -> Result<(AccessToken, Option<McpPolicy>), ErrorData> {
+fn token_from<C: AsRequestContext>(
+    context: &C,
+) -> Result<(AccessToken, Option<McpPolicy>), ErrorData> {
     let parts = context
         .as_request_context()
         .extensions
         .get::<http::request::Parts>()
-        .ok_or_else(|| unauthenticated("no HTTP request parts: is the server behind the bearer layer?"))?;
+        .ok_or_else(|| {
+            unauthenticated("no HTTP request parts: is the server behind the bearer layer?")
+        })?;
     let token = parts
         .extensions
         .get::<AccessToken>()
         .cloned()
-        .ok_or_else(|| unauthenticated("no access token: is the server behind the bearer layer?"))?;
+        .ok_or_else(|| {
+            unauthenticated("no access token: is the server behind the bearer layer?")
+        })?;
     let policy = parts.extensions.get::<PolicyHandle>().map(|p| p.0.clone());
     Ok((token, policy))
 }
@@ -70,7 +76,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    fn checked(token: AccessToken, policy: Option<McpPolicy>, op: Operation) -> Result<Self, ErrorData> {
+    fn checked(
+        token: AccessToken,
+        policy: Option<McpPolicy>,
+        op: Operation,
+    ) -> Result<Self, ErrorData> {
         let hierarchy = match &policy {
             Some(p) => {
                 let decision = p.decide(&token, &op);

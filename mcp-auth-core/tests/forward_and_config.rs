@@ -76,9 +76,16 @@ async fn forwards_caches_and_hides_upstream_failures() {
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         let doc: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(doc["issuer"], "https://idp.example.com", "issuer never rewritten");
+        assert_eq!(
+            doc["issuer"], "https://idp.example.com",
+            "issuer never rewritten"
+        );
     }
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "cached after the first fetch");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "cached after the first fetch"
+    );
     srv.stop().await;
 
     for m in [1, 2, 3, 4] {
@@ -95,9 +102,16 @@ async fn forwards_caches_and_hides_upstream_failures() {
                 .await
                 .unwrap();
             assert_eq!(resp.status(), 502, "mode {m}");
-            assert_eq!(resp.text().await.unwrap(), r#"{"error":"upstream_unavailable"}"#);
+            assert_eq!(
+                resp.text().await.unwrap(),
+                r#"{"error":"upstream_unavailable"}"#
+            );
         }
-        assert_eq!(hits.load(Ordering::SeqCst) - before, 2, "failures are not cached (mode {m})");
+        assert_eq!(
+            hits.load(Ordering::SeqCst) - before,
+            2,
+            "failures are not cached (mode {m})"
+        );
         srv.stop().await;
     }
     up.stop().await;
@@ -118,27 +132,43 @@ fn env_configuration_and_errors_name_the_variable() {
         jail.set_env("MCP_AUTH_INITIAL_SCOPES", "todo:read");
         jail.set_env("MCP_AUTH_RESOURCE_NAME", "0123");
         let cfg = CoreConfig::from_env().unwrap();
-        assert_eq!(cfg.resource_name.as_deref(), Some("0123"), "raw strings, not numbers");
+        assert_eq!(
+            cfg.resource_name.as_deref(),
+            Some("0123"),
+            "raw strings, not numbers"
+        );
         let p = RemoteAuthProvider::from_config(&cfg, fake()).unwrap();
         assert_eq!(p.metadata().resource, "https://api.example.com/mcp");
-        assert_eq!(p.metadata().scopes_supported, vec!["todo:read", "todo:write"]);
+        assert_eq!(
+            p.metadata().scopes_supported,
+            vec!["todo:read", "todo:write"]
+        );
 
         jail.set_env("MCP_AUTH_REQUIRED_SCOPES", "bad\"scope");
         let cfg = CoreConfig::from_env().unwrap();
         let err = RemoteAuthProvider::from_config(&cfg, fake()).unwrap_err();
-        assert!(err.to_string().starts_with("MCP_AUTH_REQUIRED_SCOPES"), "{err}");
+        assert!(
+            err.to_string().starts_with("MCP_AUTH_REQUIRED_SCOPES"),
+            "{err}"
+        );
 
         jail.set_env("MCP_AUTH_REQUIRED_SCOPES", "");
         jail.set_env("MCP_AUTH_RESOURCE_URL", "http://api.example.com/mcp");
         let cfg = CoreConfig::from_env().unwrap();
         let err = RemoteAuthProvider::from_config(&cfg, fake()).unwrap_err();
-        assert!(err.to_string().starts_with("MCP_AUTH_RESOURCE_URL"), "{err}");
+        assert!(
+            err.to_string().starts_with("MCP_AUTH_RESOURCE_URL"),
+            "{err}"
+        );
 
         jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
         jail.set_env("MCP_AUTH_AUTHORIZATION_SERVERS", "");
         let cfg = CoreConfig::from_env().unwrap();
         let err = RemoteAuthProvider::from_config(&cfg, fake()).unwrap_err();
-        assert!(err.to_string().contains("MCP_AUTH_AUTHORIZATION_SERVERS"), "{err}");
+        assert!(
+            err.to_string().contains("MCP_AUTH_AUTHORIZATION_SERVERS"),
+            "{err}"
+        );
         Ok(())
     });
 }
@@ -155,11 +185,17 @@ fn toml_file_is_read_and_env_wins() {
         )?;
         jail.set_env("MCP_AUTH_CONFIG_FILE", "auth.toml");
         let cfg = CoreConfig::from_env().unwrap();
-        assert_eq!(cfg.resource_url.as_deref(), Some("https://file.example.com/mcp"));
+        assert_eq!(
+            cfg.resource_url.as_deref(),
+            Some("https://file.example.com/mcp")
+        );
         assert_eq!(cfg.scopes_supported, vec!["a", "b"]);
         jail.set_env("MCP_AUTH_RESOURCE_URL", "https://env.example.com/mcp");
         let cfg = CoreConfig::from_env().unwrap();
-        assert_eq!(cfg.resource_url.as_deref(), Some("https://env.example.com/mcp"));
+        assert_eq!(
+            cfg.resource_url.as_deref(),
+            Some("https://env.example.com/mcp")
+        );
         Ok(())
     });
 }
@@ -177,19 +213,30 @@ fn conflicting_aliases_fail() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("AUTHKIT_DOMAIN", "a.authkit.app");
         jail.set_env("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN", "a.authkit.app");
-        let cfg: Cfg = mcp_auth_core::config::extract(&mcp_auth_core::config::figment(&TABLE), &TABLE)
-            .unwrap();
+        let cfg: Cfg =
+            mcp_auth_core::config::extract(&mcp_auth_core::config::figment(&TABLE), &TABLE)
+                .unwrap();
         assert_eq!(cfg.domain, "a.authkit.app");
         jail.set_env("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN", "b.authkit.app");
-        let err = mcp_auth_core::config::extract::<Cfg>(&mcp_auth_core::config::figment(&TABLE), &TABLE)
-            .unwrap_err();
+        let err =
+            mcp_auth_core::config::extract::<Cfg>(&mcp_auth_core::config::figment(&TABLE), &TABLE)
+                .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("AUTHKIT_DOMAIN") && text.contains("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN"), "{text}");
+        assert!(
+            text.contains("AUTHKIT_DOMAIN") && text.contains("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN"),
+            "{text}"
+        );
         jail.set_env("AUTHKIT_DOMAIN", "");
         jail.set_env("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN", "");
-        let err = mcp_auth_core::config::extract::<Cfg>(&mcp_auth_core::config::figment(&TABLE), &TABLE)
-            .unwrap_err();
-        assert_eq!(err, ConfigError::Missing { variable: "AUTHKIT_DOMAIN".into() });
+        let err =
+            mcp_auth_core::config::extract::<Cfg>(&mcp_auth_core::config::figment(&TABLE), &TABLE)
+                .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                variable: "AUTHKIT_DOMAIN".into()
+            }
+        );
         Ok(())
     });
 }
