@@ -1,1 +1,5 @@
-//! Shared helpers for the examples.
+//! Shared pieces of the examples: the todo MCP server, app assembly, provider selection.
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod todo;

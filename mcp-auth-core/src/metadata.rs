@@ -116,6 +116,42 @@ pub fn discovery_cors() -> CorsLayer {
         .max_age(std::time::Duration::from_secs(86_400))
 }
 
+/// A CORS layer for browser MCP clients, to put outermost on the whole app: any origin, the MCP
+/// methods and request headers, and `WWW-Authenticate` / `Mcp-Session-Id` exposed so a browser
+/// client can read the challenge of a 401/403 and its session id.
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// let app: Router = Router::new()
+///     .route("/mcp", post(|| async { "…" }))
+///     .layer(mcp_auth_core::metadata::mcp_cors());
+/// ```
+pub fn mcp_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::list([
+            Method::GET,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ]))
+        .allow_headers(AllowHeaders::list([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
+            HeaderName::from_static("last-event-id"),
+        ]))
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
 /// Serves a fixed JSON document with the discovery headers.
 pub(crate) fn json_document(body: Bytes, cache_control: &'static str) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
