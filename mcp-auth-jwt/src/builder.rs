@@ -1,0 +1,432 @@
+//! The builder of [`JwtVerifier`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use mcp_auth_core::http::{HttpClient, check_url};
+use mcp_auth_core::{BuildError, ResourceUrl};
+use url::Url;
+
+use crate::cache::{DEFAULT_TOKEN_CACHE_BYTES, TokenCache};
+use crate::jwks::{JwksTiming, KeyStore, Source};
+use crate::keys::{Key, is_hmac, parse_static};
+use crate::metrics::Metrics;
+use crate::verifier::{Inner, JwtVerifier};
+
+/// Default leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Default minimum time between two JWKS fetches triggered by unknown keys (and retries after a
+/// failure). A key the IdP has just added may be refused for at most this long.
+pub const DEFAULT_JWKS_COOLDOWN: Duration = Duration::from_secs(5);
+/// Default lower bound of the JWKS TTL taken from `Cache-Control`.
+pub const DEFAULT_JWKS_MIN_TTL: Duration = Duration::from_secs(5 * 60);
+/// Default upper bound of the JWKS TTL taken from `Cache-Control`.
+pub const DEFAULT_JWKS_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// JWKS TTL when the response has no `Cache-Control: max-age`.
+pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(3600);
+/// How long expired keys keep serving while the JWKS endpoint fails.
+pub const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// Default bound on the size of a token (larger ones are refused before any parsing).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Which `typ` header values are accepted (RFC 9068 §2.1, RFC 8725 §3.11).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TypPolicy {
+    /// `at+jwt` / `application/at+jwt` (any case), `JWT`, or no `typ`; every other value refused.
+    #[default]
+    Default,
+    /// Only `at+jwt` / `application/at+jwt` (any case): for IdPs known to send it.
+    Strict,
+}
+
+impl TypPolicy {
+    pub(crate) fn accepts(self, typ: Option<&str>) -> bool {
+        let is_at = |t: &str| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        };
+        match (self, typ) {
+            (_, Some(t)) if is_at(t) => true,
+            (TypPolicy::Default, None) => true,
+            (TypPolicy::Default, Some(t)) => t.eq_ignore_ascii_case("jwt"),
+            (TypPolicy::Strict, _) => false,
+        }
+    }
+
+    pub(crate) fn expected(self) -> &'static str {
+        match self {
+            TypPolicy::Default => "at+jwt, application/at+jwt, JWT or none",
+            TypPolicy::Strict => "at+jwt or application/at+jwt",
+        }
+    }
+
+    /// Parses `default` or `strict` (the `MCP_AUTH_JWT_TYP` values).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "default" | "" => Some(TypPolicy::Default),
+            "strict" => Some(TypPolicy::Strict),
+            _ => None,
+        }
+    }
+}
+
+/// Builder for [`JwtVerifier`]. Every setter is infallible; problems surface in [`build`].
+///
+/// [`build`]: JwtVerifierBuilder::build
+#[derive(Debug, Default)]
+pub struct JwtVerifierBuilder {
+    jwks_uri: Option<String>,
+    discovery: bool,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    resource_url: Option<String>,
+    skip_audience: bool,
+    algorithms: Option<Vec<Algorithm>>,
+    typ: TypPolicy,
+    scope_claims: Option<Vec<String>>,
+    leeway: Option<Duration>,
+    http: Option<HttpClient>,
+    cooldown: Option<Duration>,
+    ttl_bounds: Option<(Duration, Duration)>,
+    default_ttl: Option<Duration>,
+    max_stale: Option<Duration>,
+    token_cache: Option<(bool, u64)>,
+    max_token_bytes: Option<usize>,
+    static_keys: Vec<Key>,
+    hmac: Option<Key>,
+    prefetch: Option<bool>,
+    errors: Vec<BuildError>,
+}
+
+impl JwtVerifierBuilder {
+    /// The JWKS URL (https, or http on loopback).
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// Finds the JWKS through the (first) issuer's metadata: `/.well-known/openid-configuration`,
+    /// then `/.well-known/oauth-authorization-server`. A document is used only when its `issuer`
+    /// equals the configured one. Discovery is also used automatically when an issuer is set and
+    /// no JWKS URI, static key or HMAC secret is.
+    pub fn discovery(mut self, on: bool) -> Self {
+        self.discovery = on;
+        self
+    }
+
+    /// The one accepted issuer (`iss` must equal it exactly).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers = vec![issuer.into()];
+        self
+    }
+
+    /// Several accepted issuers.
+    pub fn issuers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.issuers = issuers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds an accepted audience (`aud` must contain at least one accepted audience).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Sets the accepted audiences.
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The canonical resource URL (R): accepted as audience (with a trailing slash too when it is
+    /// origin-only) when no audience is set explicitly.
+    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
+        self.resource_url = Some(url.into());
+        self
+    }
+
+    /// Turns the audience check off. Dangerous: a token minted for any other service of the same
+    /// IdP is accepted. Logged as a warning at start-up. The bearer layer still checks the
+    /// audience against its resource unless that is switched off as well.
+    pub fn dangerous_skip_audience(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// The accepted algorithms (default RS256). `none` does not exist here; HMAC algorithms need
+    /// [`hmac_secret`](Self::hmac_secret).
+    pub fn algorithms<I: IntoIterator<Item = Algorithm>>(mut self, algorithms: I) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// The `typ` policy (default: [`TypPolicy::Default`]).
+    pub fn typ_policy(mut self, policy: TypPolicy) -> Self {
+        self.typ = policy;
+        self
+    }
+
+    /// Claim names read for scopes, first present wins (default `scope`, then `scp`). Each may
+    /// hold a space-separated string or an array of strings.
+    pub fn scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope_claims = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// The HTTP client for discovery and JWKS (default: core's shared client).
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Minimum time between JWKS fetches caused by unknown kids, failed signatures with a known
+    /// kid, or retries after a failure (default 5 s, counted from the last completed fetch). A
+    /// key the IdP has just published may be refused for at most this long.
+    pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = Some(cooldown);
+        self
+    }
+
+    /// Bounds of the JWKS TTL taken from `Cache-Control: max-age` (default 5 min to 24 h).
+    pub fn jwks_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.ttl_bounds = Some((min, max));
+        self
+    }
+
+    /// JWKS TTL when the response carries no `max-age` (default 1 h).
+    pub fn jwks_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// How long keys keep serving after their TTL while the JWKS endpoint fails (default 24 h);
+    /// after that, verification answers "unavailable" (503).
+    pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = Some(max_stale);
+        self
+    }
+
+    /// Turns the verified-token cache on or off and sets its byte budget (default on, 32 MiB).
+    pub fn token_cache(mut self, on: bool, max_bytes: u64) -> Self {
+        self.token_cache = Some((on, max_bytes));
+        self
+    }
+
+    /// Tokens longer than this are refused before parsing (default 16 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = Some(bytes);
+        self
+    }
+
+    /// Adds static public keys: a PEM public key (RSA, EC P-256/P-384, Ed25519), a JWK, or a JWKS.
+    pub fn public_key(mut self, key: &str) -> Self {
+        match parse_static(key) {
+            Ok(keys) => self.static_keys.extend(keys),
+            Err(reason) => self.errors.push(BuildError::invalid("public key", reason)),
+        }
+        self
+    }
+
+    /// Enables HMAC verification with a shared secret (explicit opt-in; at least 32 bytes). The
+    /// algorithms default to HS256 when none are set. An HMAC key is never used for an
+    /// asymmetric algorithm, and `oct` keys from a fetched JWKS are never used.
+    pub fn hmac_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        let secret = secret.as_ref();
+        if secret.len() < 32 {
+            self.errors.push(BuildError::invalid(
+                "hmac secret",
+                "must be at least 32 bytes (RFC 7518 §3.2)",
+            ));
+        } else {
+            self.hmac = Some(Key::hmac(secret, None));
+        }
+        self
+    }
+
+    /// Whether `build()` starts fetching the JWKS in the background (default true; needs a
+    /// running tokio runtime, otherwise the first request fetches).
+    pub fn prefetch(mut self, on: bool) -> Self {
+        self.prefetch = Some(on);
+        self
+    }
+
+    /// Validates the settings, installs jsonwebtoken's crypto provider and builds the verifier.
+    pub fn build(self) -> Result<JwtVerifier, BuildError> {
+        crate::install_crypto_provider();
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
+        }
+        let mut audiences = self.audiences;
+        if audiences.is_empty() {
+            if let Some(r) = &self.resource_url {
+                audiences = ResourceUrl::parse(r)?.audiences();
+            }
+        }
+        if audiences.iter().any(|a| a.is_empty()) {
+            return Err(BuildError::invalid("audience", "empty audience"));
+        }
+        if audiences.is_empty() && !self.skip_audience {
+            return Err(BuildError::Missing("audience (or resource URL)"));
+        }
+        if self.skip_audience {
+            tracing::warn!(
+                "JWT audience check is OFF (dangerous_skip_audience): tokens minted for other services of the same issuer are accepted"
+            );
+        }
+        if self.issuers.iter().any(|i| i.is_empty()) {
+            return Err(BuildError::invalid("issuer", "empty issuer"));
+        }
+
+        let algorithms = match self.algorithms {
+            Some(a) => a,
+            None if self.hmac.is_some()
+                && self.static_keys.is_empty()
+                && self.jwks_uri.is_none() =>
+            {
+                vec![Algorithm::HS256]
+            }
+            None => vec![Algorithm::RS256],
+        };
+        if algorithms.is_empty() {
+            return Err(BuildError::invalid("algorithms", "the allowlist is empty"));
+        }
+        if algorithms.iter().any(|a| is_hmac(*a)) && self.hmac.is_none() {
+            return Err(BuildError::invalid(
+                "algorithms",
+                "HMAC algorithms need an explicit hmac_secret",
+            ));
+        }
+        if self.hmac.is_some() && !algorithms.iter().any(|a| is_hmac(*a)) {
+            return Err(BuildError::invalid(
+                "algorithms",
+                "an HMAC secret is set but no HS* algorithm is allowed",
+            ));
+        }
+
+        let source = match (&self.jwks_uri, self.issuers.first()) {
+            (Some(u), _) => {
+                let url = Url::parse(u)
+                    .map_err(|e| BuildError::invalid("jwks_uri", format!("not a URL: {e}")))?;
+                check_url(&url).map_err(|_| {
+                    BuildError::invalid("jwks_uri", "must be https (http only on loopback)")
+                })?;
+                Some(Source::Jwks(url))
+            }
+            (None, Some(iss))
+                if self.discovery || (self.static_keys.is_empty() && self.hmac.is_none()) =>
+            {
+                let url = Url::parse(iss)
+                    .map_err(|e| BuildError::invalid("issuer", format!("not a URL: {e}")))?;
+                check_url(&url).map_err(|_| {
+                    BuildError::invalid("issuer", "must be https (http only on loopback)")
+                })?;
+                Some(Source::Discovery {
+                    issuer: iss.clone(),
+                })
+            }
+            _ => None,
+        };
+        if source.is_none() && self.static_keys.is_empty() && self.hmac.is_none() {
+            return Err(BuildError::Missing(
+                "a key source: jwks_uri, issuer (discovery), public_key or hmac_secret",
+            ));
+        }
+        if source.is_none()
+            && self.static_keys.is_empty()
+            && algorithms.iter().any(|a| !is_hmac(*a))
+        {
+            return Err(BuildError::invalid(
+                "algorithms",
+                "asymmetric algorithms are allowed but only an HMAC secret is configured",
+            ));
+        }
+        if self.issuers.is_empty() {
+            tracing::warn!("JWT verifier has no issuer configured: iss is not checked");
+        }
+
+        let (min_ttl, max_ttl) = self
+            .ttl_bounds
+            .unwrap_or((DEFAULT_JWKS_MIN_TTL, DEFAULT_JWKS_MAX_TTL));
+        if min_ttl > max_ttl {
+            return Err(BuildError::invalid("jwks_ttl_bounds", "min is above max"));
+        }
+        let timing = JwksTiming {
+            cooldown: self.cooldown.unwrap_or(DEFAULT_JWKS_COOLDOWN),
+            min_ttl,
+            max_ttl,
+            default_ttl: self
+                .default_ttl
+                .unwrap_or(DEFAULT_JWKS_TTL)
+                .clamp(min_ttl, max_ttl),
+            max_stale: self.max_stale.unwrap_or(DEFAULT_JWKS_MAX_STALE),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let cache = match self
+            .token_cache
+            .unwrap_or((true, DEFAULT_TOKEN_CACHE_BYTES))
+        {
+            (true, bytes) if bytes > 0 => Some(TokenCache::new(bytes)),
+            _ => None,
+        };
+        let store = source.map(|s| {
+            Arc::new(KeyStore::new(
+                s,
+                self.http.unwrap_or_else(HttpClient::shared),
+                timing,
+                Arc::clone(&metrics),
+                cache.clone(),
+            ))
+        });
+        let mut static_keys: Vec<Arc<Key>> = self.static_keys.into_iter().map(Arc::new).collect();
+        if let Some(h) = self.hmac {
+            static_keys.push(Arc::new(h));
+        }
+        if self.prefetch.unwrap_or(true) {
+            if let (Some(store), Ok(handle)) = (&store, tokio::runtime::Handle::try_current()) {
+                let store = Arc::clone(store);
+                handle.spawn(async move {
+                    if let Err(e) = store.current().await {
+                        tracing::warn!(error = %e, "JWKS prefetch failed; requests will retry (not fatal)");
+                    }
+                });
+            }
+        }
+        Ok(JwtVerifier {
+            inner: Arc::new(Inner {
+                algorithms,
+                issuers: self.issuers,
+                audiences,
+                skip_audience: self.skip_audience,
+                leeway: self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs(),
+                typ: self.typ,
+                scope_claims: self
+                    .scope_claims
+                    .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]),
+                max_token_bytes: self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
+                static_keys,
+                store,
+                cache,
+                metrics,
+                misconfig_warned: Default::default(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! The verified-token cache: a repeated token costs a BLAKE3 hash, a map lookup and a
+//! constant-time comparison instead of a signature check.
+//!
+//! Entries are keyed by the BLAKE3 hash of the token and hold the full token, which is compared
+//! in constant time on every hit, so even a hash collision can never return another token's
+//! result. An entry lives no longer than the token's `exp` (and the configured maximum), the cache
+//! is bounded in bytes by a weigher, and entries signed by a key that left the key set are purged.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mcp_auth_core::AccessToken;
+use moka::sync::Cache;
+
+/// Default byte budget of the verified-token cache.
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// Longest an entry is kept, whatever the token's `exp`.
+pub const MAX_TOKEN_CACHE_TTL: Duration = Duration::from_secs(3600);
+
+pub(crate) struct Entry {
+    token: Box<str>,
+    pub(crate) access: AccessToken,
+    exp: u64,
+    pub(crate) key_fp: [u8; 32],
+    weight: u32,
+}
+
+struct ExpireAtExp;
+
+impl moka::Expiry<[u8; 32], Arc<Entry>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Entry>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let now = now_unix();
+        Some(Duration::from_secs(value.exp.saturating_sub(now)).min(MAX_TOKEN_CACHE_TTL))
+    }
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub(crate) struct TokenCache {
+    cache: Cache<[u8; 32], Arc<Entry>>,
+    max_bytes: u64,
+}
+
+/// A rough per-entry footprint: the token, the decoded claims (about the payload size, parsed),
+/// the hash key and bookkeeping.
+fn weigh(token_len: usize) -> u32 {
+    (token_len * 2 + 512).min(u32::MAX as usize) as u32
+}
+
+impl TokenCache {
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_k: &[u8; 32], v: &Arc<Entry>| v.weight)
+            .expire_after(ExpireAtExp)
+            .support_invalidation_closures()
+            .build();
+        TokenCache { cache, max_bytes }
+    }
+
+    pub(crate) fn key(token: &str) -> [u8; 32] {
+        *blake3::hash(token.as_bytes()).as_bytes()
+    }
+
+    /// The cached result for `token`, if any and not expired.
+    pub(crate) fn get(&self, key: &[u8; 32], token: &str) -> Option<AccessToken> {
+        let entry = self.cache.get(key)?;
+        if !mcp_auth_core::constant_time_eq(entry.token.as_bytes(), token.as_bytes()) {
+            return None;
+        }
+        if now_unix() >= entry.exp {
+            self.cache.invalidate(key);
+            return None;
+        }
+        Some(entry.access.clone())
+    }
+
+    pub(crate) fn insert(
+        &self,
+        key: [u8; 32],
+        token: &str,
+        access: AccessToken,
+        exp: u64,
+        key_fp: [u8; 32],
+    ) {
+        if exp <= now_unix() {
+            return;
+        }
+        let weight = weigh(token.len());
+        self.cache.insert(
+            key,
+            Arc::new(Entry {
+                token: token.into(),
+                access,
+                exp,
+                key_fp,
+                weight,
+            }),
+        );
+    }
+
+    /// Drops every entry verified with one of `removed` keys.
+    pub(crate) fn purge_keys(&self, removed: HashSet<[u8; 32]>) {
+        if removed.is_empty() {
+            return;
+        }
+        // Invalidation closures are enabled at build time, so this cannot fail; if it ever did,
+        // dropping everything is the safe answer.
+        if self
+            .cache
+            .invalidate_entries_if(move |_, v| removed.contains(&v.key_fp))
+            .is_err()
+        {
+            self.cache.invalidate_all();
+        }
+    }
+
+    pub(crate) fn usage(&self) -> CacheUsage {
+        self.cache.run_pending_tasks();
+        CacheUsage {
+            entries: self.cache.entry_count(),
+            weighted_bytes: self.cache.weighted_size(),
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+/// Size of the verified-token cache (after running moka's pending maintenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Entries held.
+    pub entries: u64,
+    /// Their weighted size in (estimated) bytes.
+    pub weighted_bytes: u64,
+    /// The configured byte budget.
+    pub max_bytes: u64,
+}
