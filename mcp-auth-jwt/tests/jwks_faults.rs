@@ -1,0 +1,416 @@
+//! JWKS handling against local stubs: outages, hangs, garbage, rotation, unusable keys,
+//! single flight and the refetch cooldown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{AUD, Mode, Stub, bounded, fast_client};
+use mcp_auth_jwt::dev::{DevAlg, DevIssuer, TokenSpec};
+use mcp_auth_jwt::{InvalidToken, JwtVerifier, JwtVerifierBuilder, TokenVerifier, VerifyError};
+use serde_json::json;
+
+const ISS: &str = "https://issuer.test";
+
+fn dev() -> DevIssuer {
+    DevIssuer::generate(ISS)
+}
+
+fn token(d: &DevIssuer, alg: DevAlg) -> String {
+    d.mint(
+        TokenSpec::new("alice")
+            .scopes(["todo:read"])
+            .audience(AUD)
+            .alg(alg),
+    )
+}
+
+fn builder(stub: &Stub) -> JwtVerifierBuilder {
+    JwtVerifier::builder()
+        .jwks_uri(stub.jwks_uri())
+        .issuer(ISS)
+        .audience(AUD)
+        .algorithms(DevAlg::ALL.map(DevAlg::algorithm))
+        .http_client(fast_client())
+}
+
+fn invalid(r: Result<mcp_auth_jwt::AccessToken, VerifyError>) -> InvalidToken {
+    match r {
+        Err(VerifyError::Invalid(reason)) => reason,
+        other => panic!("expected an invalid-token error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_cold_requests_cause_one_fetch() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        stub.set_mode(Mode::Slow(Duration::from_millis(200)));
+        let v = builder(&stub).prefetch(false).build().unwrap();
+        let t = Arc::new(token(&d, DevAlg::EdDSA));
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let v = v.clone();
+            let t = Arc::clone(&t);
+            tasks.push(tokio::spawn(async move { v.verify(&t).await }));
+        }
+        for task in tasks {
+            assert!(task.await.unwrap().is_ok());
+        }
+        assert_eq!(stub.fetches(), 1);
+        assert_eq!(v.metrics().jwks_fetches, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_unknown_kids_fetch_at_most_once_per_cooldown() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        let cooldown = Duration::from_millis(300);
+        let v = builder(&stub).jwks_cooldown(cooldown).build().unwrap();
+        v.prefetch().await.unwrap();
+        assert_eq!(stub.fetches(), 1);
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"x","exp":4102444800}"#);
+        let start = Instant::now();
+        // 10,000 tokens with random kids, in waves over roughly a second.
+        for wave in 0..10u64 {
+            let mut tasks = Vec::new();
+            for i in 0..1000u64 {
+                let kid = blake3::hash(&(wave * 1000 + i).to_le_bytes()).to_hex();
+                let header = URL_SAFE_NO_PAD.encode(
+                    json!({"alg": "ES256", "typ": "at+jwt", "kid": kid.as_str()}).to_string(),
+                );
+                let t = format!("{header}.{payload}.c2lnbmF0dXJl");
+                let v = v.clone();
+                tasks.push(tokio::spawn(async move { v.verify(&t).await }));
+            }
+            for task in tasks {
+                assert_eq!(invalid(task.await.unwrap()), InvalidToken::UnknownKey);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let elapsed = start.elapsed();
+        let allowed = 1 + (elapsed.as_millis() / cooldown.as_millis()) as u64 + 1;
+        let fetches = stub.fetches();
+        assert!(
+            fetches <= allowed,
+            "{fetches} fetches in {elapsed:?} with cooldown {cooldown:?}"
+        );
+        assert!(fetches >= 2, "unknown kids should trigger some refetch");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn endpoint_down_at_start_gives_unavailable_then_recovers() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        stub.set_mode(Mode::Down);
+        let v = builder(&stub)
+            .jwks_cooldown(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::RS256);
+        let err = v.verify(&t).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VerifyError::Unavailable {
+                    retry_after: Some(_)
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!v.is_ready());
+        stub.set_mode(Mode::Ok);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let access = v.verify(&t).await.unwrap();
+        assert_eq!(access.subject(), Some("alice"));
+        assert!(v.is_ready());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_refused_gives_unavailable() {
+    bounded(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let v = JwtVerifier::builder()
+            .jwks_uri(format!("http://{addr}/jwks"))
+            .audience(AUD)
+            .http_client(fast_client())
+            .build()
+            .unwrap();
+        let t = token(&dev(), DevAlg::RS256);
+        assert!(v.verify(&t).await.unwrap_err().is_unavailable());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn endpoint_down_mid_run_serves_stale_keys_within_the_bound_then_503() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        let v = builder(&stub)
+            .jwks_ttl_bounds(Duration::from_millis(100), Duration::from_millis(100))
+            .jwks_max_stale(Duration::from_millis(800))
+            .jwks_cooldown(Duration::from_millis(50))
+            .token_cache(false, 0)
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::ES256);
+        v.verify(&t).await.unwrap();
+        stub.set_mode(Mode::Down);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // TTL over, endpoint failing: the old keys keep serving.
+        v.verify(&t).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        v.verify(&t).await.unwrap();
+        assert!(v.metrics().jwks_fetch_failures >= 1);
+        assert!(v.is_ready());
+        // Past TTL + stale bound: unavailable, never accepted, never invalid.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let err = v.verify(&t).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(!v.is_ready());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hanging_endpoint_times_out_into_unavailable() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        stub.set_mode(Mode::Hang);
+        let v = builder(&stub).prefetch(false).build().unwrap();
+        let start = Instant::now();
+        let err = v.verify(&token(&d, DevAlg::RS256)).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_is_unavailable_and_never_evicts_good_keys() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        for garbage in [
+            "not json",
+            r#"{"keys": "nope"}"#,
+            r#"{"keys": []}"#,
+            "[1,2]",
+        ] {
+            stub.set_mode(Mode::Garbage(garbage));
+            let v = builder(&stub).prefetch(false).build().unwrap();
+            let err = v.verify(&token(&d, DevAlg::RS256)).await.unwrap_err();
+            assert!(err.is_unavailable(), "{garbage}: {err:?}");
+        }
+        // Good keys first, then garbage after the TTL: keys stay.
+        stub.set_mode(Mode::Ok);
+        let v = builder(&stub)
+            .jwks_ttl_bounds(Duration::from_millis(50), Duration::from_millis(50))
+            .jwks_cooldown(Duration::from_millis(10))
+            .token_cache(false, 0)
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::RS256);
+        v.verify(&t).await.unwrap();
+        stub.set_mode(Mode::Garbage(r#"{"keys":[{"kty":"oct","k":"AAAA"}]}"#));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..5 {
+            v.verify(&t).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert!(v.metrics().jwks_fetch_failures >= 1);
+        assert_eq!(v.jwks_key_count(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rotation_new_key_works_and_removed_key_and_its_cached_tokens_stop() {
+    bounded(async {
+        let old = dev();
+        let new = DevIssuer::generate_fresh(ISS);
+        let stub = Stub::start(old.jwks_json()).await;
+        let v = builder(&stub)
+            .jwks_cooldown(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let old_token = token(&old, DevAlg::RS256);
+        let new_token = token(&new, DevAlg::RS256);
+        v.verify(&old_token).await.unwrap();
+        v.verify(&old_token).await.unwrap();
+        assert_eq!(
+            v.metrics().token_cache_hits,
+            1,
+            "second verify is a cache hit"
+        );
+
+        // Rotate at a chosen moment.
+        stub.set_jwks(new.jwks_json());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let access = v.verify(&new_token).await.unwrap();
+        assert_eq!(access.subject(), Some("alice"));
+        // The old key is gone: its token (cached a moment ago) no longer verifies.
+        assert_eq!(
+            invalid(v.verify(&old_token).await),
+            InvalidToken::UnknownKey
+        );
+        assert_eq!(v.jwks_key_count(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn key_replaced_under_the_same_kid_is_picked_up_after_a_bad_signature() {
+    bounded(async {
+        let old = dev();
+        let new = DevIssuer::generate_fresh(ISS);
+        let stub = Stub::start(old.jwks_json()).await;
+        let v = builder(&stub)
+            .jwks_cooldown(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        v.prefetch().await.unwrap();
+        // The new key is published under the old kid (bad practice, but it happens).
+        let mut doc = new.jwks_json();
+        doc["keys"][1]["kid"] = json!(old.kid(DevAlg::ES256));
+        stub.set_jwks(doc);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let t = new.mint(
+            TokenSpec::new("bob")
+                .audience(AUD)
+                .alg(DevAlg::ES256)
+                .kid(Some(old.kid(DevAlg::ES256))),
+        );
+        assert_eq!(v.verify(&t).await.unwrap().subject(), Some("bob"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unusable_keys_are_skipped_not_fatal() {
+    bounded(async {
+        let d = dev();
+        let mut doc = d.jwks_json();
+        let keys = doc["keys"].as_array_mut().unwrap();
+        keys.push(json!({"kty": "oct", "kid": "sym", "k": URL_SAFE_NO_PAD.encode([1u8; 32])}));
+        keys.push(json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}));
+        keys.push(json!({"kty": "EC", "kid": "p521", "crv": "P-521", "x": "AA", "y": "AA"}));
+        keys.push(json!({"kty": "RSA", "kid": "short", "n": "AQAB", "e": "AQAB"}));
+        keys.push(json!("not even an object"));
+        let stub = Stub::start(doc).await;
+        let v = builder(&stub).build().unwrap();
+        for alg in DevAlg::ALL {
+            v.verify(&token(&d, alg)).await.unwrap();
+        }
+        assert_eq!(v.jwks_key_count(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cache_control_ttl_drives_refresh_within_bounds() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        *stub.state.cache_control.lock().unwrap() = Some("public, max-age=100000".into());
+        let v = builder(&stub)
+            .jwks_ttl_bounds(Duration::from_millis(50), Duration::from_millis(200))
+            .jwks_cooldown(Duration::from_millis(10))
+            .token_cache(false, 0)
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::EdDSA);
+        v.verify(&t).await.unwrap();
+        assert_eq!(stub.fetches(), 1);
+        // max-age far beyond the upper bound: clamped, so a refresh happens after ~200 ms.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        v.verify(&t).await.unwrap();
+        for _ in 0..50 {
+            if stub.fetches() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stub.fetches(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn discovery_requires_the_exact_issuer() {
+    bounded(async {
+        let stub = Stub::start(json!({})).await;
+        let d = DevIssuer::generate(stub.base.clone());
+        stub.set_jwks(d.jwks_json());
+        *stub.state.discovery_issuer.lock().unwrap() = Some(stub.base.clone());
+        let v = JwtVerifier::builder()
+            .issuer(stub.base.clone())
+            .audience(AUD)
+            .http_client(fast_client())
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::RS256);
+        assert_eq!(
+            v.verify(&t).await.unwrap().issuer(),
+            Some(stub.base.as_str())
+        );
+
+        // A document naming another issuer is refused (RFC 8414 §3.3).
+        *stub.state.discovery_issuer.lock().unwrap() = Some("https://evil.example".into());
+        let v = JwtVerifier::builder()
+            .issuer(stub.base.clone())
+            .audience(AUD)
+            .http_client(fast_client())
+            .build()
+            .unwrap();
+        assert!(v.verify(&t).await.unwrap_err().is_unavailable());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kidless_token_needs_exactly_one_fitting_key() {
+    bounded(async {
+        let d = dev();
+        let other = DevIssuer::generate_fresh(ISS);
+        let stub = Stub::start(d.jwks_json()).await;
+        let v = builder(&stub).build().unwrap();
+        let t = d.mint(
+            TokenSpec::new("a")
+                .audience(AUD)
+                .alg(DevAlg::ES256)
+                .kid(None),
+        );
+        assert!(v.verify(&t).await.is_ok());
+        // Two ES256 keys and no kid: ambiguous.
+        let mut doc = d.jwks_json();
+        doc["keys"]
+            .as_array_mut()
+            .unwrap()
+            .push(other.jwks_json()["keys"][1].clone());
+        let stub2 = Stub::start(doc).await;
+        let v2 = builder(&stub2).build().unwrap();
+        assert_eq!(invalid(v2.verify(&t).await), InvalidToken::UnknownKey);
+    })
+    .await;
+}
