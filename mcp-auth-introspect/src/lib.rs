@@ -1,1 +1,60 @@
-//! mcp-auth-introspect (being built).
+//! # mcp-auth-introspect
+//!
+//! RFC 7662 token introspection for MCP resource servers: the IdP says whether an (opaque) access
+//! token is active, and [`IntrospectionVerifier`] turns its answer into an
+//! [`mcp_auth_core::AccessToken`] after checking expiry, audience and issuer itself.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use mcp_auth_core::RemoteAuthProvider;
+//! use mcp_auth_introspect::IntrospectionVerifier;
+//!
+//! // MCP_AUTH_INTROSPECT_URL, _CLIENT_ID, _CLIENT_SECRET, MCP_AUTH_RESOURCE_URL, ...
+//! let verifier = IntrospectionVerifier::from_env()?;
+//! let provider = RemoteAuthProvider::builder(Arc::new(verifier))
+//!     .resource_url("https://api.example.com/mcp")
+//!     .authorization_server("https://idp.example.com")
+//!     .build()?;
+//! # let _ = provider; Ok(()) }
+//! ```
+//!
+//! ## Configuration
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `MCP_AUTH_INTROSPECT_URL` | the introspection endpoint (else discovered from the issuer) |
+//! | `MCP_AUTH_INTROSPECT_CLIENT_ID` | our client id at the IdP (read as a raw string) |
+//! | `MCP_AUTH_INTROSPECT_CLIENT_SECRET` | its secret, or the bearer credential (raw string) |
+//! | `MCP_AUTH_INTROSPECT_AUTH_METHOD` | `client_secret_basic` (default), `client_secret_post`, `bearer` |
+//! | `MCP_AUTH_INTROSPECT_AUDIENCE` | accepted audiences (default: `MCP_AUTH_RESOURCE_URL`) |
+//! | `MCP_AUTH_INTROSPECT_ISSUER` | required `iss`; also the discovery base |
+//! | `MCP_AUTH_INTROSPECT_CACHE_TTL_SECS` | cache lifetime of an active result, default 60 (0 = off) |
+//!
+//! ## Revocation lag
+//!
+//! An active result is cached for at most `MCP_AUTH_INTROSPECT_CACHE_TTL_SECS` (and never past
+//! the token's `exp`): a token revoked at the IdP keeps working here for up to that long. Lower it
+//! (or set 0) if revocation must bite sooner, at the price of more introspection calls.
+//!
+//! ## Not yet implemented
+//!
+//! RFC 9701 signed (JWT) introspection responses: planned as feature `jwt-response` on top of
+//! `mcp-auth-jwt`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod response;
+mod secret;
+mod verifier;
+
+pub use auth::{AuthMethod, ClientAuth};
+pub use config::IntrospectConfig;
+pub use secret::ClientSecret;
+pub use verifier::{
+    DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_RESPONSE_BYTES, IntrospectionStats, IntrospectionVerifier,
+    IntrospectionVerifierBuilder, MAX_RETRY_AFTER, SATURATED_RETRY_AFTER,
+};

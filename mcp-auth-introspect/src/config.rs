@@ -1,0 +1,301 @@
+//! Configuration from figment (environment plus optional TOML file).
+
+use std::time::Duration;
+
+use figment::Figment;
+use mcp_auth_core::config::{ConfigError, EnvTable, deserialize_list, extract, figment};
+use mcp_auth_core::{BuildError, ResourceUrl};
+use serde::{Deserialize, Deserializer};
+
+use crate::{
+    AuthMethod, ClientAuth, ClientSecret, IntrospectionVerifier, IntrospectionVerifierBuilder,
+};
+
+/// The introspection settings (`MCP_AUTH_INTROSPECT_*`, plus `MCP_AUTH_RESOURCE_URL` as the
+/// default audience). Keys are the variable names without `MCP_AUTH_`, lower-cased.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[non_exhaustive]
+pub struct IntrospectConfig {
+    /// `MCP_AUTH_INTROSPECT_URL`.
+    #[serde(default)]
+    pub introspect_url: Option<String>,
+    /// `MCP_AUTH_INTROSPECT_CLIENT_ID` (raw string).
+    #[serde(default)]
+    pub introspect_client_id: Option<String>,
+    /// `MCP_AUTH_INTROSPECT_CLIENT_SECRET` (raw string; `Debug` redacts it).
+    #[serde(default, deserialize_with = "deserialize_secret")]
+    pub introspect_client_secret: Option<ClientSecret>,
+    /// `MCP_AUTH_INTROSPECT_AUTH_METHOD`.
+    #[serde(default)]
+    pub introspect_auth_method: Option<String>,
+    /// `MCP_AUTH_INTROSPECT_AUDIENCE` (comma- or space-separated).
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub introspect_audience: Vec<String>,
+    /// `MCP_AUTH_INTROSPECT_ISSUER`.
+    #[serde(default)]
+    pub introspect_issuer: Option<String>,
+    /// `MCP_AUTH_INTROSPECT_CACHE_TTL_SECS` (default 60; 0 turns the cache off).
+    #[serde(default, deserialize_with = "deserialize_secs")]
+    pub introspect_cache_ttl_secs: Option<u64>,
+    /// `MCP_AUTH_RESOURCE_URL`: the default audience.
+    #[serde(default)]
+    pub resource_url: Option<String>,
+}
+
+fn deserialize_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ClientSecret>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(ClientSecret::new))
+}
+
+fn deserialize_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Num(n)) => Ok(Some(n)),
+        Some(Raw::Text(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a whole number of seconds",
+                s.escape_debug().to_string()
+            ))
+        }),
+    }
+}
+
+fn config_error(err: BuildError) -> ConfigError {
+    match err {
+        BuildError::Missing(v) => ConfigError::Missing { variable: v.into() },
+        BuildError::Invalid { setting, reason } => ConfigError::Invalid {
+            variable: setting,
+            reason: reason.into_owned(),
+        },
+        other => ConfigError::Other(other.to_string()),
+    }
+}
+
+impl IntrospectConfig {
+    /// The keys and their variables.
+    pub const ENV: EnvTable = EnvTable::new(&[
+        ("introspect_url", "MCP_AUTH_INTROSPECT_URL"),
+        ("introspect_client_id", "MCP_AUTH_INTROSPECT_CLIENT_ID"),
+        (
+            "introspect_client_secret",
+            "MCP_AUTH_INTROSPECT_CLIENT_SECRET",
+        ),
+        ("introspect_auth_method", "MCP_AUTH_INTROSPECT_AUTH_METHOD"),
+        ("introspect_audience", "MCP_AUTH_INTROSPECT_AUDIENCE"),
+        ("introspect_issuer", "MCP_AUTH_INTROSPECT_ISSUER"),
+        (
+            "introspect_cache_ttl_secs",
+            "MCP_AUTH_INTROSPECT_CACHE_TTL_SECS",
+        ),
+        ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+    ]);
+
+    /// Loads from the environment (and `MCP_AUTH_CONFIG_FILE`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_figment(&figment(&Self::ENV))
+    }
+
+    /// Loads from a figment the caller assembled.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        extract(figment, &Self::ENV)
+    }
+
+    /// A builder with these settings (adjust further in code, then `build()`).
+    pub fn into_builder(self) -> Result<IntrospectionVerifierBuilder, ConfigError> {
+        let method = match &self.introspect_auth_method {
+            Some(m) => m.parse::<AuthMethod>().map_err(config_error)?,
+            None => AuthMethod::default(),
+        };
+        let secret = self.introspect_client_secret.ok_or(ConfigError::Missing {
+            variable: "MCP_AUTH_INTROSPECT_CLIENT_SECRET".into(),
+        })?;
+        if method != AuthMethod::Bearer && self.introspect_client_id.is_none() {
+            return Err(ConfigError::Missing {
+                variable: "MCP_AUTH_INTROSPECT_CLIENT_ID".into(),
+            });
+        }
+        let mut b = IntrospectionVerifier::builder().client_auth(ClientAuth::new(
+            method,
+            self.introspect_client_id,
+            secret,
+        ));
+        if let Some(u) = self.introspect_url {
+            b = b.endpoint(u);
+        }
+        if let Some(i) = self.introspect_issuer {
+            b = b.issuer(i);
+        }
+        if !self.introspect_audience.is_empty() {
+            b = b.audiences(self.introspect_audience);
+        } else if let Some(r) = self.resource_url {
+            let r = ResourceUrl::parse(&r).map_err(|e| match e {
+                BuildError::Invalid { reason, .. } => ConfigError::Invalid {
+                    variable: "MCP_AUTH_RESOURCE_URL".into(),
+                    reason: reason.into_owned(),
+                },
+                other => config_error(other),
+            })?;
+            b = b.audiences(r.audiences());
+        } else {
+            return Err(ConfigError::Missing {
+                variable: "MCP_AUTH_INTROSPECT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)".into(),
+            });
+        }
+        if let Some(secs) = self.introspect_cache_ttl_secs {
+            b = b.cache_ttl(Duration::from_secs(secs));
+        }
+        Ok(b)
+    }
+}
+
+impl IntrospectionVerifier {
+    /// Builds from the environment (`MCP_AUTH_INTROSPECT_*`, `MCP_AUTH_RESOURCE_URL`) and the
+    /// optional `MCP_AUTH_CONFIG_FILE`. Errors name the variable to fix.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_figment(&figment(&IntrospectConfig::ENV))
+    }
+
+    /// Builds from a figment the caller assembled.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        IntrospectConfig::from_figment(figment)?
+            .into_builder()?
+            .build()
+            .map_err(config_error)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load() -> Result<IntrospectionVerifier, ConfigError> {
+        IntrospectionVerifier::from_env()
+    }
+
+    #[test]
+    fn env_builds_a_verifier_with_raw_strings() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "MCP_AUTH_INTROSPECT_URL",
+                "https://idp.example.com/introspect",
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_ID", "0123");
+            jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_SECRET", "[a, b]");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
+            jail.set_env("MCP_AUTH_INTROSPECT_CACHE_TTL_SECS", "15");
+            let c = IntrospectConfig::from_env().unwrap();
+            assert_eq!(c.introspect_client_id.as_deref(), Some("0123"));
+            assert_eq!(
+                c.introspect_client_secret.as_ref().unwrap().expose(),
+                "[a, b]"
+            );
+            assert!(!format!("{c:?}").contains("[a, b]"));
+            assert_eq!(c.introspect_cache_ttl_secs, Some(15));
+            let v = load().unwrap();
+            let dbg = format!("{v:?}");
+            assert!(dbg.contains("https://api.example.com/mcp"), "{dbg}");
+            assert!(dbg.contains("client_secret_basic"), "{dbg}");
+            assert!(dbg.contains("15s"), "{dbg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "MCP_AUTH_INTROSPECT_URL",
+                "https://idp.example.com/introspect",
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_SECRET", "s");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
+            assert_eq!(
+                load().unwrap_err().to_string(),
+                "MCP_AUTH_INTROSPECT_CLIENT_ID is missing"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_ID", "rs");
+            jail.set_env("MCP_AUTH_INTROSPECT_AUTH_METHOD", "private_key_jwt");
+            let e = load().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_INTROSPECT_AUTH_METHOD"),
+                "{e:?}"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_AUTH_METHOD", "client_secret_post");
+            jail.set_env("MCP_AUTH_INTROSPECT_CACHE_TTL_SECS", "soon");
+            let e = load().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_INTROSPECT_CACHE_TTL_SECS"),
+                "{e:?}"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_CACHE_TTL_SECS", "0");
+            jail.set_env(
+                "MCP_AUTH_INTROSPECT_URL",
+                "http://idp.example.com/introspect",
+            );
+            let e = load().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_INTROSPECT_URL"),
+                "{e:?}"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_URL", "");
+            assert_eq!(
+                load().unwrap_err().to_string(),
+                "MCP_AUTH_INTROSPECT_URL is missing"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_ISSUER", "https://idp.example.com");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "");
+            assert_eq!(
+                load().unwrap_err().to_string(),
+                "MCP_AUTH_INTROSPECT_AUDIENCE (or MCP_AUTH_RESOURCE_URL) is missing"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_AUDIENCE", "urn:a, urn:b");
+            let v = load().unwrap();
+            assert!(format!("{v:?}").contains("urn:b"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bearer_method_needs_only_the_secret() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MCP_AUTH_INTROSPECT_URL", "http://127.0.0.1:9/introspect");
+            jail.set_env("MCP_AUTH_INTROSPECT_AUTH_METHOD", "bearer");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:8000/mcp");
+            assert_eq!(
+                load().unwrap_err().to_string(),
+                "MCP_AUTH_INTROSPECT_CLIENT_SECRET is missing"
+            );
+            jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_SECRET", "api-key");
+            assert!(load().is_ok());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn build_requires_an_audience_unless_dangerous() {
+        let b = || {
+            IntrospectionVerifier::builder()
+                .endpoint("https://idp.example.com/introspect")
+                .client_secret_basic("rs", "s")
+        };
+        assert!(matches!(b().build(), Err(BuildError::Missing(_))));
+        assert!(b().dangerous_skip_audience().build().is_ok());
+        assert!(b().audience("urn:x").build().is_ok());
+        assert!(b().resource_url("http://10.0.0.1/mcp").build().is_err());
+        assert!(
+            IntrospectionVerifier::builder()
+                .endpoint("https://idp.example.com/introspect")
+                .audience("urn:x")
+                .build()
+                .is_err(),
+            "credentials are required"
+        );
+    }
+}

@@ -1,0 +1,838 @@
+//! The verifier, its builder, the result cache and the outbound call.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::header;
+use mcp_auth_core::http::{
+    DEFAULT_CONNECT_TIMEOUT, FetchError, HttpClient, HttpClientConfig, check_url,
+    map_reqwest_error, read_capped, retry_after, same_origin,
+};
+use mcp_auth_core::{
+    AccessToken, BuildError, InvalidToken, ResourceUrl, TokenVerifier, VerifyError, async_trait,
+    token_tag,
+};
+use moka::Expiry;
+use moka::future::Cache;
+use serde_json::Value;
+use tokio::sync::{OnceCell, Semaphore};
+use url::Url;
+
+use crate::ClientSecret;
+use crate::auth::{ClientAuth, PreparedAuth};
+use crate::response::{Checks, Mapped, map_body};
+
+/// Default lifetime of a cached active result: also the longest time a revoked token keeps
+/// working (the revocation lag).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Default bound on the memory held by the result cache (weighed in bytes, approximately).
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Default bound on concurrent introspection calls (cache misses) per verifier.
+pub const DEFAULT_MAX_CONCURRENT: usize = 32;
+/// Default cap on an introspection response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Default clock leeway for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The `Retry-After` hint when every introspection slot is busy.
+pub const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The largest `Retry-After` passed on from the IdP.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client credentials: check \
+    MCP_AUTH_INTROSPECT_CLIENT_ID, MCP_AUTH_INTROSPECT_CLIENT_SECRET and \
+    MCP_AUTH_INTROSPECT_AUTH_METHOD";
+
+/// Verifies opaque (or any) access tokens by asking the authorization server (RFC 7662).
+///
+/// Only an HTTP 200 answer with `"active": true` that passes the local checks (`exp`/`nbf` with
+/// leeway, `aud` naming a configured audience, `iss` when configured, not a refresh token, not
+/// sender-constrained) yields an [`AccessToken`]. How other answers map:
+///
+/// | IdP answer | result | on the wire |
+/// |---|---|---|
+/// | 200, `active: false` | `Invalid(Inactive)` | 401 |
+/// | 200, `active` missing or not a boolean | `Invalid(Inactive)` (fail closed) | 401 |
+/// | 200, body not a JSON object, or over the size cap | `Unavailable` (logged at error) | 503 |
+/// | 400 | `Invalid(Inactive)`; but `invalid_client` in the body is treated as 401 | 401 |
+/// | 401, 403 (our credentials refused) | `Internal` (error log naming `MCP_AUTH_INTROSPECT_CLIENT_ID`) | 500 |
+/// | 429, 5xx, timeout, connection error | `Unavailable` with the IdP's `Retry-After` (at most 300 s) | 503 |
+/// | redirect (never followed), other statuses | `Internal` (error log naming `MCP_AUTH_INTROSPECT_URL`) | 500 |
+/// | all introspection slots busy | `Unavailable`, retry after 1 s | 503 |
+///
+/// Garbage from a 200 maps to "unavailable" rather than "internal" because what usually sends it
+/// is a proxy or a half-deployed IdP, which a retry outlives; it never blames the token.
+///
+/// Results are cached per token (keyed by the BLAKE3 digest of the token, so the cache never holds
+/// a token): active results for `min(cache_ttl, exp - now)`, rejections only when a negative TTL is
+/// set, errors never. Concurrent misses for one token share one call; distinct misses are bounded
+/// by a semaphore. Cheap to clone (shared state).
+///
+/// ```no_run
+/// # fn demo() -> Result<(), mcp_auth_core::BuildError> {
+/// use mcp_auth_introspect::IntrospectionVerifier;
+/// let verifier = IntrospectionVerifier::builder()
+///     .endpoint("https://idp.example.com/oauth2/introspect")
+///     .client_secret_basic("mcp-server", "s3cret")
+///     .resource_url("https://api.example.com/mcp")
+///     .build()?;
+/// # let _ = verifier; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct IntrospectionVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    method: crate::AuthMethod,
+    auth: PreparedAuth,
+    checks: Checks,
+    http: HttpClient,
+    max_body: usize,
+    cache: Option<Cache<[u8; 32], Entry>>,
+    cache_ttl: Duration,
+    negative_ttl: Option<Duration>,
+    permits: Semaphore,
+    max_concurrent: usize,
+    ready: AtomicBool,
+    stats: Counters,
+    started: Instant,
+    last_error_log: AtomicU64,
+    audience_warned: AtomicBool,
+}
+
+enum Endpoint {
+    Fixed(Url),
+    Discover { issuer: Url, url: OnceCell<Url> },
+}
+
+#[derive(Clone)]
+struct Entry {
+    outcome: Outcome,
+    ttl: Duration,
+    weight: u32,
+}
+
+#[derive(Clone)]
+enum Outcome {
+    Active(AccessToken),
+    Rejected(InvalidToken),
+}
+
+struct EntryExpiry;
+
+impl Expiry<[u8; 32], Entry> for EntryExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], value: &Entry, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &[u8; 32],
+        value: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    cache_hits: AtomicU64,
+    introspections: AtomicU64,
+    saturated: AtomicU64,
+    unavailable: AtomicU64,
+    internal: AtomicU64,
+}
+
+/// A snapshot of a verifier's counters (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IntrospectionStats {
+    /// Verifications answered from the cache.
+    pub cache_hits: u64,
+    /// Introspection requests sent to the IdP.
+    pub introspections: u64,
+    /// Verifications refused (503) because every introspection slot was busy.
+    pub saturated: u64,
+    /// Verifications answered "unavailable" because the IdP failed.
+    pub unavailable: u64,
+    /// Verifications failing on a configuration problem (credentials refused, bad endpoint).
+    pub internal: u64,
+}
+
+impl fmt::Debug for IntrospectionVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoint = match &self.inner.endpoint {
+            Endpoint::Fixed(u) => u.as_str().to_owned(),
+            Endpoint::Discover { issuer, url } => match url.get() {
+                Some(u) => u.as_str().to_owned(),
+                None => format!("(discovered from {issuer})"),
+            },
+        };
+        f.debug_struct("IntrospectionVerifier")
+            .field("endpoint", &endpoint)
+            .field("auth_method", &self.inner.method.as_str())
+            .field("audiences", &self.inner.checks.audiences)
+            .field("issuer", &self.inner.checks.issuer)
+            .field(
+                "cache_ttl",
+                &self.inner.cache.as_ref().map(|_| self.inner.cache_ttl),
+            )
+            .field("negative_cache_ttl", &self.inner.negative_ttl)
+            .field("max_concurrent", &self.inner.max_concurrent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`IntrospectionVerifier`]; see [`IntrospectionVerifier::builder`].
+#[derive(Debug, Clone)]
+pub struct IntrospectionVerifierBuilder {
+    endpoint: Option<String>,
+    issuer: Option<String>,
+    auth: Option<ClientAuth>,
+    audiences: Vec<String>,
+    resource_url: Option<String>,
+    skip_audience: bool,
+    cache_ttl: Duration,
+    negative_ttl: Option<Duration>,
+    cache_max_bytes: u64,
+    max_concurrent: usize,
+    leeway: Duration,
+    http: Option<HttpClient>,
+    timeout: Option<Duration>,
+    max_response_bytes: usize,
+}
+
+impl Default for IntrospectionVerifierBuilder {
+    fn default() -> Self {
+        IntrospectionVerifierBuilder {
+            endpoint: None,
+            issuer: None,
+            auth: None,
+            audiences: Vec::new(),
+            resource_url: None,
+            skip_audience: false,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            negative_ttl: None,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            leeway: DEFAULT_LEEWAY,
+            http: None,
+            timeout: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl IntrospectionVerifierBuilder {
+    /// The introspection endpoint (`MCP_AUTH_INTROSPECT_URL`). Credentials are sent here. When
+    /// unset, it is discovered from the [`issuer`](Self::issuer)'s metadata.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// The issuer (`MCP_AUTH_INTROSPECT_ISSUER`): responses must carry this `iss`, and without an
+    /// explicit endpoint the `introspection_endpoint` is read from its RFC 8414 metadata (used
+    /// only if the metadata's `issuer` equals this value and the endpoint is on its origin).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the client authentication.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// `client_secret_basic` with these credentials (the default method).
+    pub fn client_secret_basic(
+        self,
+        client_id: impl Into<String>,
+        secret: impl Into<ClientSecret>,
+    ) -> Self {
+        self.client_auth(ClientAuth::ClientSecretBasic {
+            client_id: client_id.into(),
+            client_secret: secret.into(),
+        })
+    }
+
+    /// `client_secret_post` with these credentials.
+    pub fn client_secret_post(
+        self,
+        client_id: impl Into<String>,
+        secret: impl Into<ClientSecret>,
+    ) -> Self {
+        self.client_auth(ClientAuth::ClientSecretPost {
+            client_id: client_id.into(),
+            client_secret: secret.into(),
+        })
+    }
+
+    /// A static bearer credential for the introspection endpoint.
+    pub fn bearer_credential(self, credential: impl Into<ClientSecret>) -> Self {
+        self.client_auth(ClientAuth::Bearer(credential.into()))
+    }
+
+    /// Adds an accepted audience (`MCP_AUTH_INTROSPECT_AUDIENCE`).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Adds accepted audiences.
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences.extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
+    /// The canonical resource URL (`MCP_AUTH_RESOURCE_URL`): its audience values are accepted
+    /// (R, and R with a trailing slash for an origin-only R). Parsed in [`build`](Self::build).
+    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
+        self.resource_url = Some(url.into());
+        self
+    }
+
+    /// Turns the audience check off: any active token of the IdP is accepted, including tokens
+    /// minted for other services. Logs a warning at build time. Only for IdPs that cannot put an
+    /// audience into introspection responses, and only when the bearer layer checks audiences.
+    pub fn dangerous_skip_audience(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// Lifetime of a cached active result (`MCP_AUTH_INTROSPECT_CACHE_TTL_SECS`, default 60 s),
+    /// never past the token's `exp`. This is the revocation lag: a revoked token keeps working
+    /// this long. Zero turns the cache off (every request is introspected).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Caches rejections (inactive, wrong audience, ...) for `ttl` (default: not cached). Keep it
+    /// short; it spares the IdP repeated calls for the same bad token.
+    pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = (!ttl.is_zero()).then_some(ttl);
+        self
+    }
+
+    /// Bound on the cache's memory, in (approximate) bytes (default 16 MiB).
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Bound on concurrent introspection calls (default 32). A cache miss beyond it is answered
+    /// "unavailable" (503, retry after 1 s) at once, so a flood of random bearer strings cannot
+    /// exhaust the IdP or get our client throttled.
+    pub fn max_concurrent_introspections(mut self, n: usize) -> Self {
+        self.max_concurrent = n;
+        self
+    }
+
+    /// Clock leeway for `exp` and `nbf` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Uses this HTTP client (default: the process-wide [`HttpClient::shared`]).
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Overall timeout of one introspection call (default 5 s); builds a dedicated client.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Cap on the response body (default 64 KiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Validates the settings and builds the verifier. Fails without credentials, without an
+    /// endpoint or issuer, with a non-https URL outside loopback, or without an audience (unless
+    /// [`dangerous_skip_audience`](Self::dangerous_skip_audience)).
+    pub fn build(self) -> Result<IntrospectionVerifier, BuildError> {
+        let auth = self
+            .auth
+            .ok_or(BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_ID"))?;
+        let prepared = auth.prepare()?;
+
+        let issuer = self
+            .issuer
+            .as_deref()
+            .map(|i| parse_url("MCP_AUTH_INTROSPECT_ISSUER", i))
+            .transpose()?;
+        let endpoint = match (&self.endpoint, &issuer) {
+            (Some(e), _) => Endpoint::Fixed(parse_url("MCP_AUTH_INTROSPECT_URL", e)?),
+            (None, Some(iss)) => Endpoint::Discover {
+                issuer: iss.clone(),
+                url: OnceCell::new(),
+            },
+            (None, None) => return Err(BuildError::Missing("MCP_AUTH_INTROSPECT_URL")),
+        };
+
+        let mut audiences = self.audiences;
+        audiences.retain(|a| !a.trim().is_empty());
+        if let Some(r) = &self.resource_url {
+            let r = ResourceUrl::parse(r)?;
+            for a in r.audiences() {
+                if !audiences.contains(&a) {
+                    audiences.push(a);
+                }
+            }
+        }
+        let audiences = if self.skip_audience {
+            tracing::warn!(
+                "introspection audience check is OFF (dangerous_skip_audience): tokens minted \
+                 for other services are accepted unless the bearer layer checks the audience"
+            );
+            None
+        } else if audiences.is_empty() {
+            return Err(BuildError::Missing(
+                "MCP_AUTH_INTROSPECT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)",
+            ));
+        } else {
+            Some(audiences)
+        };
+
+        if self.max_concurrent == 0 {
+            return Err(BuildError::invalid(
+                "max_concurrent_introspections",
+                "must be at least 1",
+            ));
+        }
+        let http = match (self.http, self.timeout) {
+            (Some(c), _) => c,
+            (None, Some(t)) => HttpClient::new(HttpClientConfig {
+                timeout: t,
+                connect_timeout: t.min(DEFAULT_CONNECT_TIMEOUT),
+                max_body_bytes: self.max_response_bytes,
+            })?,
+            (None, None) => HttpClient::shared(),
+        };
+
+        let cache = (!self.cache_ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(self.cache_max_bytes)
+                .weigher(|_: &[u8; 32], e: &Entry| e.weight)
+                .expire_after(EntryExpiry)
+                .build()
+        });
+
+        Ok(IntrospectionVerifier {
+            inner: Arc::new(Inner {
+                endpoint,
+                method: auth.method(),
+                auth: prepared,
+                checks: Checks {
+                    audiences,
+                    issuer: self.issuer.clone(),
+                    leeway_secs: self.leeway.as_secs(),
+                },
+                http,
+                max_body: self.max_response_bytes,
+                cache,
+                cache_ttl: self.cache_ttl,
+                negative_ttl: self.negative_ttl,
+                permits: Semaphore::new(self.max_concurrent),
+                max_concurrent: self.max_concurrent,
+                ready: AtomicBool::new(false),
+                stats: Counters::default(),
+                started: Instant::now(),
+                last_error_log: AtomicU64::new(u64::MAX),
+                audience_warned: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+fn parse_url(setting: &'static str, raw: &str) -> Result<Url, BuildError> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| BuildError::invalid(setting, format!("not a URL: {e}")))?;
+    if check_url(&url).is_err() {
+        return Err(BuildError::invalid(
+            setting,
+            "must use https (plain http is allowed only on loopback)",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(BuildError::invalid(
+            setting,
+            "must not carry credentials or a fragment",
+        ));
+    }
+    Ok(url)
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn unavailable(retry_after: Option<Duration>) -> VerifyError {
+    VerifyError::Unavailable {
+        retry_after: retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
+    }
+}
+
+impl IntrospectionVerifier {
+    /// Starts a builder.
+    pub fn builder() -> IntrospectionVerifierBuilder {
+        IntrospectionVerifierBuilder::default()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> IntrospectionStats {
+        let c = &self.inner.stats;
+        IntrospectionStats {
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            introspections: c.introspections.load(Ordering::Relaxed),
+            saturated: c.saturated.load(Ordering::Relaxed),
+            unavailable: c.unavailable.load(Ordering::Relaxed),
+            internal: c.internal.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops every cached result (after a known revocation, say).
+    pub fn invalidate_cache(&self) {
+        if let Some(c) = &self.inner.cache {
+            c.invalidate_all();
+        }
+    }
+
+    /// Resolves the introspection endpoint now (discovery, when configured that way), so a
+    /// misconfiguration shows at start-up instead of on the first request. Returns the endpoint.
+    pub async fn discover(&self) -> Result<Url, VerifyError> {
+        self.inner.endpoint().await.cloned()
+    }
+
+    async fn verify_cached(
+        &self,
+        cache: &Cache<[u8; 32], Entry>,
+        token: &str,
+    ) -> Result<AccessToken, VerifyError> {
+        let key: [u8; 32] = blake3::hash(token.as_bytes()).into();
+        if let Some(entry) = cache.get(&key).await {
+            self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return self.inner.entry_result(entry);
+        }
+        let inner = &self.inner;
+        let entry = cache
+            .try_get_with(key, async move {
+                let mapped = inner.introspect_bounded(token).await?;
+                inner.to_entry(mapped)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        self.inner.entry_result(entry)
+    }
+}
+
+impl Inner {
+    fn entry_result(&self, entry: Entry) -> Result<AccessToken, VerifyError> {
+        match entry.outcome {
+            Outcome::Active(t) => {
+                // The entry's TTL already ends at `exp`; this re-check costs one clock read.
+                if let Some(exp) = t.expires_at_unix()
+                    && now_unix() >= exp.saturating_add(self.checks.leeway_secs)
+                {
+                    return Err(InvalidToken::Expired.into());
+                }
+                Ok(t)
+            }
+            Outcome::Rejected(r) => Err(r.into()),
+        }
+    }
+
+    /// Turns a fresh answer into a cache entry; answers that must not be cached become errors
+    /// (shared with concurrent waiters, never stored).
+    fn to_entry(&self, mapped: (Mapped, usize)) -> Result<Entry, VerifyError> {
+        let (mapped, body_len) = mapped;
+        match mapped {
+            Mapped::Active { token, exp } => {
+                let mut ttl = self.cache_ttl;
+                if let Some(exp) = exp {
+                    ttl = ttl.min(Duration::from_secs(exp.saturating_sub(now_unix())));
+                }
+                Ok(Entry {
+                    outcome: Outcome::Active(token),
+                    ttl,
+                    weight: u32::try_from(body_len.saturating_mul(2) + 128).unwrap_or(u32::MAX),
+                })
+            }
+            // `nbf` in the future may become valid: never cache that.
+            Mapped::Rejected(r @ InvalidToken::NotYetValid) => Err(r.into()),
+            Mapped::Rejected(r) => match self.negative_ttl {
+                Some(ttl) => Ok(Entry {
+                    outcome: Outcome::Rejected(r),
+                    ttl,
+                    weight: 64,
+                }),
+                None => Err(r.into()),
+            },
+        }
+    }
+
+    async fn endpoint(&self) -> Result<&Url, VerifyError> {
+        match &self.endpoint {
+            Endpoint::Fixed(u) => Ok(u),
+            Endpoint::Discover { issuer, url } => {
+                url.get_or_try_init(|| self.discover_endpoint(issuer)).await
+            }
+        }
+    }
+
+    /// RFC 8414 discovery (path-inserted well-known URL), falling back to OpenID Connect
+    /// discovery when the first answers 404.
+    async fn discover_endpoint(&self, issuer: &Url) -> Result<Url, VerifyError> {
+        let configured = self.checks.issuer.as_deref().unwrap_or(issuer.as_str());
+        let path = issuer.path().trim_end_matches('/');
+        let origin = issuer.origin().ascii_serialization();
+        let rfc8414 = format!("{origin}/.well-known/oauth-authorization-server{path}");
+        let oidc = format!(
+            "{}/.well-known/openid-configuration",
+            configured.trim_end_matches('/')
+        );
+        let mut doc: Option<Value> = None;
+        for candidate in [rfc8414, oidc] {
+            let Ok(u) = Url::parse(&candidate) else {
+                continue;
+            };
+            match self.http.get_json::<Value>(&u).await {
+                Ok(f) => {
+                    doc = Some(f.body);
+                    break;
+                }
+                Err(FetchError::Status { status: 404, .. }) => continue,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, url = %u, "authorization server metadata unavailable");
+                    return Err(unavailable(e.retry_after()));
+                }
+                Err(e) => {
+                    return Err(self.config_error(
+                        "MCP_AUTH_INTROSPECT_ISSUER",
+                        format!("fetching {u} failed: {e}"),
+                    ));
+                }
+            }
+        }
+        self.ready.store(true, Ordering::Relaxed);
+        let Some(doc) = doc else {
+            return Err(self.config_error(
+                "MCP_AUTH_INTROSPECT_ISSUER",
+                "the issuer publishes no authorization server metadata; set MCP_AUTH_INTROSPECT_URL"
+                    .into(),
+            ));
+        };
+        let found = doc.get("issuer").and_then(Value::as_str);
+        if found != Some(configured) {
+            return Err(self.config_error(
+                "MCP_AUTH_INTROSPECT_ISSUER",
+                format!(
+                    "metadata issuer {found:?} differs from the configured {configured:?} \
+                     (RFC 8414 §3.3): metadata ignored"
+                ),
+            ));
+        }
+        let Some(ep) = doc.get("introspection_endpoint").and_then(Value::as_str) else {
+            return Err(self.config_error(
+                "MCP_AUTH_INTROSPECT_URL",
+                "the metadata has no introspection_endpoint; set MCP_AUTH_INTROSPECT_URL".into(),
+            ));
+        };
+        let ep = match Url::parse(ep) {
+            Ok(u) if check_url(&u).is_ok() && same_origin(issuer, &u) => u,
+            _ => {
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_URL",
+                    format!(
+                        "discovered introspection_endpoint {ep:?} is not an https URL on the \
+                         issuer's origin: credentials are not sent there; set MCP_AUTH_INTROSPECT_URL"
+                    ),
+                ));
+            }
+        };
+        tracing::info!(endpoint = %ep, "introspection endpoint discovered");
+        Ok(ep)
+    }
+
+    /// Logs a configuration problem (at error, at most once per 10 s; debug otherwise) and
+    /// returns the `Internal` error.
+    fn config_error(&self, variable: &'static str, message: String) -> VerifyError {
+        self.stats.internal.fetch_add(1, Ordering::Relaxed);
+        if self.error_log_due() {
+            tracing::error!(variable, "{message}");
+        } else {
+            tracing::debug!(variable, "{message}");
+        }
+        VerifyError::Internal(Cow::Owned(message))
+    }
+
+    fn error_log_due(&self) -> bool {
+        let now = self.started.elapsed().as_secs();
+        let last = self.last_error_log.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now >= last.saturating_add(10);
+        due && self
+            .last_error_log
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// One introspection call, if a slot is free.
+    async fn introspect_bounded(&self, token: &str) -> Result<(Mapped, usize), VerifyError> {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            self.stats.saturated.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                max = self.max_concurrent,
+                "every introspection slot is busy: answering 503"
+            );
+            return Err(unavailable(Some(SATURATED_RETRY_AFTER)));
+        };
+        let result = self.introspect(token).await;
+        if let Err(VerifyError::Unavailable { .. }) = &result {
+            self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok((Mapped::Rejected(r), _)) = &result {
+            if *r == InvalidToken::Audience && !self.audience_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    expected = ?self.checks.audiences,
+                    "an active token was rejected on audience; if every token fails this way, \
+                     check MCP_AUTH_INTROSPECT_AUDIENCE / MCP_AUTH_RESOURCE_URL"
+                );
+            }
+            tracing::debug!(reason = r.code(), token = %token_tag(token), "introspection rejected the token");
+        }
+        result
+    }
+
+    async fn introspect(&self, token: &str) -> Result<(Mapped, usize), VerifyError> {
+        let url = self.endpoint().await?;
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
+        form.push(("token", token));
+        form.push(("token_type_hint", "access_token"));
+        for (k, v) in &self.auth.form {
+            form.push((k, v.as_str()));
+        }
+        let mut req = self
+            .http
+            .reqwest()
+            .post(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .form(&form);
+        if let Some(h) = &self.auth.header {
+            req = req.header(header::AUTHORIZATION, h.clone());
+        }
+        self.stats.introspections.fetch_add(1, Ordering::Relaxed);
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = map_reqwest_error(e);
+                tracing::warn!(error = %e, endpoint = %url, "introspection request failed");
+                return Err(unavailable(None));
+            }
+        };
+        self.ready.store(true, Ordering::Relaxed);
+        let status = resp.status().as_u16();
+        match status {
+            200 => {
+                let body = match read_capped(resp, self.max_body).await {
+                    Ok(b) => b,
+                    Err(e) if e.is_transient() => return Err(unavailable(None)),
+                    Err(e) => {
+                        tracing::error!(error = %e, endpoint = %url,
+                            "introspection response unusable: answering 503");
+                        return Err(unavailable(None));
+                    }
+                };
+                match map_body(&body, &self.checks, now_unix()) {
+                    Ok(m) => Ok((m, body.len())),
+                    Err(_) => {
+                        if self.error_log_due() {
+                            tracing::error!(endpoint = %url,
+                                "introspection answered 200 without a JSON object: answering 503; \
+                                 check MCP_AUTH_INTROSPECT_URL");
+                        }
+                        Err(unavailable(None))
+                    }
+                }
+            }
+            400 => {
+                // RFC 6749 §5.2 lets servers answer `invalid_client` with 400 too.
+                let body = read_capped(resp, 4096).await.unwrap_or_default();
+                let error = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+                if matches!(
+                    error.as_deref(),
+                    Some("invalid_client" | "unauthorized_client")
+                ) {
+                    return Err(self.config_error(
+                        "MCP_AUTH_INTROSPECT_CLIENT_ID",
+                        format!("{CREDENTIALS_HINT} (HTTP 400 {})", error.unwrap_or_default()),
+                    ));
+                }
+                Ok((Mapped::Rejected(InvalidToken::Inactive), 0))
+            }
+            401 | 403 => Err(self.config_error(
+                "MCP_AUTH_INTROSPECT_CLIENT_ID",
+                format!("{CREDENTIALS_HINT} (HTTP {status})"),
+            )),
+            429 | 500..=599 => {
+                let hint = retry_after(resp.headers());
+                tracing::warn!(status, endpoint = %url, "introspection endpoint unavailable");
+                Err(unavailable(hint))
+            }
+            300..=399 => Err(self.config_error(
+                "MCP_AUTH_INTROSPECT_URL",
+                format!(
+                    "the introspection endpoint answered a redirect (HTTP {status}), which is \
+                     never followed: set MCP_AUTH_INTROSPECT_URL to the final URL"
+                ),
+            )),
+            _ => Err(self.config_error(
+                "MCP_AUTH_INTROSPECT_URL",
+                format!(
+                    "the introspection endpoint answered HTTP {status}: check MCP_AUTH_INTROSPECT_URL"
+                ),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for IntrospectionVerifier {
+    async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+        match &self.inner.cache {
+            Some(cache) => self.verify_cached(cache, token).await,
+            None => {
+                let (mapped, _) = self.inner.introspect_bounded(token).await?;
+                match mapped {
+                    Mapped::Active { token, .. } => Ok(token),
+                    Mapped::Rejected(r) => Err(r.into()),
+                }
+            }
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Relaxed)
+    }
+}
