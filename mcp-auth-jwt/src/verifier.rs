@@ -65,24 +65,24 @@ fn find_key<'a>(
     kid: Option<&str>,
     alg: Algorithm,
 ) -> Lookup {
-    match kid {
-        Some(kid) => {
-            let mut named = keys.filter(|k| k.kid.as_deref() == Some(kid)).peekable();
-            if named.peek().is_none() {
-                return Lookup::NotFound;
-            }
-            named
+    if let Some(kid) = kid {
+        let mut named = keys
+            .clone()
+            .filter(|k| k.kid.as_deref() == Some(kid))
+            .peekable();
+        if named.peek().is_some() {
+            return named
                 .find(|k| k.fits(alg))
-                .map_or(Lookup::WrongType, |k| Lookup::Found(Arc::clone(k)))
+                .map_or(Lookup::WrongType, |k| Lookup::Found(Arc::clone(k)));
         }
-        None => {
-            let mut fitting = keys.filter(|k| k.fits(alg));
-            match (fitting.next(), fitting.next()) {
-                (Some(k), None) => Lookup::Found(Arc::clone(k)),
-                (None, _) => Lookup::NotFound,
-                (Some(_), Some(_)) => Lookup::Ambiguous,
-            }
-        }
+    }
+    // No kid in the token, or a kid naming no key: a key published without a kid (a PEM key,
+    // an HMAC secret) serves when it is the only one fitting the algorithm.
+    let mut fitting = keys.filter(|k| k.fits(alg) && (kid.is_none() || k.kid.is_none()));
+    match (fitting.next(), fitting.next()) {
+        (Some(k), None) => Lookup::Found(Arc::clone(k)),
+        (None, _) => Lookup::NotFound,
+        (Some(_), Some(_)) => Lookup::Ambiguous,
     }
 }
 
@@ -204,8 +204,9 @@ impl JwtVerifier {
         let message = &token[..h64.len() + 1 + p64.len()];
 
         // Key selection: static keys first, then the JWKS.
-        let mut key = match find_key(inner.static_keys.iter(), kid, alg) {
-            Lookup::Found(k) => Some(k),
+        let static_lookup = find_key(inner.static_keys.iter(), kid, alg);
+        let mut key = match &static_lookup {
+            Lookup::Found(k) => Some(Arc::clone(k)),
             _ => None,
         };
         let mut set: Option<Arc<KeySet>> = None;
@@ -250,14 +251,14 @@ impl JwtVerifier {
         }
         let Some(key) = key else {
             // Distinguish a kid naming a static key of another type.
-            if let Lookup::WrongType = find_key(inner.static_keys.iter(), kid, alg) {
+            if let Lookup::WrongType = static_lookup {
                 return Err(self.reject(
                     InvalidToken::Algorithm,
                     token,
                     format_args!("the named key does not fit alg {alg:?}"),
                 ));
             }
-            if kid.is_none() && inner.static_keys.iter().filter(|k| k.fits(alg)).count() > 1 {
+            if let Lookup::Ambiguous = static_lookup {
                 return Err(self.reject(
                     InvalidToken::UnknownKey,
                     token,
@@ -277,14 +278,7 @@ impl JwtVerifier {
 
         let mut key = key;
         let mut ok = check_signature(s64, message, &key, alg);
-        if ok.is_none() {
-            return Err(self.reject(
-                InvalidToken::Malformed,
-                token,
-                format_args!("signature is not base64url"),
-            ));
-        }
-        if ok == Some(false) && set.is_some() && kid.is_some() {
+        if !ok && set.is_some() && kid.is_some() {
             // A known kid whose signature fails: the IdP may have replaced the key under the
             // same kid. Refetch (cooldown-limited) and retry once if the key changed.
             if let Some(store) = &inner.store {
@@ -298,7 +292,7 @@ impl JwtVerifier {
                 }
             }
         }
-        if ok != Some(true) {
+        if !ok {
             return Err(self.reject(
                 InvalidToken::BadSignature,
                 token,
@@ -494,15 +488,9 @@ impl JwtVerifier {
     }
 }
 
-/// `Some(valid)` or `None` when the signature segment is not base64url.
-fn check_signature(sig: &str, message: &str, key: &Key, alg: Algorithm) -> Option<bool> {
-    match jsonwebtoken::crypto::verify(sig, message.as_bytes(), &key.decoding, alg) {
-        Ok(v) => Some(v),
-        Err(e) => match e.kind() {
-            jsonwebtoken::errors::ErrorKind::Base64(_) => None,
-            _ => Some(false),
-        },
-    }
+/// Whether the signature verifies (a signature segment that is not base64url does not).
+fn check_signature(sig: &str, message: &str, key: &Key, alg: Algorithm) -> bool {
+    jsonwebtoken::crypto::verify(sig, message.as_bytes(), &key.decoding, alg).unwrap_or(false)
 }
 
 #[async_trait]
