@@ -1,0 +1,122 @@
+//! Configuration from the environment: names, defaults and errors that name the variable.
+
+use figment::Jail;
+use mcp_auth_core::config::ConfigError;
+use mcp_auth_jwt::dev::{DevAlg, DevIssuer, TokenSpec};
+use mcp_auth_jwt::{JwtVerifier, TokenVerifier};
+
+fn variable(err: ConfigError) -> String {
+    match err {
+        ConfigError::Missing { variable } | ConfigError::Invalid { variable, .. } => {
+            variable.into_owned()
+        }
+        other => panic!("expected a variable-naming error, got {other:?}"),
+    }
+}
+
+#[test]
+fn audience_defaults_to_the_resource_url() {
+    Jail::expect_with(|jail| {
+        let dev = DevIssuer::generate("https://issuer.test");
+        jail.set_env("MCP_AUTH_JWT_PUBLIC_KEY", dev.jwks_json().to_string());
+        jail.set_env("MCP_AUTH_JWT_ISSUER", "https://issuer.test");
+        jail.set_env("MCP_AUTH_JWT_ALGORITHMS", "RS256, ES256 EdDSA");
+        jail.set_env("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:8000/mcp");
+        jail.set_env("MCP_AUTH_JWT_TYP", "strict");
+        jail.set_env("MCP_AUTH_JWT_LEEWAY_SECS", "010");
+        let v = JwtVerifier::from_env().expect("config loads");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ok = dev.mint(
+                TokenSpec::new("a")
+                    .audience("http://127.0.0.1:8000/mcp")
+                    .alg(DevAlg::ES256),
+            );
+            assert!(v.verify(&ok).await.is_ok());
+            let other = dev.mint(TokenSpec::new("a").audience("http://127.0.0.1:8000/other"));
+            assert!(v.verify(&other).await.is_err());
+            // strict typ from the environment
+            let jwt_typ = dev.mint(
+                TokenSpec::new("a")
+                    .audience("http://127.0.0.1:8000/mcp")
+                    .typ(Some("JWT")),
+            );
+            assert!(v.verify(&jwt_typ).await.is_err());
+        });
+        Ok(())
+    });
+}
+
+#[test]
+fn explicit_audience_wins_over_resource_url() {
+    Jail::expect_with(|jail| {
+        let dev = DevIssuer::generate("https://issuer.test");
+        jail.set_env("MCP_AUTH_JWT_PUBLIC_KEY", dev.jwks_json().to_string());
+        jail.set_env("MCP_AUTH_JWT_AUDIENCE", "api://todo");
+        jail.set_env("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:8000/mcp");
+        let v = JwtVerifier::from_env().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t = dev.mint(TokenSpec::new("a").audience("api://todo"));
+            assert!(v.verify(&t).await.is_ok());
+            let t = dev.mint(TokenSpec::new("a").audience("http://127.0.0.1:8000/mcp"));
+            assert!(v.verify(&t).await.is_err());
+        });
+        Ok(())
+    });
+}
+
+#[test]
+fn errors_name_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("MCP_AUTH_JWT_JWKS_URI", "https://idp.example.com/jwks");
+        assert_eq!(
+            variable(JwtVerifier::from_env().unwrap_err()),
+            "MCP_AUTH_JWT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)"
+        );
+        jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
+        assert!(JwtVerifier::from_env().is_ok());
+
+        for (var, value) in [
+            ("MCP_AUTH_JWT_ALGORITHMS", "RS256 none"),
+            ("MCP_AUTH_JWT_ALGORITHMS", "HS256"),
+            ("MCP_AUTH_JWT_LEEWAY_SECS", "thirty"),
+            ("MCP_AUTH_JWT_TYP", "loose"),
+            (
+                "MCP_AUTH_JWT_PUBLIC_KEY",
+                "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----",
+            ),
+            ("MCP_AUTH_JWT_JWKS_URI", "http://idp.example.com/jwks"),
+            ("MCP_AUTH_RESOURCE_URL", "http://api.example.com/mcp"),
+        ] {
+            jail.set_env(var, value);
+            assert_eq!(
+                variable(JwtVerifier::from_env().unwrap_err()),
+                var,
+                "{var}={value}"
+            );
+            match var {
+                "MCP_AUTH_JWT_JWKS_URI" => jail.set_env(var, "https://idp.example.com/jwks"),
+                "MCP_AUTH_RESOURCE_URL" => jail.set_env(var, "https://api.example.com/mcp"),
+                _ => jail.set_env(var, ""),
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_key_source_is_required() {
+    Jail::expect_with(|jail| {
+        jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
+        let var = variable(JwtVerifier::from_env().unwrap_err());
+        assert!(var.starts_with("MCP_AUTH_JWT_JWKS_URI"), "{var}");
+        Ok(())
+    });
+}
