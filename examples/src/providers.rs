@@ -91,7 +91,7 @@ pub fn select_kind_from(vars: &[(String, String)]) -> Result<ProviderKind, Confi
                 Err(ConfigError::Invalid {
                     variable: "MCP_AUTH_PROVIDER".into(),
                     reason: format!(
-                        "is not set, but {} {} set: name the provider (jwt, introspect, scalekit, \
+                        "not set, but {} {} set: name the provider (jwt, introspect, scalekit, \
                          workos) instead of falling back to the development issuer",
                         set.join(", "),
                         if set.len() == 1 { "is" } else { "are" }
@@ -173,6 +173,34 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
             } else {
                 jwt_cfg.jwt_audience.clone()
             };
+            let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
+            Ok(Selected {
+                kind,
+                provider: Arc::new(provider),
+                issuers,
+                audiences,
+                extra_routes: Router::new(),
+                dev: None,
+            })
+        }
+        ProviderKind::Introspect => {
+            let mut icfg = mcp_auth_introspect::IntrospectConfig::from_env()?;
+            if icfg.resource_url.is_none() {
+                icfg.resource_url = Some(resource.as_str().to_owned());
+            }
+            let issuers: Vec<String> = icfg.introspect_issuer.iter().cloned().collect();
+            let audiences = if icfg.introspect_audience.is_empty() {
+                resource.audiences()
+            } else {
+                icfg.introspect_audience.clone()
+            };
+            let verifier = icfg
+                .into_builder()?
+                .build()
+                .map_err(|e| ConfigError::from_build("MCP_AUTH_INTROSPECT_*", e))?;
+            if config.authorization_servers.is_empty() {
+                config.authorization_servers = issuers.clone();
+            }
             let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
             Ok(Selected {
                 kind,

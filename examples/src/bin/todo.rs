@@ -77,8 +77,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let (rw, ro) = providers::dev_tokens(dev, pr.resource());
         println!();
         println!("DEVELOPMENT ISSUER: keys generated for this process; never use in production.");
-        println!("token (todo:read todo:write, 1 h): {rw}");
-        println!("token (todo:read only, 1 h):       {ro}");
+        println!("token (read+write, 1 h): {rw}");
+        println!("token (read-only, 1 h):  {ro}");
         println!();
         println!("try it:");
         println!(

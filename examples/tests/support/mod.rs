@@ -1,0 +1,221 @@
+//! Starts the `todo` binary as a child process (killed on drop) and talks MCP to it over HTTP.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running todo server.
+pub struct Todo {
+    child: Child,
+    /// Lines printed at start-up, by label (`MCP endpoint`, `metadata`, tokens...).
+    pub info: HashMap<String, String>,
+}
+
+impl Todo {
+    /// Starts `todo --bind 127.0.0.1:0` with exactly `env` (plus PATH/HOME) and waits for
+    /// "listening on".
+    pub async fn start(env: &[(&str, &str)]) -> Todo {
+        match Self::try_start(env).await {
+            Ok(t) => t,
+            Err(e) => panic!("todo did not start: {e}"),
+        }
+    }
+
+    /// Like [`Todo::start`], but returns the process's stderr when it exits instead.
+    pub async fn try_start(env: &[(&str, &str)]) -> Result<Todo, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_todo"));
+        cmd.args(["--bind", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut info = HashMap::new();
+        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("listening on") {
+                    return true;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    info.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if !ready {
+            let _ = child.start_kill();
+            let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Todo { child, info })
+    }
+
+    /// The MCP endpoint URL.
+    pub fn url(&self) -> String {
+        self.info["MCP endpoint"].clone()
+    }
+
+    /// A printed value by its label's prefix.
+    pub fn printed(&self, prefix: &str) -> String {
+        self.info
+            .iter()
+            .find(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("nothing printed for {prefix}: {:?}", self.info.keys()))
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Runs `todo` expecting a start-up failure; returns its stderr.
+pub async fn start_failure(env: &[(&str, &str)], args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_todo"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("todo did not exit")
+        .expect("spawn todo");
+    assert!(!out.status.success(), "todo started although it should not");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A minimal MCP client over HTTP (what an MCP client sends, nothing more).
+pub struct Mcp {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    session: Option<String>,
+}
+
+impl Mcp {
+    /// A client for `url` with `token`.
+    pub fn new(url: &str, token: &str) -> Mcp {
+        Mcp {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            url: url.to_owned(),
+            token: token.to_owned(),
+            session: None,
+        }
+    }
+
+    /// Sends one JSON-RPC message; returns the HTTP response.
+    pub async fn send(&self, body: serde_json::Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        req.json(&body).send().await.unwrap()
+    }
+
+    /// `initialize` + `notifications/initialized`.
+    pub async fn initialize(&mut self) {
+        let resp = self
+            .send(serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}))
+            .await;
+        assert_eq!(resp.status(), 200, "initialize");
+        self.session = resp
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let _ = body_message(resp).await;
+        let ack = self
+            .send(serde_json::json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        assert!(ack.status().is_success());
+    }
+
+    /// `tools/call`; returns the HTTP response.
+    pub async fn call(&self, name: &str, args: serde_json::Value) -> reqwest::Response {
+        self.send(
+            serde_json::json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+            "params":{"name":name,"arguments":args}}),
+        )
+        .await
+    }
+
+    /// `tools/call` that must succeed; returns the text content.
+    pub async fn call_ok(&self, name: &str, args: serde_json::Value) -> String {
+        let resp = self.call(name, args).await;
+        assert_eq!(resp.status(), 200, "{name}");
+        let msg = body_message(resp).await;
+        assert!(msg.get("error").is_none(), "{name}: {msg}");
+        msg["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Replaces the token (step-up, refresh).
+    pub fn set_token(&mut self, token: &str) {
+        self.token = token.to_owned();
+    }
+}
+
+/// The JSON-RPC message in a JSON or SSE response body.
+pub async fn body_message(resp: reqwest::Response) -> serde_json::Value {
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = resp.text().await.unwrap();
+    if ct.starts_with("text/event-stream") {
+        let data = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .last()
+            .unwrap_or("null")
+            .to_owned();
+        serde_json::from_str(&data).unwrap_or(serde_json::Value::Null)
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The WWW-Authenticate header of a response.
+pub fn www(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
