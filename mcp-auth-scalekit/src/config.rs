@@ -1,0 +1,295 @@
+//! Configuration from the environment (and `MCP_AUTH_CONFIG_FILE`) through core's `EnvTable`.
+
+use figment::Figment;
+use mcp_auth_core::BuildError;
+use mcp_auth_core::config::{ConfigError, EnvTable, deserialize_list, extract, figment};
+use serde::Deserialize;
+
+use crate::{ScalekitProvider, ScalekitProviderBuilder};
+
+/// The keys read by [`ScalekitConfig::from_figment`] and the variables that set them. A vendor
+/// name and its `MCP_AUTH_SCALEKIT_…` alias set to different values is an error.
+pub const ENV: EnvTable = EnvTable::new(&[
+    ("environment_url", "SCALEKIT_ENVIRONMENT_URL"),
+    ("environment_url", "MCP_AUTH_SCALEKIT_ENVIRONMENT_URL"),
+    ("resource_id", "SCALEKIT_RESOURCE_ID"),
+    ("resource_id", "MCP_AUTH_SCALEKIT_RESOURCE_ID"),
+    ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+    ("required_scopes", "MCP_AUTH_REQUIRED_SCOPES"),
+    ("initial_scopes", "MCP_AUTH_INITIAL_SCOPES"),
+    ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
+    ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
+    ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+]);
+
+/// The Scalekit settings, as read from configuration. Values are raw strings (a resource id
+/// that looks like a number stays a string).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct ScalekitConfig {
+    /// `SCALEKIT_ENVIRONMENT_URL`: the environment URL (`https://acme.scalekit.com`).
+    pub environment_url: String,
+    /// `SCALEKIT_RESOURCE_ID`: the MCP server's resource id (`res_…`).
+    pub resource_id: String,
+    /// `MCP_AUTH_RESOURCE_URL`: the MCP server's public URL (R).
+    pub resource_url: String,
+    /// `MCP_AUTH_REQUIRED_SCOPES`: scopes every request needs.
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub required_scopes: Vec<String>,
+    /// `MCP_AUTH_INITIAL_SCOPES`: scopes named in the 401 challenge when none are required.
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub initial_scopes: Vec<String>,
+    /// `MCP_AUTH_SCOPES_SUPPORTED`: the metadata's `scopes_supported`.
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub scopes_supported: Vec<String>,
+    /// `MCP_AUTH_RESOURCE_NAME`: the metadata's `resource_name`.
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    /// `MCP_AUTH_RESOURCE_DOCUMENTATION`: the metadata's `resource_documentation`.
+    #[serde(default)]
+    pub resource_documentation: Option<String>,
+}
+
+impl ScalekitConfig {
+    /// The keys and their variables.
+    pub const ENV: EnvTable = ENV;
+
+    /// Reads the environment (and the TOML file named by `MCP_AUTH_CONFIG_FILE`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_figment(&figment(&ENV))
+    }
+
+    /// Reads a figment the caller assembled (flat keys: `environment_url`, `resource_id`, ...).
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        extract(figment, &ENV)
+    }
+
+    /// The provider builder with these settings applied.
+    pub fn builder(&self) -> ScalekitProviderBuilder {
+        let mut b = ScalekitProvider::builder(
+            self.environment_url.clone(),
+            self.resource_id.clone(),
+            self.resource_url.clone(),
+        )
+        .required_scopes(self.required_scopes.clone())
+        .initial_scopes(self.initial_scopes.clone())
+        .scopes_supported(self.scopes_supported.clone());
+        if let Some(n) = &self.resource_name {
+            b = b.resource_name(n.clone());
+        }
+        if let Some(d) = &self.resource_documentation {
+            b = b.resource_documentation(d.clone());
+        }
+        b
+    }
+}
+
+impl ScalekitProvider {
+    /// Builds the provider from the environment (and `MCP_AUTH_CONFIG_FILE`):
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `SCALEKIT_ENVIRONMENT_URL` (or `MCP_AUTH_SCALEKIT_ENVIRONMENT_URL`) | environment URL |
+    /// | `SCALEKIT_RESOURCE_ID` (or `MCP_AUTH_SCALEKIT_RESOURCE_ID`) | resource id, `res_…` |
+    /// | `MCP_AUTH_RESOURCE_URL` | the MCP server's public URL |
+    /// | `MCP_AUTH_REQUIRED_SCOPES` | scopes every request needs |
+    /// | `MCP_AUTH_INITIAL_SCOPES` | scopes named in the 401 challenge |
+    /// | `MCP_AUTH_SCOPES_SUPPORTED` | the metadata's `scopes_supported` |
+    /// | `MCP_AUTH_RESOURCE_NAME`, `MCP_AUTH_RESOURCE_DOCUMENTATION` | metadata fields |
+    ///
+    /// Errors name the variable to fix.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_figment(&figment(&ENV))
+    }
+
+    /// Builds the provider from a figment the caller assembled.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        ScalekitConfig::from_figment(figment)?
+            .builder()
+            .build()
+            .map_err(config_error)
+    }
+}
+
+/// Names the variable behind a build error.
+pub(crate) fn config_error(e: BuildError) -> ConfigError {
+    let setting = match &e {
+        BuildError::Missing(s) => (*s).to_owned(),
+        BuildError::Invalid { setting, .. } => setting.to_string(),
+        _ => String::new(),
+    };
+    let variable = if setting.contains("SCALEKIT_ENVIRONMENT_URL") {
+        "SCALEKIT_ENVIRONMENT_URL"
+    } else if setting.contains("SCALEKIT_RESOURCE_ID") {
+        "SCALEKIT_RESOURCE_ID"
+    } else if setting.contains("resource URL") {
+        "MCP_AUTH_RESOURCE_URL"
+    } else if setting.contains("required scope") {
+        "MCP_AUTH_REQUIRED_SCOPES"
+    } else if setting.contains("initial scope") {
+        "MCP_AUTH_INITIAL_SCOPES"
+    } else if setting.contains("scopes_supported") {
+        "MCP_AUTH_SCOPES_SUPPORTED"
+    } else {
+        return ConfigError::Other(e.to_string());
+    };
+    ConfigError::from_build(variable, e)
+}
+
+#[cfg(test)]
+// figment::Jail's closures return figment's (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use mcp_auth_core::AuthProvider;
+
+    const ENV_URL: &str = "https://acme.scalekit.com";
+
+    fn set_minimal(jail: &mut figment::Jail) {
+        jail.set_env("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.com/");
+        jail.set_env("SCALEKIT_RESOURCE_ID", "res_42");
+        jail.set_env("MCP_AUTH_RESOURCE_URL", "https://mcp.example.com/mcp");
+    }
+
+    #[test]
+    fn loads_vendor_names_and_core_names() {
+        figment::Jail::expect_with(|jail| {
+            set_minimal(jail);
+            jail.set_env("MCP_AUTH_REQUIRED_SCOPES", "todo:read, todo:write");
+            jail.set_env("MCP_AUTH_SCOPES_SUPPORTED", "todo:read todo:write");
+            jail.set_env("MCP_AUTH_RESOURCE_NAME", "Todo");
+            let p = ScalekitProvider::from_env().unwrap();
+            assert_eq!(p.urls().environment_url(), ENV_URL);
+            assert_eq!(p.urls().resource_id(), "res_42");
+            assert_eq!(
+                p.required_scopes().iter().collect::<Vec<_>>(),
+                ["todo:read", "todo:write"]
+            );
+            assert_eq!(p.metadata().resource_name.as_deref(), Some("Todo"));
+            assert_eq!(
+                p.metadata().authorization_servers,
+                ["https://acme.scalekit.com/resources/res_42"]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn alias_spellings_load_and_conflicts_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MCP_AUTH_SCALEKIT_ENVIRONMENT_URL", ENV_URL);
+            jail.set_env("MCP_AUTH_SCALEKIT_RESOURCE_ID", "res_7");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://mcp.example.com/mcp");
+            let c = ScalekitConfig::from_env().unwrap();
+            assert_eq!(c.environment_url, ENV_URL);
+            assert_eq!(c.resource_id, "res_7");
+
+            // Same value under both names: fine.
+            jail.set_env("SCALEKIT_RESOURCE_ID", "res_7");
+            assert!(ScalekitConfig::from_env().is_ok());
+
+            // Different values: start-up error naming both variables.
+            jail.set_env("SCALEKIT_RESOURCE_ID", "res_8");
+            let text = ScalekitConfig::from_env().unwrap_err().to_string();
+            assert!(
+                text.contains("SCALEKIT_RESOURCE_ID")
+                    && text.contains("MCP_AUTH_SCALEKIT_RESOURCE_ID"),
+                "{text}"
+            );
+            jail.set_env("SCALEKIT_RESOURCE_ID", "res_7");
+            jail.set_env("SCALEKIT_ENVIRONMENT_URL", "https://other.scalekit.com");
+            let text = ScalekitProvider::from_env().unwrap_err().to_string();
+            assert!(
+                text.contains("SCALEKIT_ENVIRONMENT_URL")
+                    && text.contains("MCP_AUTH_SCALEKIT_ENVIRONMENT_URL"),
+                "{text}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn numeric_looking_ids_stay_strings() {
+        figment::Jail::expect_with(|jail| {
+            set_minimal(jail);
+            jail.set_env("SCALEKIT_RESOURCE_ID", "00123");
+            let c = ScalekitConfig::from_env().unwrap();
+            assert_eq!(c.resource_id, "00123");
+            jail.set_env("SCALEKIT_RESOURCE_ID", "[res_1, res_2]");
+            let c = ScalekitConfig::from_env().unwrap();
+            assert_eq!(c.resource_id, "[res_1, res_2]");
+            // ...which the provider refuses, naming the variable.
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "SCALEKIT_RESOURCE_ID"),
+                "{err:?}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_values_name_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert_eq!(err.to_string(), "SCALEKIT_ENVIRONMENT_URL is missing");
+            jail.set_env("SCALEKIT_ENVIRONMENT_URL", ENV_URL);
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert_eq!(err.to_string(), "SCALEKIT_RESOURCE_ID is missing");
+            jail.set_env("SCALEKIT_RESOURCE_ID", "res_1");
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert_eq!(err.to_string(), "MCP_AUTH_RESOURCE_URL is missing");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            set_minimal(jail);
+            jail.set_env("SCALEKIT_ENVIRONMENT_URL", "http://acme.scalekit.com");
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "SCALEKIT_ENVIRONMENT_URL"),
+                "{err:?}"
+            );
+            set_minimal(jail);
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "http://mcp.example.com/mcp");
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_RESOURCE_URL"),
+                "{err:?}"
+            );
+            set_minimal(jail);
+            jail.set_env("MCP_AUTH_REQUIRED_SCOPES", "offline_access");
+            let err = ScalekitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_REQUIRED_SCOPES"),
+                "{err:?}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn toml_file_is_read_and_environment_wins() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "auth.toml",
+                r#"
+                environment_url = "https://file.scalekit.com"
+                resource_id = "res_file"
+                resource_url = "https://mcp.example.com/mcp"
+                "#,
+            )?;
+            jail.set_env("MCP_AUTH_CONFIG_FILE", "auth.toml");
+            let c = ScalekitConfig::from_env().unwrap();
+            assert_eq!(c.environment_url, "https://file.scalekit.com");
+            jail.set_env("SCALEKIT_ENVIRONMENT_URL", ENV_URL);
+            let c = ScalekitConfig::from_env().unwrap();
+            assert_eq!(c.environment_url, ENV_URL);
+            assert_eq!(c.resource_id, "res_file");
+            Ok(())
+        });
+    }
+}
