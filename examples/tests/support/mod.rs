@@ -25,10 +25,22 @@ impl Todo {
         }
     }
 
+    /// Starts on a given port (when the resource URL must be known before start-up).
+    pub async fn start_on(port: u16, env: &[(&str, &str)]) -> Todo {
+        match Self::try_start_bind(&format!("127.0.0.1:{port}"), env).await {
+            Ok(t) => t,
+            Err(e) => panic!("todo did not start: {e}"),
+        }
+    }
+
     /// Like [`Todo::start`], but returns the process's stderr when it exits instead.
     pub async fn try_start(env: &[(&str, &str)]) -> Result<Todo, String> {
+        Self::try_start_bind("127.0.0.1:0", env).await
+    }
+
+    async fn try_start_bind(bind: &str, env: &[(&str, &str)]) -> Result<Todo, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_todo"));
-        cmd.args(["--bind", "127.0.0.1:0"])
+        cmd.args(["--bind", bind])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
@@ -84,6 +96,14 @@ impl Todo {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Runs `todo` expecting a start-up failure; returns its stderr.
