@@ -506,7 +506,7 @@ impl TokenVerifier for JwtVerifier {
         }
         let cache_key = match &inner.cache {
             Some(cache) => {
-                let key = TokenCache::key(token);
+                let key = cache.key(token);
                 if let Some(hit) = cache.get(&key, token) {
                     inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                     inner.metrics.verified.fetch_add(1, Ordering::Relaxed);
