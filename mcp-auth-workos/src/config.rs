@@ -1,0 +1,219 @@
+//! Configuration from the environment (and `MCP_AUTH_CONFIG_FILE`) through core's `EnvTable`.
+
+use figment::Figment;
+use mcp_auth_core::BuildError;
+use mcp_auth_core::config::{ConfigError, EnvTable, deserialize_list, extract, figment};
+use serde::Deserialize;
+
+use crate::{AuthKitProvider, AuthKitProviderBuilder};
+
+/// The keys read by [`AuthKitConfig::from_figment`] and the variables that set them.
+/// `AUTHKIT_DOMAIN` and `MCP_AUTH_WORKOS_AUTHKIT_DOMAIN` set to different values is an error.
+pub const ENV: EnvTable = EnvTable::new(&[
+    ("domain", "AUTHKIT_DOMAIN"),
+    ("domain", "MCP_AUTH_WORKOS_AUTHKIT_DOMAIN"),
+    ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+    ("required_scopes", "MCP_AUTH_REQUIRED_SCOPES"),
+    ("initial_scopes", "MCP_AUTH_INITIAL_SCOPES"),
+    ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
+    ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
+    ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+]);
+
+/// The AuthKit settings, as read from configuration (raw strings).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct AuthKitConfig {
+    /// `AUTHKIT_DOMAIN`: `acme.authkit.app` or `https://acme.authkit.app` (or a custom domain).
+    pub domain: String,
+    /// `MCP_AUTH_RESOURCE_URL`: the MCP server's public URL (R).
+    pub resource_url: String,
+    /// `MCP_AUTH_REQUIRED_SCOPES`: scopes every request needs.
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub required_scopes: Vec<String>,
+    /// `MCP_AUTH_INITIAL_SCOPES`: scopes named in the 401 challenge when none are required.
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub initial_scopes: Vec<String>,
+    /// `MCP_AUTH_SCOPES_SUPPORTED`: the metadata's `scopes_supported`.
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub scopes_supported: Vec<String>,
+    /// `MCP_AUTH_RESOURCE_NAME`: the metadata's `resource_name`.
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    /// `MCP_AUTH_RESOURCE_DOCUMENTATION`: the metadata's `resource_documentation`.
+    #[serde(default)]
+    pub resource_documentation: Option<String>,
+}
+
+impl AuthKitConfig {
+    /// The keys and their variables.
+    pub const ENV: EnvTable = ENV;
+
+    /// Reads the environment (and the TOML file named by `MCP_AUTH_CONFIG_FILE`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_figment(&figment(&ENV))
+    }
+
+    /// Reads a figment the caller assembled (flat keys: `domain`, `resource_url`, ...).
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        extract(figment, &ENV)
+    }
+
+    /// The provider builder with these settings applied.
+    pub fn builder(&self) -> AuthKitProviderBuilder {
+        let mut b = AuthKitProvider::builder(self.domain.clone(), self.resource_url.clone())
+            .required_scopes(self.required_scopes.clone())
+            .initial_scopes(self.initial_scopes.clone())
+            .scopes_supported(self.scopes_supported.clone());
+        if let Some(n) = &self.resource_name {
+            b = b.resource_name(n.clone());
+        }
+        if let Some(d) = &self.resource_documentation {
+            b = b.resource_documentation(d.clone());
+        }
+        b
+    }
+}
+
+impl AuthKitProvider {
+    /// Builds the provider from the environment (and `MCP_AUTH_CONFIG_FILE`):
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `AUTHKIT_DOMAIN` (or `MCP_AUTH_WORKOS_AUTHKIT_DOMAIN`) | the AuthKit domain |
+    /// | `MCP_AUTH_RESOURCE_URL` | the MCP server's public URL, registered as a resource indicator |
+    /// | `MCP_AUTH_REQUIRED_SCOPES` | scopes every request needs |
+    /// | `MCP_AUTH_INITIAL_SCOPES` | scopes named in the 401 challenge |
+    /// | `MCP_AUTH_SCOPES_SUPPORTED` | the metadata's `scopes_supported` |
+    /// | `MCP_AUTH_RESOURCE_NAME`, `MCP_AUTH_RESOURCE_DOCUMENTATION` | metadata fields |
+    ///
+    /// Errors name the variable to fix.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_figment(&figment(&ENV))
+    }
+
+    /// Builds the provider from a figment the caller assembled.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        AuthKitConfig::from_figment(figment)?
+            .builder()
+            .build()
+            .map_err(config_error)
+    }
+}
+
+/// Names the variable behind a build error.
+pub(crate) fn config_error(e: BuildError) -> ConfigError {
+    let setting = match &e {
+        BuildError::Missing(s) => (*s).to_owned(),
+        BuildError::Invalid { setting, .. } => setting.to_string(),
+        _ => String::new(),
+    };
+    let variable = if setting.contains("AUTHKIT_DOMAIN") {
+        "AUTHKIT_DOMAIN"
+    } else if setting.contains("resource URL") {
+        "MCP_AUTH_RESOURCE_URL"
+    } else if setting.contains("required scope") {
+        "MCP_AUTH_REQUIRED_SCOPES"
+    } else if setting.contains("initial scope") {
+        "MCP_AUTH_INITIAL_SCOPES"
+    } else if setting.contains("scopes_supported") {
+        "MCP_AUTH_SCOPES_SUPPORTED"
+    } else {
+        return ConfigError::Other(e.to_string());
+    };
+    ConfigError::from_build(variable, e)
+}
+
+#[cfg(test)]
+// figment::Jail's closures return figment's (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use mcp_auth_core::AuthProvider;
+
+    #[test]
+    fn loads_and_normalises_the_domain() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTHKIT_DOMAIN", "acme.authkit.app/");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://mcp.example.com/mcp");
+            jail.set_env("MCP_AUTH_SCOPES_SUPPORTED", "todo:read,todo:write");
+            jail.set_env("MCP_AUTH_INITIAL_SCOPES", "todo:read");
+            let p = AuthKitProvider::from_env().unwrap();
+            assert_eq!(p.urls().domain(), "https://acme.authkit.app");
+            assert_eq!(
+                p.metadata().authorization_servers,
+                ["https://acme.authkit.app"]
+            );
+            assert_eq!(p.metadata().scopes_supported, ["todo:read", "todo:write"]);
+            assert_eq!(p.protected_resource().challenge_scope(), "todo:read");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn alias_loads_and_conflicts_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN", "https://acme.authkit.app");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://mcp.example.com/mcp");
+            assert_eq!(
+                AuthKitConfig::from_env().unwrap().domain,
+                "https://acme.authkit.app"
+            );
+            jail.set_env("AUTHKIT_DOMAIN", "https://acme.authkit.app");
+            assert!(AuthKitProvider::from_env().is_ok());
+            jail.set_env("AUTHKIT_DOMAIN", "https://other.authkit.app");
+            let text = AuthKitProvider::from_env().unwrap_err().to_string();
+            assert!(
+                text.contains("AUTHKIT_DOMAIN") && text.contains("MCP_AUTH_WORKOS_AUTHKIT_DOMAIN"),
+                "{text}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                AuthKitProvider::from_env().unwrap_err().to_string(),
+                "AUTHKIT_DOMAIN is missing"
+            );
+            jail.set_env("AUTHKIT_DOMAIN", "acme.authkit.app");
+            assert_eq!(
+                AuthKitProvider::from_env().unwrap_err().to_string(),
+                "MCP_AUTH_RESOURCE_URL is missing"
+            );
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://mcp.example.com/mcp");
+            jail.set_env("AUTHKIT_DOMAIN", "http://acme.authkit.app");
+            let err = AuthKitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "AUTHKIT_DOMAIN"),
+                "{err:?}"
+            );
+            jail.set_env("AUTHKIT_DOMAIN", "acme.authkit.app/oauth2");
+            let err = AuthKitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "AUTHKIT_DOMAIN"),
+                "{err:?}"
+            );
+            jail.set_env("AUTHKIT_DOMAIN", "acme.authkit.app");
+            jail.set_env("MCP_AUTH_SCOPES_SUPPORTED", "todo:read offline_access");
+            let err = AuthKitProvider::from_env().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_SCOPES_SUPPORTED"),
+                "{err:?}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn values_stay_raw_strings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTHKIT_DOMAIN", "0123");
+            jail.set_env("MCP_AUTH_RESOURCE_URL", "https://mcp.example.com/mcp");
+            assert_eq!(AuthKitConfig::from_env().unwrap().domain, "0123");
+            Ok(())
+        });
+    }
+}
