@@ -39,8 +39,21 @@ impl Todo {
     }
 
     async fn try_start_bind(bind: &str, env: &[(&str, &str)]) -> Result<Todo, String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_todo"));
-        cmd.args(["--bind", bind])
+        Self::try_start_exe(env!("CARGO_BIN_EXE_todo"), &["--bind", bind], env).await
+    }
+
+    /// Starts another example binary the same way (it must print `label: value` lines and
+    /// `listening on …`).
+    pub async fn start_exe(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Todo {
+        match Self::try_start_exe(exe, args, env).await {
+            Ok(t) => t,
+            Err(e) => panic!("{exe} did not start: {e}"),
+        }
+    }
+
+    async fn try_start_exe(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Todo, String> {
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
