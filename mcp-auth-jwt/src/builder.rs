@@ -275,10 +275,10 @@ impl JwtVerifierBuilder {
             return Err(e);
         }
         let mut audiences = self.audiences;
-        if audiences.is_empty() {
-            if let Some(r) = &self.resource_url {
-                audiences = ResourceUrl::parse(r)?.audiences();
-            }
+        if audiences.is_empty()
+            && let Some(r) = &self.resource_url
+        {
+            audiences = ResourceUrl::parse(r)?.audiences();
         }
         if audiences.iter().any(|a| a.is_empty()) {
             return Err(BuildError::invalid("audience", "empty audience"));
@@ -399,15 +399,15 @@ impl JwtVerifierBuilder {
         if let Some(h) = self.hmac {
             static_keys.push(Arc::new(h));
         }
-        if self.prefetch.unwrap_or(true) {
-            if let (Some(store), Ok(handle)) = (&store, tokio::runtime::Handle::try_current()) {
-                let store = Arc::clone(store);
-                handle.spawn(async move {
+        if self.prefetch.unwrap_or(true)
+            && let (Some(store), Ok(handle)) = (&store, tokio::runtime::Handle::try_current())
+        {
+            let store = Arc::clone(store);
+            handle.spawn(async move {
                     if let Err(e) = store.current().await {
                         tracing::warn!(error = %e, "JWKS prefetch failed; requests will retry (not fatal)");
                     }
                 });
-            }
         }
         Ok(JwtVerifier {
             inner: Arc::new(Inner {

@@ -86,7 +86,7 @@ pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Op
             if let Some(u) = n.as_u64() {
                 Ok(Some(u))
             } else if let Some(f) = n.as_f64() {
-                if f.is_finite() && f >= 0.0 && f < 1e15 {
+                if f.is_finite() && (0.0..1e15).contains(&f) {
                     Ok(Some(f as u64))
                 } else {
                     Err(())

@@ -121,10 +121,10 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
         .get("kty")
         .and_then(Value::as_str)
         .ok_or("missing kty")?;
-    if let Some(u) = obj.get("use") {
-        if u.as_str() != Some("sig") {
-            return Err("use is not sig");
-        }
+    if let Some(u) = obj.get("use")
+        && u.as_str() != Some("sig")
+    {
+        return Err("use is not sig");
     }
     if let Some(ops) = obj.get("key_ops") {
         let ops = ops.as_array().ok_or("key_ops is not an array")?;
@@ -194,10 +194,10 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
         "oct" => return Err("symmetric keys from a key set are never used"),
         _ => return Err("unsupported kty"),
     };
-    if let Some(a) = alg {
-        if !kind_fits(kind, a) {
-            return Err("alg does not fit the key type");
-        }
+    if let Some(a) = alg
+        && !kind_fits(kind, a)
+    {
+        return Err("alg does not fit the key type");
     }
     Ok(Key {
         kid,
@@ -208,11 +208,12 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
     })
 }
 
+/// A key left out of a set: its kid (if any) and why.
+pub(crate) type Skipped = (Option<String>, &'static str);
+
 /// Parses a JWKS document (`{"keys": [...]}`), skipping unusable keys. Returns the usable keys
 /// and the skipped ones with their reasons (for logs).
-pub(crate) fn parse_jwks(
-    doc: &Value,
-) -> Result<(Vec<Key>, Vec<(Option<String>, &'static str)>), &'static str> {
+pub(crate) fn parse_jwks(doc: &Value) -> Result<(Vec<Key>, Vec<Skipped>), &'static str> {
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)

@@ -210,43 +210,44 @@ impl JwtVerifier {
             _ => None,
         };
         let mut set: Option<Arc<KeySet>> = None;
-        if key.is_none() && !is_hmac(alg) {
-            if let Some(store) = &inner.store {
-                let current = store.current().await.inspect_err(|_| {
+        if key.is_none()
+            && !is_hmac(alg)
+            && let Some(store) = &inner.store
+        {
+            let current = store.current().await.inspect_err(|_| {
+                inner.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+            })?;
+            let mut lookup = find_key(current.keys.iter(), kid, alg);
+            if matches!(lookup, Lookup::NotFound) {
+                // An unknown kid: maybe the IdP rotated. Refetch, at most once per cooldown.
+                let refreshed = store.refetch_for_unknown().await.inspect_err(|_| {
                     inner.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
                 })?;
-                let mut lookup = find_key(current.keys.iter(), kid, alg);
-                if matches!(lookup, Lookup::NotFound) {
-                    // An unknown kid: maybe the IdP rotated. Refetch, at most once per cooldown.
-                    let refreshed = store.refetch_for_unknown().await.inspect_err(|_| {
-                        inner.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
-                    })?;
-                    lookup = find_key(refreshed.keys.iter(), kid, alg);
-                    set = Some(refreshed);
-                } else {
-                    set = Some(current);
+                lookup = find_key(refreshed.keys.iter(), kid, alg);
+                set = Some(refreshed);
+            } else {
+                set = Some(current);
+            }
+            match lookup {
+                Lookup::Found(k) => key = Some(k),
+                Lookup::WrongType => {
+                    return Err(self.reject(
+                        InvalidToken::Algorithm,
+                        token,
+                        format_args!(
+                            "kid {:?} names a key that does not fit alg {alg:?}",
+                            kid.unwrap_or("").escape_debug().to_string()
+                        ),
+                    ));
                 }
-                match lookup {
-                    Lookup::Found(k) => key = Some(k),
-                    Lookup::WrongType => {
-                        return Err(self.reject(
-                            InvalidToken::Algorithm,
-                            token,
-                            format_args!(
-                                "kid {:?} names a key that does not fit alg {alg:?}",
-                                kid.unwrap_or("").escape_debug().to_string()
-                            ),
-                        ));
-                    }
-                    Lookup::Ambiguous => {
-                        return Err(self.reject(
-                            InvalidToken::UnknownKey,
-                            token,
-                            format_args!("no kid, and several keys fit alg {alg:?}"),
-                        ));
-                    }
-                    Lookup::NotFound => {}
+                Lookup::Ambiguous => {
+                    return Err(self.reject(
+                        InvalidToken::UnknownKey,
+                        token,
+                        format_args!("no kid, and several keys fit alg {alg:?}"),
+                    ));
                 }
+                Lookup::NotFound => {}
             }
         }
         let Some(key) = key else {
@@ -281,15 +282,13 @@ impl JwtVerifier {
         if !ok && set.is_some() && kid.is_some() {
             // A known kid whose signature fails: the IdP may have replaced the key under the
             // same kid. Refetch (cooldown-limited) and retry once if the key changed.
-            if let Some(store) = &inner.store {
-                if let Ok(refreshed) = store.refetch_for_unknown().await {
-                    if let Lookup::Found(k) = find_key(refreshed.keys.iter(), kid, alg) {
-                        if k.fingerprint != key.fingerprint {
-                            ok = check_signature(s64, message, &k, alg);
-                            key = k;
-                        }
-                    }
-                }
+            if let Some(store) = &inner.store
+                && let Ok(refreshed) = store.refetch_for_unknown().await
+                && let Lookup::Found(k) = find_key(refreshed.keys.iter(), kid, alg)
+                && k.fingerprint != key.fingerprint
+            {
+                ok = check_signature(s64, message, &k, alg);
+                key = k;
             }
         }
         if !ok {

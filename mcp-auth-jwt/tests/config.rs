@@ -1,4 +1,5 @@
 //! Configuration from the environment: names, defaults and errors that name the variable.
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 
 use figment::Jail;
 use mcp_auth_core::config::ConfigError;
