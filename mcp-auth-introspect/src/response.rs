@@ -77,6 +77,16 @@ pub(crate) fn map_object(obj: Map<String, Value>, checks: &Checks, now: u64) -> 
             });
         }
     }
+    if checks.audiences.is_none() && !obj.contains_key("token_type") {
+        // Without an audience check, `token_type` is the only way to tell an access token from a
+        // refresh token: oidc-provider, for one, answers `active: true` for a refresh token with
+        // neither `aud` nor `token_type`. Fail closed.
+        tracing::debug!(
+            reason = "type",
+            "no token_type in the response and the audience check is off"
+        );
+        return reject(InvalidToken::Type);
+    }
     if obj.contains_key("cnf") {
         tracing::debug!(
             reason = "sender_constrained",
@@ -320,7 +330,8 @@ mod tests {
         let mut v = good();
         v["aud"] = json!(7);
         assert_eq!(reason(v), InvalidToken::Audience);
-        // The dangerous opt-out accepts a missing audience.
+        // The dangerous opt-out accepts a missing audience, but then insists on a `token_type`
+        // (the shape of an oidc-provider refresh token: active, no aud, no token_type).
         let mut v = good();
         v.as_object_mut().unwrap().remove("aud");
         let skip = Checks {
@@ -330,6 +341,11 @@ mod tests {
         assert!(matches!(
             map_body(v.to_string().as_bytes(), &skip, NOW),
             Ok(Mapped::Active { .. })
+        ));
+        v.as_object_mut().unwrap().remove("token_type");
+        assert!(matches!(
+            map_body(v.to_string().as_bytes(), &skip, NOW),
+            Ok(Mapped::Rejected(InvalidToken::Type))
         ));
     }
 
