@@ -564,9 +564,10 @@ async fn spawn(
     })?;
 
     let stderr = Arc::new(Mutex::new(String::new()));
-    if let Some(pipe) = child.stderr.take() {
-        tokio::spawn(collect_tail(pipe, Arc::clone(&stderr)));
-    }
+    let stderr_task = child
+        .stderr
+        .take()
+        .map(|pipe| tokio::spawn(collect_tail(pipe, Arc::clone(&stderr))));
     let Some(stdout) = child.stdout.take() else {
         return Err(HarnessError::Protocol("no stdout pipe".into()));
     };
@@ -579,7 +580,9 @@ async fn spawn(
                 .map(|s| s.map_or_else(|e| e.to_string(), |s| s.to_string()))
                 .unwrap_or_else(|_| "stdout closed, still running".into());
             // Let the stderr reader drain what the process wrote before exiting.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(task) = stderr_task {
+                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+            }
             Err(HarnessError::Exited {
                 status,
                 stderr: tail(&stderr),

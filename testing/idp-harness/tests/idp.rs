@@ -266,3 +266,17 @@ async fn restart_with_new_keys_rotates_kids_on_the_same_port() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_bad_resource_list_fails_start_with_the_idp_stderr() {
+    bounded(async {
+        let bad = ResourceSpec::jwt(RS, &["todo:read"], "HS256");
+        match TestIdp::start(vec![bad]).await {
+            Err(HarnessError::Exited { stderr, .. }) => {
+                assert!(stderr.contains("alg must be one of"), "{stderr}");
+            }
+            other => panic!("expected Exited, got {other:?}"),
+        }
+    })
+    .await;
+}
