@@ -38,12 +38,11 @@ impl Default for AppOptions {
 pub fn allowed_hosts(provider: &dyn AuthProvider) -> Vec<String> {
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     let resource = provider.protected_resource().resource().as_str();
-    if let Ok(url) = url::Url::parse(resource) {
-        if let Some(h) = url.host_str() {
-            hosts.push(h.trim_matches(|c| c == '[' || c == ']').to_owned());
-            if let Some(p) = url.port() {
-                hosts.push(format!("{h}:{p}"));
-            }
+    let url = url::Url::parse(resource).ok();
+    if let Some(h) = url.as_ref().and_then(|u| u.host_str()) {
+        hosts.push(h.trim_matches(|c| c == '[' || c == ']').to_owned());
+        if let Some(p) = url.as_ref().and_then(|u| u.port()) {
+            hosts.push(format!("{h}:{p}"));
         }
     }
     hosts.sort();

@@ -735,19 +735,16 @@ where
             let resp = inner.call(Request::from_parts(parts, body)).await?;
 
             if let Some(sessions) = &policy.inner.sessions {
-                if op == Operation::Initialize && resp.status().is_success() {
-                    if let Some(new_id) = resp
-                        .headers()
-                        .get(SESSION_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        sessions.insert(Arc::from(new_id), Arc::new(principal));
-                    }
+                let ok = resp.status().is_success();
+                let created = resp
+                    .headers()
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                if let (Operation::Initialize, true, Some(new_id)) = (&op, ok, created) {
+                    sessions.insert(Arc::from(new_id), Arc::new(principal));
                 }
-                if is_delete && resp.status().is_success() {
-                    if let Some(id) = &session {
-                        sessions.invalidate(id);
-                    }
+                if let (true, true, Some(id)) = (is_delete, ok, &session) {
+                    sessions.invalidate(id);
                 }
             }
             if op == Operation::ToolsList && policy.inner.filter_tools_list {

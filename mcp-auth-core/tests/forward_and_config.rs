@@ -1,4 +1,5 @@
 //! The authorization-server metadata forwarder and figment configuration.
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 
 mod common;
 

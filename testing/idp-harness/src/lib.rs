@@ -22,6 +22,8 @@
 //! (`testing/idp/install.sh`, once across concurrently starting test binaries).
 #![deny(missing_docs)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -656,9 +658,24 @@ fn random_b64(bytes: usize) -> Result<String, HarnessError> {
 /// IdP redirects to [`REDIRECT_URI`]; returns the `code` (checking `state`).
 async fn follow_to_redirect_uri(
     browser: &reqwest::Client,
-    mut url: Url,
+    url: Url,
     state: &str,
 ) -> Result<String, HarnessError> {
+    let callback = follow_to_callback(browser, url, state).await?;
+    callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| HarnessError::Protocol("redirect without code".into()))
+}
+
+/// Like [`follow_to_redirect_uri`], but returns the whole callback URL (code, state and the RFC
+/// 9207 `iss`), for clients that check the authorization response themselves.
+async fn follow_to_callback(
+    browser: &reqwest::Client,
+    mut url: Url,
+    state: &str,
+) -> Result<Url, HarnessError> {
     for _ in 0..MAX_REDIRECTS {
         let response = browser.get(url.clone()).send().await?;
         if !response.status().is_redirection() {
@@ -693,8 +710,10 @@ async fn follow_to_redirect_uri(
                     description: param("error_description").unwrap_or_default(),
                 });
             }
-            return param("code")
-                .ok_or_else(|| HarnessError::Protocol("redirect without code".into()));
+            if param("code").is_none() {
+                return Err(HarnessError::Protocol("redirect without code".into()));
+            }
+            return Ok(next);
         }
         url = next;
     }
