@@ -211,11 +211,52 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
                 dev: None,
             })
         }
-        other => Err(ConfigError::Invalid {
-            variable: "MCP_AUTH_PROVIDER".into(),
-            reason: format!("{} is not available in this build", other.name()),
-        }),
+        ProviderKind::Scalekit => {
+            let figment = vendor_figment(&mcp_auth_scalekit::ENV, resource);
+            let provider = mcp_auth_scalekit::ScalekitConfig::from_figment(&figment)?
+                .builder()
+                .apply_config(&config)
+                .build()
+                .map_err(|e| {
+                    ConfigError::from_build("SCALEKIT_ENVIRONMENT_URL / SCALEKIT_RESOURCE_ID", e)
+                })?;
+            Ok(Selected {
+                kind,
+                issuers: provider.issuers().to_vec(),
+                audiences: provider.audiences().to_vec(),
+                provider: Arc::new(provider),
+                extra_routes: Router::new(),
+                dev: None,
+            })
+        }
+        ProviderKind::Workos => {
+            let figment = vendor_figment(&mcp_auth_workos::ENV, resource);
+            let provider = mcp_auth_workos::AuthKitConfig::from_figment(&figment)?
+                .builder()
+                .apply_config(&config)
+                .build()
+                .map_err(|e| ConfigError::from_build("AUTHKIT_DOMAIN", e))?;
+            Ok(Selected {
+                kind,
+                issuers: vec![provider.issuer().to_owned()],
+                audiences: provider.audiences().to_vec(),
+                provider: Arc::new(provider),
+                extra_routes: Router::new(),
+                dev: None,
+            })
+        }
     }
+}
+
+/// A vendor crate's figment, with the resolved resource URL underneath the environment.
+fn vendor_figment(
+    table: &mcp_auth_core::config::EnvTable,
+    resource: &ResourceUrl,
+) -> figment::Figment {
+    mcp_auth_core::config::figment(table).join(figment::providers::Serialized::default(
+        "resource_url",
+        resource.as_str(),
+    ))
 }
 
 #[derive(serde::Deserialize)]
