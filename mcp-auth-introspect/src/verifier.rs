@@ -65,10 +65,19 @@ const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client cr
 /// Garbage from a 200 maps to "unavailable" rather than "internal" because what usually sends it
 /// is a proxy or a half-deployed IdP, which a retry outlives; it never blames the token.
 ///
-/// Results are cached per token (keyed by the BLAKE3 digest of the token, so the cache never holds
-/// a token): active results for `min(cache_ttl, exp - now)`, rejections only when a negative TTL is
-/// set, errors never. Concurrent misses for one token share one call; distinct misses are bounded
-/// by a semaphore. Cheap to clone (shared state).
+/// Results are cached per token: active results for `min(cache_ttl, exp - now)`, rejections only
+/// when a negative TTL is set (never "not yet valid"), errors never. Concurrent misses for one
+/// token share one call; distinct misses are bounded by a semaphore. Cheap to clone (shared
+/// state); the cache belongs to this verifier (and its clones) only.
+///
+/// The cache key is the 256-bit BLAKE3 digest of the token, so the cache never holds a token and
+/// needs no comparison with a stored one (a collision is cryptographically out of reach). Keying
+/// by the token itself with a constant-time comparison was measured slower (see the crate's
+/// bench): a hit costs about 0.5-0.8 µs for a 43-byte opaque token, about 2 µs for a 1 KB one.
+///
+/// When the audience check is turned off, a response without `token_type` is refused
+/// (`InvalidToken::Type`): `oidc-provider` reports refresh tokens `active` with neither `aud` nor
+/// `token_type`, and without the audience check nothing else tells them from access tokens.
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), mcp_auth_core::BuildError> {
