@@ -97,7 +97,7 @@ pub fn issuer(args: &Args) -> Result<(), String> {
             .await
             .map_err(|e| format!("bind {bind}: {e}"))?;
         let app = dev.jwks_router(JWKS_PATH);
-        write_lines(&out.join("issuer.ready"), &[issuer.clone()])?;
+        write_lines(&out.join("issuer.ready"), std::slice::from_ref(&issuer))?;
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = until_signalled().await;
