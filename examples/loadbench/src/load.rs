@@ -110,6 +110,7 @@ async fn once(
 struct Tally {
     latencies_us: Vec<u32>,
     errors: u64,
+    warmup: u64,
     first_error: Option<String>,
     last_done: Option<Instant>,
 }
@@ -133,6 +134,7 @@ async fn connection(
             if let Err(e) = &outcome {
                 return Err(e.clone());
             }
+            tally.warmup += 1;
             continue;
         }
         tally.last_done = Some(done);
@@ -241,6 +243,7 @@ pub fn load(args: &Args) -> Result<(), String> {
             let tally = t.await.map_err(|e| e.to_string())??;
             all.latencies_us.extend(tally.latencies_us);
             all.errors += tally.errors;
+            all.warmup += tally.warmup;
             if all.first_error.is_none() {
                 all.first_error = tally.first_error;
             }
@@ -269,7 +272,7 @@ pub fn load(args: &Args) -> Result<(), String> {
         }
         println!(
             "RESULT requests={} errors={} elapsed_s={elapsed:.3} rps={rps:.1} p50_us={} p90_us={} \
-             p99_us={} max_us={} exhausted={} tokens_used={}",
+             p99_us={} max_us={} exhausted={} tokens_used={} all_requests={}",
             ok + all.errors,
             all.errors,
             percentile(&lat, 0.50),
@@ -278,6 +281,7 @@ pub fn load(args: &Args) -> Result<(), String> {
             lat.last().copied().unwrap_or(0),
             u8::from(exhausted),
             target.next.load(Ordering::Relaxed).min(target.tokens.len()),
+            ok + all.errors + all.warmup + 1,
         );
         Ok(())
     })
