@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end load bench of the todo MCP server (issue 9), in one go, on loopback:
 #   (1) unprotected   the rmcp todo service with no auth layers
+#   (t) trivial       the whole auth stack (CORS, bearer, policy, in-tool checks) around a
+#                     verifier that costs nothing: tells the layers' cost from verification's
 #   (2) jwt           JwtVerifier, JWKS fetched from a local development issuer, one repeated token
 #   (3) jwt-fresh     the same server, a never-seen token on every request (token cache defeated)
 #   (4) introspect    IntrospectionVerifier against the real test IdP (oidc-provider), cache warm
@@ -12,7 +14,8 @@
 #
 # Knobs: LOAD_DURATION (s, 10), LOAD_WARMUP (s, 2), LOAD_CONNECTIONS (16), LOAD_FRESH_TOKENS
 # (200000: RS256 tokens minted before the runs; mode 3 ends early, and says so, if they run out),
-# LOAD_PORT (18090; the issuer uses +1), LOAD_CLIENT_THREADS (1).
+# LOAD_PORT (18090; the issuer uses +1), LOAD_CLIENT_THREADS (1), LOAD_JWT_CACHE_BYTES (the
+# verifier's token-cache budget in modes 2-3; unset: the crate's default).
 # Every process started here is stopped on exit; the whole run is bounded by LOAD_TIMEOUT (1200 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,8 @@ PORT=${LOAD_PORT:-18090}
 ISS_PORT=$((PORT + 1))
 CLIENT_THREADS=${LOAD_CLIENT_THREADS:-1}
 FASTMCP=${LOAD_FASTMCP:-1}
+CACHE_FLAGS=()
+[[ -n "${LOAD_JWT_CACHE_BYTES:-}" ]] && CACHE_FLAGS=(--cache-bytes "$LOAD_JWT_CACHE_BYTES")
 FASTMCP_VERSION=4.0.11
 TIMEOUT=${LOAD_TIMEOUT:-1200}
 
@@ -148,10 +153,11 @@ run() {
 echo "== runs: ${DURATION}s each after ${WARMUP}s warm-up, $CONNS connections (machine: $(nproc) cores)"
 JWKS=$ISSUER/.well-known/jwks.json
 run unprotected "$OUT/token.txt" -- "$BIN" serve --mode unprotected --bind "127.0.0.1:$PORT"
-run jwt "$OUT/token.txt" -- "$BIN" serve --mode jwt --bind "127.0.0.1:$PORT" --jwks-uri "$JWKS" --issuer "$ISSUER"
+run trivial "$OUT/token.txt" -- "$BIN" serve --mode trivial --bind "127.0.0.1:$PORT"
+run jwt "$OUT/token.txt" -- "$BIN" serve --mode jwt --bind "127.0.0.1:$PORT" --jwks-uri "$JWKS" --issuer "$ISSUER" "${CACHE_FLAGS[@]}"
 FRESH_WARMUP=$WARMUP
 WARMUP=0.5 # spend the fresh tokens on the measurement
-run jwt-fresh "$OUT/fresh.txt" --fresh -- "$BIN" serve --mode jwt --bind "127.0.0.1:$PORT" --jwks-uri "$JWKS" --issuer "$ISSUER"
+run jwt-fresh "$OUT/fresh.txt" --fresh -- "$BIN" serve --mode jwt --bind "127.0.0.1:$PORT" --jwks-uri "$JWKS" --issuer "$ISSUER" "${CACHE_FLAGS[@]}"
 WARMUP=$FRESH_WARMUP
 run introspect "$OUT/opaque.txt" -- "$BIN" serve --mode introspect --bind "127.0.0.1:$PORT" \
     --introspect-endpoint "$IDP_INTROSPECT" --issuer "$IDP_ISSUER" \
@@ -176,11 +182,13 @@ stop "$ISS_PID"
 
 f() { awk "BEGIN { if ($2 > 0) printf \"%.${3:-2}f\", $1 / $2; else print \"n/a\" }"; }
 verdict() { awk "BEGIN { exit !($1) }" && echo met || echo MISSED; }
-r1=${R[unprotected.rps]} r2=${R[jwt.rps]} r3=${R[jwt-fresh.rps]} r4=${R[introspect.rps]}
+rt=${R[trivial.rps]} r1=${R[unprotected.rps]} r2=${R[jwt.rps]} r3=${R[jwt-fresh.rps]} r4=${R[introspect.rps]}
 
 echo
 echo "== ratios (requests/s)"
 echo "  (2)/(1) jwt / unprotected        $(f "$r2" "$r1")   target >= 0.9: $(verdict "$r2 / $r1 >= 0.9")"
+echo "  (t)/(1) trivial / unprotected    $(f "$rt" "$r1")   (auth layers alone)"
+echo "  (2)/(t) jwt / trivial            $(f "$r2" "$rt")   (a token-cache hit in place of a free verifier)"
 echo "  (3)/(1) jwt-fresh / unprotected  $(f "$r3" "$r1")"
 echo "  (4)/(1) introspect / unprotected $(f "$r4" "$r1")"
 echo "  (4)/(2) introspect / jwt         $(f "$r4" "$r2")   target >= 0.8: $(verdict "$r4 / $r2 >= 0.8")"
@@ -190,7 +198,7 @@ echo "== cost of a fresh token (3) against the RS256 floor"
 added_cpu=$(awk -v a="${R[jwt-fresh.cpu_us]}" -v b="${R[unprotected.cpu_us]}" 'BEGIN { printf "%.1f", a - b }')
 added_jwt=$(awk -v a="${R[jwt-fresh.cpu_us]}" -v b="${R[jwt.cpu_us]}" 'BEGIN { printf "%.1f", a - b }')
 added_wall=$(awk -v a="$r3" -v b="$r1" 'BEGIN { if (a > 0 && b > 0) printf "%.1f", 1e6 / a - 1e6 / b; else print "n/a" }')
-echo "  server CPU per request: (3) ${R[jwt-fresh.cpu_us]} us, (2) ${R[jwt.cpu_us]} us, (1) ${R[unprotected.cpu_us]} us"
+echo "  server CPU per request: (3) ${R[jwt-fresh.cpu_us]} us, (2) ${R[jwt.cpu_us]} us, (t) ${R[trivial.cpu_us]} us, (1) ${R[unprotected.cpu_us]} us"
 echo "  added by (3): ${added_cpu} us CPU per request over (1), ${added_jwt} us over (2); ${added_wall} us of machine time per request (1/rps)"
 FLOOR_JSON=$TD/criterion/verify/jsonwebtoken_decode/RS256/new/estimates.json
 if [[ -f "$FLOOR_JSON" ]]; then
@@ -206,7 +214,7 @@ fi
 
 echo
 echo "== peak server RSS (VmHWM), target < 64 MiB"
-for m in unprotected jwt jwt-fresh introspect; do
+for m in unprotected trivial jwt jwt-fresh introspect; do
     printf '  %-12s %6.1f MiB  %s\n' "$m" "$(awk -v k="${R[$m.hwm]}" 'BEGIN{print k/1024}')" \
         "$(verdict "${R[$m.hwm]} < 65536")"
 done

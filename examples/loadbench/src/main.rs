@@ -7,7 +7,8 @@
 //! - `idp`: the real test IdP (`oidc-provider`, through `mcp-auth-idp-harness`) with an opaque-token
 //!   resource; writes its introspection settings and one opaque access token.
 //! - `serve`: the todo MCP server (stateless JSON mode) in one of the modes `unprotected`, `jwt`
-//!   (JWKS fetched from the issuer, token cache on) or `introspect`.
+//!   (JWKS fetched from the issuer, token cache on), `introspect`, or `trivial` (the whole auth
+//!   stack around a verifier that costs nothing, to tell the layers' cost from verification's).
 //! - `load`: a closed-loop HTTP/1.1 load generator sending a protected `tools/call` over N
 //!   keep-alive connections for a fixed time, printing requests/s, p50 and p99.
 //!
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: loadbench <issuer|idp|serve|load> [--flag value]...
   issuer --bind 127.0.0.1:PORT --audience URL --out DIR [--fresh N] [--threads N]
   idp    --resource URL --out DIR
-  serve  --mode unprotected|jwt|introspect --bind 127.0.0.1:PORT
+  serve  --mode unprotected|trivial|jwt|introspect --bind 127.0.0.1:PORT
          [--jwks-uri URL --issuer URL] [--cache-bytes N]
          [--introspect-endpoint URL --client-id ID --client-secret S --issuer URL]
   load   --url URL --tokens FILE [--fresh] [--connections 16] [--duration 10] [--warmup 2]

@@ -13,7 +13,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 use crate::args::{Args, loopback_url};
 
-/// `serve --mode unprotected|jwt|introspect --bind 127.0.0.1:PORT ...`: prints `READY <url>` on
+/// `serve --mode unprotected|trivial|jwt|introspect --bind 127.0.0.1:PORT ...`: prints `READY <url>` on
 /// stdout once listening, serves until killed.
 pub fn serve(args: &Args) -> Result<(), String> {
     let bind = args.loopback("bind")?;
@@ -25,7 +25,7 @@ pub fn serve(args: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let app = match mode.as_str() {
-            "unprotected" => unprotected(bind)?,
+            "unprotected" => unprotected(bind, &resource)?,
             "jwt" => {
                 let jwks = args.req("jwks-uri")?;
                 loopback_url(jwks)?;
@@ -43,6 +43,15 @@ pub fn serve(args: &Args) -> Result<(), String> {
                 }
                 let verifier = builder.build().map_err(|e| e.to_string())?;
                 protected(&resource, issuer, Arc::new(verifier))?
+            }
+            "trivial" => {
+                // The whole auth stack (CORS, bearer layer, policy layer, in-tool checks) around
+                // a verifier that costs nothing: isolates the layers from the verification.
+                protected(
+                    &resource,
+                    "http://127.0.0.1/",
+                    Arc::new(Fixed(identity(&resource))),
+                )?
             }
             "introspect" => {
                 let endpoint = args.req("introspect-endpoint")?;
@@ -96,7 +105,7 @@ fn protected(
 /// The same rmcp service with no auth layers. The todo tools read the caller from the request,
 /// so a fixed identity is put where the bearer layer would put the verified token (one `Arc`
 /// clone per request: the tools then do exactly the same work as in the protected modes).
-fn unprotected(bind: std::net::SocketAddr) -> Result<Router, String> {
+fn unprotected(bind: std::net::SocketAddr, resource: &str) -> Result<Router, String> {
     let store = Arc::new(Store::default());
     let server = TodoServer::new(store);
     let config = StreamableHttpServerConfig::default()
@@ -110,11 +119,7 @@ fn unprotected(bind: std::net::SocketAddr) -> Result<Router, String> {
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     let service: StreamableHttpService<TodoServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-    let identity = AccessToken::builder()
-        .subject("bench-user")
-        .client_id("bench-client")
-        .scopes([READ, WRITE])
-        .build();
+    let identity = identity(resource);
     let inject = axum::middleware::map_request(move |mut req: axum::extract::Request| {
         let identity = identity.clone();
         async move {
@@ -123,4 +128,24 @@ fn unprotected(bind: std::net::SocketAddr) -> Result<Router, String> {
         }
     });
     Ok(Router::new().nest_service("/mcp", service).layer(inject))
+}
+
+/// The identity of the unprotected and trivial modes.
+fn identity(resource: &str) -> AccessToken {
+    AccessToken::builder()
+        .audience(resource)
+        .subject("bench-user")
+        .client_id("bench-client")
+        .scopes([READ, WRITE])
+        .build()
+}
+
+/// A verifier that accepts any token as one prebuilt identity (an `Arc` clone).
+struct Fixed(AccessToken);
+
+#[mcp_auth_core::async_trait]
+impl mcp_auth_core::TokenVerifier for Fixed {
+    async fn verify(&self, _token: &str) -> Result<AccessToken, mcp_auth_core::VerifyError> {
+        Ok(self.0.clone())
+    }
 }
