@@ -162,6 +162,32 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// Maps an error of core's builders (resource URL, authorization servers, scopes) to the
+    /// `MCP_AUTH_*` variable that feeds the setting. For provider crates that apply
+    /// [`CoreConfig`] to a [`crate::RemoteAuthProviderBuilder`].
+    pub fn from_core_build(e: &crate::BuildError) -> Self {
+        let text = e.to_string();
+        let variable = if text.contains("authorization server") {
+            "MCP_AUTH_AUTHORIZATION_SERVERS"
+        } else if text.contains("resource URL") {
+            "MCP_AUTH_RESOURCE_URL"
+        } else if text.contains("required scope") {
+            "MCP_AUTH_REQUIRED_SCOPES"
+        } else if text.contains("initial scope") {
+            "MCP_AUTH_INITIAL_SCOPES"
+        } else if text.contains("scopes_supported") {
+            "MCP_AUTH_SCOPES_SUPPORTED"
+        } else {
+            return ConfigError::Other(text);
+        };
+        ConfigError::Invalid {
+            variable: variable.into(),
+            reason: text,
+        }
+    }
+}
+
 /// Extracts `T` from `figment`, naming the variable of `table` in errors.
 pub fn extract<T: DeserializeOwned>(figment: &Figment, table: &EnvTable) -> Result<T, ConfigError> {
     figment

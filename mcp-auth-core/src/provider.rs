@@ -217,35 +217,13 @@ impl RemoteAuthProvider {
         Self::builder(verifier)
             .apply_config(config)
             .build()
-            .map_err(|e| config_error(&e))
+            .map_err(|e| ConfigError::from_core_build(&e))
     }
 
     /// Returns a copy with another verifier (everything else unchanged).
     pub fn with_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
         self.verifier = verifier;
         self
-    }
-}
-
-/// Maps a builder error to the variable that feeds the setting.
-fn config_error(e: &BuildError) -> ConfigError {
-    let text = e.to_string();
-    let variable = if text.contains("authorization server") {
-        "MCP_AUTH_AUTHORIZATION_SERVERS"
-    } else if text.contains("resource URL") {
-        "MCP_AUTH_RESOURCE_URL"
-    } else if text.contains("required scope") {
-        "MCP_AUTH_REQUIRED_SCOPES"
-    } else if text.contains("initial scope") {
-        "MCP_AUTH_INITIAL_SCOPES"
-    } else if text.contains("scopes_supported") {
-        "MCP_AUTH_SCOPES_SUPPORTED"
-    } else {
-        return ConfigError::Other(text);
-    };
-    ConfigError::Invalid {
-        variable: variable.into(),
-        reason: text,
     }
 }
 
