@@ -182,10 +182,10 @@ proptest! {
         }
         if let Ok(Operation::ToolCall(name)) = &ours {
             // We decided on `name`: rmcp must not run a different tool.
-            if let Ok(rmcp::model::JsonRpcMessage::Request(req)) = &theirs {
-                if let rmcp::model::ClientRequest::CallToolRequest(call) = &req.request {
-                    prop_assert_eq!(call.params.name.as_ref(), name.as_str());
-                }
+            if let Ok(rmcp::model::JsonRpcMessage::Request(req)) = &theirs
+                && let rmcp::model::ClientRequest::CallToolRequest(call) = &req.request
+            {
+                prop_assert_eq!(call.params.name.as_ref(), name.as_str());
             }
         }
     }

@@ -224,7 +224,7 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Turns the verified-token cache on or off and sets its byte budget (default on, 32 MiB).
+    /// Turns the verified-token cache on or off and sets its byte budget (default on, 8 MiB).
     pub fn token_cache(mut self, on: bool, max_bytes: u64) -> Self {
         self.token_cache = Some((on, max_bytes));
         self

@@ -235,8 +235,7 @@ pub async fn body_message(resp: reqwest::Response) -> serde_json::Value {
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .last()
+            .rfind(|d| !d.is_empty())
             .unwrap_or("null")
             .to_owned();
         serde_json::from_str(&data).unwrap_or(serde_json::Value::Null)
