@@ -87,8 +87,6 @@ pub use provider::{AuthKitProvider, AuthKitProviderBuilder, AuthKitUrls, JWKS_PA
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
 
     use super::*;
     use mcp_auth_core::AuthProvider;
@@ -168,42 +166,6 @@ mod tests {
                 "authorization_servers": ["https://acme.authkit.app"],
                 "bearer_methods_supported": ["header"],
             })
-        );
-    }
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn start_up_logs_the_exact_expected_audience() {
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            AuthKitProvider::builder("acme.authkit.app", "https://mcp.example.com/mcp/")
-                .build()
-                .unwrap();
-        });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        assert!(text.contains(" INFO "), "{text}");
-        assert!(
-            text.contains("expected_audience=https://mcp.example.com/mcp ")
-                && text.contains("resource indicator"),
-            "{text}"
         );
     }
 }
