@@ -150,3 +150,46 @@ async fn configuration_errors_name_the_variable() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn browsers_can_preflight_and_read_the_challenge() {
+    let todo = Todo::start(&[]).await;
+    let url = todo.url();
+    let http = reqwest::Client::new();
+    let pre = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, mcp-protocol-version, mcp-session-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "preflight passes without auth");
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in ["authorization", "mcp-protocol-version", "mcp-session-id"] {
+        assert!(allowed.contains(h), "{h} not allowed: {allowed}");
+    }
+    let denied = http
+        .post(&url)
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    assert_eq!(denied.headers()["access-control-allow-origin"], "*");
+    let exposed = denied.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"),
+        "{exposed}"
+    );
+    todo.stop().await;
+}
