@@ -1,4 +1,5 @@
-//! rmcp integration (feature `rmcp`): extractors for `#[tool]` and `#[prompt]` functions.
+//! rmcp integration (feature `rmcp`): extractors for `#[tool]` and `#[prompt]` functions, and
+//! task handles bound to the principal that created them ([`BoundTaskManager`]).
 //!
 //! rmcp's streamable-HTTP server puts each request's `http::request::Parts` into the request
 //! context; the bearer layer put the [`AccessToken`] into those parts' extensions. Note that
@@ -13,21 +14,32 @@
 //! }
 //! ```
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
-use rmcp::model::ErrorCode;
+use rmcp::model::{DetailedTask, ErrorCode, Task};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::task_manager::{TaskContext, TaskFuture, TaskManager, TaskOptions};
 
 use crate::policy::{McpPolicy, Operation, PolicyHandle};
+use crate::token::Principal;
 use crate::{AccessToken, ScopeHierarchy};
 
 fn token_from<C: AsRequestContext>(
     context: &C,
 ) -> Result<(AccessToken, Option<McpPolicy>), ErrorData> {
+    token_from_request(context.as_request_context())
+}
+
+fn token_from_request(
+    context: &RequestContext<RoleServer>,
+) -> Result<(AccessToken, Option<McpPolicy>), ErrorData> {
     let parts = context
-        .as_request_context()
         .extensions
         .get::<http::request::Parts>()
         .ok_or_else(|| {
@@ -134,4 +146,170 @@ impl McpPolicy {
         let tools = router.list_all();
         self.report_tools_without_rule(tools.iter().map(|t| t.name.as_ref()))
     }
+}
+
+/// rmcp's [`TaskManager`] with every task handle bound to the principal (issuer + subject +
+/// client id) whose token created it.
+///
+/// Task ids travel in request bodies (`tasks/get`, `tasks/update`, `tasks/cancel`, protocol
+/// 2026-07-28 tasks extension), so without binding anyone who learns an id could read another
+/// user's result or cancel their work. Use this in place of rmcp's `TaskManager` in a server
+/// behind the bearer layer: a task is created only for an authenticated caller, and another
+/// principal asking for it gets exactly the error of an unknown task (nothing tells them it
+/// exists). A refreshed token of the same principal keeps access.
+///
+/// ```
+/// use mcp_auth_core::rmcp_ext::BoundTaskManager;
+/// use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult, GetTaskParams, GetTaskResult};
+/// use rmcp::service::{RequestContext, RoleServer};
+/// use rmcp::task_manager::TaskOptions;
+/// use rmcp::ErrorData;
+///
+/// #[derive(Clone, Default)]
+/// struct Server {
+///     tasks: BoundTaskManager,
+/// }
+///
+/// impl Server {
+///     // From `ServerHandler::call_tool`, when the client declared the tasks extension.
+///     fn start(&self, ctx: &RequestContext<RoleServer>) -> Result<CallToolResponse, ErrorData> {
+///         let task = self.tasks.spawn(ctx, TaskOptions::new(), |_task| {
+///             Box::pin(async { Ok(CallToolResult::success(vec![ContentBlock::text("done")])) })
+///         })?;
+///         Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
+///     }
+///
+///     // `ServerHandler::get_task`; `update_task` and `cancel_task` go the same way.
+///     fn get(&self, p: GetTaskParams, ctx: &RequestContext<RoleServer>) -> Result<GetTaskResult, ErrorData> {
+///         Ok(GetTaskResult::new(self.tasks.get_task(ctx, &p.task_id)?))
+///     }
+/// }
+/// ```
+#[derive(Clone, Default)]
+pub struct BoundTaskManager {
+    tasks: TaskManager,
+    owners: Arc<Mutex<Owners>>,
+}
+
+#[derive(Default)]
+struct Owners {
+    by_task: HashMap<String, Principal>,
+    /// Size at which the next spawn drops the bindings of tasks rmcp has forgotten (expired or
+    /// shut down), so the map never outgrows the manager by more than a factor of two.
+    prune_at: usize,
+}
+
+impl std::fmt::Debug for BoundTaskManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundTaskManager")
+            .field("running", &self.tasks.running_task_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundTaskManager {
+    /// An empty manager.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        // The map holds no invariant a panic elsewhere could break halfway.
+        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Spawns the operation as a task owned by the caller of `context` and returns its seed
+    /// state for a `CreateTaskResult`. Fails in-band, spawning nothing, when the request carries
+    /// no verified token (the server is not behind the bearer layer).
+    pub fn spawn<F>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        options: TaskOptions,
+        make_future: F,
+    ) -> Result<Task, ErrorData>
+    where
+        F: FnOnce(TaskContext) -> TaskFuture,
+    {
+        let (token, _) = token_from_request(context)?;
+        let task = self.tasks.spawn(options, make_future);
+        let mut owners = self.owners();
+        if owners.by_task.len() >= owners.prune_at {
+            let tasks = &self.tasks;
+            owners.by_task.retain(|id, _| tasks.get_task(id).is_ok());
+            owners.prune_at = (owners.by_task.len() * 2).max(64);
+        }
+        owners
+            .by_task
+            .insert(task.task_id.clone(), token.principal());
+        Ok(task)
+    }
+
+    /// Checks that the caller of `context` owns `task_id`; an unknown task, a task of another
+    /// principal and a request without a token all give the same in-band error.
+    fn check_owner(
+        &self,
+        context: &RequestContext<RoleServer>,
+        task_id: &str,
+    ) -> Result<(), ErrorData> {
+        let (token, _) = token_from_request(context)?;
+        let owners = self.owners();
+        match owners.by_task.get(task_id) {
+            Some(owner) if *owner == token.principal() => Ok(()),
+            Some(_) => {
+                tracing::warn!(
+                    reason = "task_principal_mismatch",
+                    "request for another principal's task refused"
+                );
+                Err(unknown_task(task_id))
+            }
+            None => Err(unknown_task(task_id)),
+        }
+    }
+
+    /// `tasks/get`: the task's current state, for its owner only.
+    pub fn get_task(
+        &self,
+        context: &RequestContext<RoleServer>,
+        task_id: &str,
+    ) -> Result<DetailedTask, ErrorData> {
+        self.check_owner(context, task_id)?;
+        self.tasks.get_task(task_id)
+    }
+
+    /// `tasks/update`: delivers input responses to the task, for its owner only.
+    pub fn update_task(
+        &self,
+        context: &RequestContext<RoleServer>,
+        task_id: &str,
+        input_responses: impl IntoIterator<Item = (String, serde_json::Value)>,
+    ) -> Result<(), ErrorData> {
+        self.check_owner(context, task_id)?;
+        self.tasks.update_task(task_id, input_responses)
+    }
+
+    /// `tasks/cancel`: requests cooperative cancellation, for the task's owner only.
+    pub fn cancel_task(
+        &self,
+        context: &RequestContext<RoleServer>,
+        task_id: &str,
+    ) -> Result<(), ErrorData> {
+        self.check_owner(context, task_id)?;
+        self.tasks.cancel_task(task_id)
+    }
+
+    /// Number of tasks not yet in a terminal state (all principals).
+    pub fn running_task_count(&self) -> usize {
+        self.tasks.running_task_count()
+    }
+
+    /// Aborts every task and forgets all of them and their bindings.
+    pub fn shutdown(&self) {
+        self.tasks.shutdown();
+        self.owners().by_task.clear();
+    }
+}
+
+/// The error rmcp gives for a task id it does not know (SEP-2663: invalid params).
+fn unknown_task(task_id: &str) -> ErrorData {
+    ErrorData::invalid_params(format!("unknown task: {task_id}"), None)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use common::{Server, client, fake, mint_claims, now};
+use common::{Server, client, fake, initialize, message, mint_claims, now, post};
 use http::header;
 use mcp_auth_core::policy::{McpPolicy, Rule};
 use mcp_auth_core::rmcp_ext::Auth;
@@ -143,7 +143,6 @@ fn token(scopes: &str, sub: &str, extra: serde_json::Value) -> String {
 }
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 fn call(name: &str, args: &str) -> String {
     format!(
@@ -151,55 +150,9 @@ fn call(name: &str, args: &str) -> String {
     )
 }
 
-async fn post(
-    url: &str,
-    bearer: &str,
-    session: Option<&str>,
-    body: impl Into<reqwest::Body>,
-) -> reqwest::Response {
-    let mut req = client()
-        .post(url)
-        .bearer_auth(bearer)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18");
-    if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
-    }
-    req.body(body).send().await.unwrap()
-}
-
 /// Initializes (both modes) and returns the session id (session mode only).
 async fn open_session(url: &str, bearer: &str) -> Option<String> {
-    let resp = post(url, bearer, None, INIT).await;
-    assert_eq!(resp.status(), 200);
-    let id = resp
-        .headers()
-        .get("mcp-session-id")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let ack = post(url, bearer, id.as_deref(), INITIALIZED).await;
-    assert!(ack.status().is_success(), "{}", ack.status());
-    id
-}
-
-/// The JSON-RPC message of a response (JSON or a one-message SSE stream).
-async fn message(resp: reqwest::Response) -> serde_json::Value {
-    let ct = resp.headers()[header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let text = resp.text().await.unwrap();
-    if ct.starts_with("text/event-stream") {
-        let data: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .collect();
-        serde_json::from_str(data.last().unwrap()).unwrap()
-    } else {
-        serde_json::from_str(&text).unwrap()
-    }
+    initialize(url, bearer, INIT).await
 }
 
 fn text_of(msg: &serde_json::Value) -> String {

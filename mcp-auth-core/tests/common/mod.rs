@@ -163,3 +163,78 @@ pub fn client() -> reqwest::Client {
 pub fn fake() -> Arc<FakeVerifier> {
     Arc::new(FakeVerifier::default())
 }
+
+/// POSTs a JSON-RPC body to an MCP endpoint as protocol 2025-06-18 (session or stateless).
+pub async fn post(
+    url: &str,
+    bearer: &str,
+    session: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    post_as("2025-06-18", url, bearer, session, &[], body).await
+}
+
+/// POSTs a JSON-RPC body to an MCP endpoint with the given `Mcp-Protocol-Version` and extra
+/// headers.
+pub async fn post_as(
+    version: &str,
+    url: &str,
+    bearer: &str,
+    session: Option<&str>,
+    headers: &[(&str, String)],
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut req = client()
+        .post(url)
+        .bearer_auth(bearer)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header("mcp-protocol-version", version);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    req.body(body).send().await.unwrap()
+}
+
+/// Sends `initialize` (the given body) and `notifications/initialized`; returns the session id
+/// (session mode only).
+pub async fn initialize(url: &str, bearer: &str, init: &'static str) -> Option<String> {
+    let resp = post(url, bearer, None, init).await;
+    assert_eq!(resp.status(), 200);
+    let id = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let ack = post(
+        url,
+        bearer,
+        id.as_deref(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert!(ack.status().is_success(), "{}", ack.status());
+    id
+}
+
+/// The JSON-RPC message of a response (JSON or the last message of an SSE stream).
+pub async fn message(resp: reqwest::Response) -> serde_json::Value {
+    let ct = resp.headers()[http::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = resp.text().await.unwrap();
+    if ct.starts_with("text/event-stream") {
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        serde_json::from_str(data.last().unwrap()).unwrap()
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
