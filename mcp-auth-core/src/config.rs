@@ -195,6 +195,18 @@ pub fn extract<T: DeserializeOwned>(figment: &Figment, table: &EnvTable) -> Resu
         .map_err(|e| map_figment_error(e, table))
 }
 
+/// [`extract`] for a provider's settings struct that holds [`CoreConfig`] under
+/// `#[serde(flatten)]`. Inside a flattened struct figment cannot tell which key a badly typed
+/// value (`resource_url = 5` in the TOML file) belongs to, so core's keys are extracted on their
+/// own first and their errors name the variable.
+pub fn extract_with_core<T: DeserializeOwned>(
+    figment: &Figment,
+    table: &EnvTable,
+) -> Result<T, ConfigError> {
+    extract::<CoreConfig>(figment, table)?;
+    extract(figment, table)
+}
+
 fn map_figment_error(e: figment::Error, table: &EnvTable) -> ConfigError {
     use figment::error::Kind;
     let var_of = |key: &str| -> Cow<'static, str> {
@@ -234,7 +246,7 @@ pub fn deserialize_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 }
 
 /// The core settings shared by every provider (DESIGN.md §6 names).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct CoreConfig {
     /// `MCP_AUTH_RESOURCE_URL`: the canonical resource URL (R).
@@ -312,6 +324,36 @@ mod tests {
         assert_eq!(
             c.require_resource_url().unwrap_err().to_string(),
             "MCP_AUTH_RESOURCE_URL is missing"
+        );
+    }
+
+    #[test]
+    fn flattened_core_errors_name_the_variable() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Vendor {
+            tenant: String,
+            #[serde(flatten)]
+            core: CoreConfig,
+        }
+        const TABLE: EnvTable = EnvTable::new(&[
+            ("tenant", "VENDOR_TENANT"),
+            ("required_scopes", "MCP_AUTH_REQUIRED_SCOPES"),
+        ]);
+        let f = Figment::new().merge(Serialized::defaults(serde_json::json!({
+            "tenant": "t",
+            "required_scopes": 7,
+        })));
+        let err = extract_with_core::<Vendor>(&f, &TABLE).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_REQUIRED_SCOPES"),
+            "{err:?}"
+        );
+        let f = Figment::new().merge(Serialized::defaults(serde_json::json!({ "tenant": 1 })));
+        let err = extract_with_core::<Vendor>(&f, &TABLE).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { variable, .. } if variable == "VENDOR_TENANT"),
+            "{err:?}"
         );
     }
 
