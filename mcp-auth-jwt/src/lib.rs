@@ -59,12 +59,21 @@
 //! expected-versus-found values, never the token (only its [`mcp_auth_core::token_tag`]).
 //! Counters: [`JwtVerifier::metrics`].
 //!
+//! ## Provider crates for hosted IdPs
+//!
+//! [`hosted`] holds what every `mcp-auth-<idp>` crate (Scalekit, WorkOS AuthKit, ...) shares: a
+//! crate derives a [`HostedIdp`] data sheet (JWKS, issuers, audience aliases, algorithms,
+//! authorization servers, metadata to forward) from its users' dashboard values, and
+//! [`HostedProviderBuilder`] builds the verifier, core's provider, the metadata forwarding and
+//! the start-up log line from it.
+//!
 //! ## Features
 //!
 //! * `aws-lc-rs` (default) or `rust-crypto`: jsonwebtoken's crypto backend. Exactly one must be
 //!   enabled. `build()` installs the matching jsonwebtoken crypto provider, so a dependency graph
 //!   that turns on both jsonwebtoken backends does not panic.
-//! * `dev`: [`dev::DevIssuer`], development keys that mint tokens and serve their JWKS.
+//! * `dev`: `dev::DevIssuer`, development keys that mint tokens and serve their JWKS (the module
+//!   exists only with the feature on).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -84,6 +93,7 @@ mod claims;
 mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod hosted;
 mod jwks;
 mod keys;
 mod metrics;
@@ -95,6 +105,7 @@ pub use builder::{
 };
 pub use cache::{CacheUsage, DEFAULT_TOKEN_CACHE_BYTES, MAX_TOKEN_CACHE_TTL};
 pub use config::ENV;
+pub use hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder};
 pub use jsonwebtoken::Algorithm;
 pub use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError};
 pub use metrics::JwtMetrics;

@@ -1,0 +1,868 @@
+//! Hosted identity providers: the plumbing every `mcp-auth-<idp>` crate shares.
+//!
+//! A hosted IdP (Scalekit, WorkOS AuthKit, a Keycloak realm, ...) is described by a few facts:
+//! where its keys are, which `iss` and `aud` its access tokens carry, which algorithm signs them,
+//! which authorization server MCP clients are sent to, and where its authorization-server
+//! metadata lives. A provider crate derives those facts from the values its users copy from the
+//! IdP's dashboard, as a [`HostedIdp`], and leaves the rest to [`HostedProviderBuilder`]: the
+//! [`JwtVerifier`], core's [`RemoteAuthProvider`] with its metadata routes, the
+//! [`MetadataForwarder`] for `/.well-known/oauth-authorization-server`, the shared HTTP client,
+//! scopes, metadata fields, a replacement verifier and the start-up log line.
+//!
+//! A provider crate implements [`DataSheet`] on its validated URL type and names the builder:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::Router;
+//! use mcp_auth_core::{AuthProvider, BuildError, ProtectedResource, TokenVerifier};
+//! use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder};
+//!
+//! /// Acme's URLs, derived from the tenant name.
+//! #[derive(Debug, Clone)]
+//! pub struct AcmeUrls { issuer: String }
+//!
+//! impl AcmeUrls {
+//!     pub fn new(tenant: &str) -> Result<Self, BuildError> {
+//!         if tenant.is_empty() || !tenant.bytes().all(|b| b.is_ascii_alphanumeric()) {
+//!             return Err(BuildError::invalid("Acme tenant (ACME_TENANT)", "letters and digits only"));
+//!         }
+//!         Ok(AcmeUrls { issuer: format!("https://{tenant}.acme-login.example") })
+//!     }
+//! }
+//!
+//! impl DataSheet for AcmeUrls {
+//!     type Provider = AcmeProvider;
+//!     fn hosted_idp(&self) -> HostedIdp {
+//!         HostedIdp::new(
+//!             "Acme",
+//!             format!("{}/jwks", self.issuer),
+//!             format!("{}/.well-known/oauth-authorization-server", self.issuer),
+//!         )
+//!         .issuer(&self.issuer)
+//!         .authorization_server(&self.issuer)
+//!     }
+//!     fn into_provider(self, hosted: HostedProvider) -> AcmeProvider {
+//!         AcmeProvider { hosted, urls: self }
+//!     }
+//! }
+//!
+//! /// The provider: the generic one plus the URLs it was derived from.
+//! #[derive(Debug, Clone)]
+//! pub struct AcmeProvider { hosted: HostedProvider, urls: AcmeUrls }
+//!
+//! /// Builder for [`AcmeProvider`].
+//! pub type AcmeProviderBuilder = HostedProviderBuilder<AcmeUrls>;
+//!
+//! impl AcmeProvider {
+//!     pub fn builder(tenant: &str, resource_url: &str) -> AcmeProviderBuilder {
+//!         HostedProviderBuilder::new(AcmeUrls::new(tenant)).resource_url(resource_url)
+//!     }
+//! }
+//!
+//! impl AuthProvider for AcmeProvider {
+//!     fn verifier(&self) -> Arc<dyn TokenVerifier> { self.hosted.verifier() }
+//!     fn protected_resource(&self) -> &ProtectedResource { self.hosted.protected_resource() }
+//!     fn routes(&self) -> Router { self.hosted.routes() }
+//! }
+//!
+//! let provider = AcmeProvider::builder("shop", "https://mcp.example.com/mcp")
+//!     .scopes_supported(["todo:read", "todo:write"])
+//!     .initial_scopes(["todo:read"])
+//!     .build()?;
+//! assert_eq!(
+//!     provider.metadata().authorization_servers,
+//!     ["https://shop.acme-login.example"]
+//! );
+//! assert!(AcmeProvider::builder("a/b", "https://mcp.example.com/mcp").build().is_err());
+//! # Ok::<(), BuildError>(())
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable};
+use mcp_auth_core::forward::MetadataForwarder;
+use mcp_auth_core::http::{HttpClient, check_url};
+use mcp_auth_core::{
+    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, RemoteAuthProviderBuilder,
+    ResourceUrl, TokenVerifier,
+};
+use url::Url;
+
+use crate::{Algorithm, JwtVerifier, JwtVerifierBuilder};
+
+/// What a hosted IdP's conventions derive for one MCP server: the data sheet in code.
+///
+/// The accepted audiences are always the resource URL (R, plus R with `/` when R is
+/// origin-only); [`accepted_audience`](Self::accepted_audience) adds an IdP-side alias, which is
+/// then accepted by both the JWT verifier and core's bearer layer.
+///
+/// The forwarded metadata is served at core's
+/// [`AS_METADATA_PATH`](mcp_auth_core::forward::AS_METADATA_PATH)
+/// (`/.well-known/oauth-authorization-server`), whatever the upstream's own path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct HostedIdp {
+    name: &'static str,
+    jwks_uri: String,
+    metadata_upstream: String,
+    issuers: Vec<String>,
+    audience_aliases: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    authorization_servers: Vec<String>,
+    setup_hint: Option<String>,
+}
+
+impl HostedIdp {
+    /// A data sheet for the IdP called `name` (used in the start-up log), with its JWKS URL and
+    /// the authorization-server metadata document to forward. Tokens are RS256 unless
+    /// [`algorithms`](Self::algorithms) says otherwise.
+    pub fn new(
+        name: &'static str,
+        jwks_uri: impl Into<String>,
+        metadata_upstream: impl Into<String>,
+    ) -> Self {
+        HostedIdp {
+            name,
+            jwks_uri: jwks_uri.into(),
+            metadata_upstream: metadata_upstream.into(),
+            issuers: Vec::new(),
+            audience_aliases: Vec::new(),
+            algorithms: vec![Algorithm::RS256],
+            authorization_servers: Vec::new(),
+            setup_hint: None,
+        }
+    }
+
+    /// Adds an accepted `iss` value (at least one is required; `iss` must equal one exactly).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Adds an audience value, other than R, that the IdP may put in `aud` for this resource
+    /// (Scalekit's resource id, say).
+    pub fn accepted_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience_aliases.push(audience.into());
+        self
+    }
+
+    /// Sets the algorithm allowlist (default RS256).
+    pub fn algorithms<I: IntoIterator<Item = Algorithm>>(mut self, algorithms: I) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Adds an authorization server advertised in the protected-resource metadata (at least one
+    /// is required; advertised exactly as given).
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// A sentence appended to the start-up log line: what to check in the IdP's dashboard when
+    /// every token is refused (the line also carries `expected_audience`).
+    pub fn setup_hint(mut self, hint: impl Into<String>) -> Self {
+        self.setup_hint = Some(hint.into());
+        self
+    }
+
+    /// The IdP's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> &str {
+        &self.jwks_uri
+    }
+
+    /// The authorization-server metadata document that is forwarded.
+    pub fn metadata_upstream(&self) -> &str {
+        &self.metadata_upstream
+    }
+
+    /// The accepted issuers.
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// The audience aliases accepted next to R.
+    pub fn audience_aliases(&self) -> &[String] {
+        &self.audience_aliases
+    }
+
+    /// The algorithm allowlist.
+    pub fn allowed_algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// The advertised authorization servers.
+    pub fn authorization_servers(&self) -> &[String] {
+        &self.authorization_servers
+    }
+
+    /// Starts a builder for a [`HostedProvider`] straight from this data sheet, for an IdP that
+    /// needs no crate of its own.
+    pub fn builder(self) -> HostedProviderBuilder<HostedIdp> {
+        HostedProviderBuilder::new(Ok(self))
+    }
+}
+
+/// The vendor half of a provider crate: the IdP's validated inputs, which derive a [`HostedIdp`],
+/// and how the built [`HostedProvider`] becomes the crate's own provider type.
+///
+/// Implement it on the type that holds the normalised dashboard values (`ScalekitUrls`, say);
+/// see the [module example](self).
+pub trait DataSheet: Sized {
+    /// The provider type [`HostedProviderBuilder::build`] returns.
+    type Provider;
+
+    /// Derives the data sheet from the validated values.
+    fn hosted_idp(&self) -> HostedIdp;
+
+    /// Wraps the built provider (keep `self` to offer the derived URLs).
+    fn into_provider(self, hosted: HostedProvider) -> Self::Provider;
+}
+
+impl DataSheet for HostedIdp {
+    type Provider = HostedProvider;
+
+    fn hosted_idp(&self) -> HostedIdp {
+        self.clone()
+    }
+
+    fn into_provider(self, hosted: HostedProvider) -> HostedProvider {
+        hosted
+    }
+}
+
+/// A provider for tokens from a hosted IdP: core's [`RemoteAuthProvider`] (verifier, resource,
+/// metadata routes) plus the forwarded authorization-server metadata.
+///
+/// Routes: the protected-resource metadata routes, and
+/// `/.well-known/oauth-authorization-server` serving the IdP's document (cached, CORS, 502 with
+/// a generic body when the upstream fails).
+#[derive(Debug, Clone)]
+pub struct HostedProvider {
+    remote: RemoteAuthProvider,
+    forwarder: MetadataForwarder,
+    idp: Arc<HostedIdp>,
+}
+
+impl HostedProvider {
+    /// The wrapped core provider.
+    pub fn remote(&self) -> &RemoteAuthProvider {
+        &self.remote
+    }
+
+    /// The data sheet it was built from.
+    pub fn idp(&self) -> &HostedIdp {
+        &self.idp
+    }
+
+    /// The audiences the bearer layer accepts: R (plus R with `/` when origin-only) and the
+    /// IdP's aliases.
+    pub fn audiences(&self) -> &[String] {
+        self.remote.protected_resource().audiences()
+    }
+
+    /// Returns a copy with another verifier (an introspection verifier, a wrapper that maps
+    /// claims, ...). Metadata and routes are unchanged.
+    pub fn with_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.remote = self.remote.with_verifier(verifier);
+        self
+    }
+}
+
+impl AuthProvider for HostedProvider {
+    fn verifier(&self) -> Arc<dyn TokenVerifier> {
+        self.remote.verifier()
+    }
+
+    fn protected_resource(&self) -> &ProtectedResource {
+        self.remote.protected_resource()
+    }
+
+    fn routes(&self) -> Router {
+        self.remote.routes().merge(self.forwarder.clone().router())
+    }
+}
+
+type VerifierHook = Box<dyn FnOnce(JwtVerifierBuilder) -> JwtVerifierBuilder>;
+type ResourceHook = Box<dyn FnOnce(RemoteAuthProviderBuilder) -> RemoteAuthProviderBuilder>;
+
+/// Builds the provider of a hosted IdP from its [`DataSheet`] and the settings every provider
+/// shares. Setters are infallible; [`build`](Self::build) validates.
+///
+/// Provider crates name it for their sheet (`pub type ScalekitProviderBuilder =
+/// HostedProviderBuilder<ScalekitUrls>`), so their users see one builder with one set of
+/// methods whatever the IdP.
+#[must_use]
+pub struct HostedProviderBuilder<S> {
+    sheet: Result<S, BuildError>,
+    core: CoreConfig,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    http: Option<HttpClient>,
+    forward_ttl: Option<Duration>,
+    verifier_hook: Option<VerifierHook>,
+    resource_hook: Option<ResourceHook>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for HostedProviderBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostedProviderBuilder")
+            .field("sheet", &self.sheet)
+            .field("resource_url", &self.core.resource_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn strings<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+impl<S> HostedProviderBuilder<S> {
+    /// Starts from the vendor's validated inputs, or from the error validating them, which
+    /// [`build`](Self::build) reports before anything else.
+    pub fn new(sheet: Result<S, BuildError>) -> Self {
+        HostedProviderBuilder {
+            sheet,
+            core: CoreConfig::default(),
+            verifier: None,
+            http: None,
+            forward_ttl: None,
+            verifier_hook: None,
+            resource_hook: None,
+        }
+    }
+
+    /// The resource URL (R): the MCP endpoint's public URL, https except on loopback.
+    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
+        self.core.resource_url = Some(url.into());
+        self
+    }
+
+    /// Scopes every request needs (403 `insufficient_scope` otherwise).
+    pub fn required_scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.core.required_scopes = strings(scopes);
+        self
+    }
+
+    /// Scopes named in the 401 challenge when none are required (least privilege first).
+    pub fn initial_scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.core.initial_scopes = strings(scopes);
+        self
+    }
+
+    /// The metadata's `scopes_supported`.
+    pub fn scopes_supported<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.core.scopes_supported = strings(scopes);
+        self
+    }
+
+    /// The metadata's `resource_name`.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.core.resource_name = Some(name.into());
+        self
+    }
+
+    /// The metadata's `resource_documentation`.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.core.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// Applies core's configuration (`MCP_AUTH_RESOURCE_URL`, scopes, resource name and
+    /// documentation) on top of what is set; unset values leave the builder's alone.
+    /// `authorization_servers` is ignored: the IdP's are derived.
+    pub fn apply_config(mut self, config: &CoreConfig) -> Self {
+        let core = &mut self.core;
+        for (field, value) in [
+            (&mut core.resource_url, &config.resource_url),
+            (&mut core.resource_name, &config.resource_name),
+            (
+                &mut core.resource_documentation,
+                &config.resource_documentation,
+            ),
+        ] {
+            if value.is_some() {
+                field.clone_from(value);
+            }
+        }
+        for (field, value) in [
+            (&mut core.required_scopes, &config.required_scopes),
+            (&mut core.initial_scopes, &config.initial_scopes),
+            (&mut core.scopes_supported, &config.scopes_supported),
+        ] {
+            if !value.is_empty() {
+                field.clone_from(value);
+            }
+        }
+        self
+    }
+
+    /// Uses this verifier instead of the JWT verifier built from the data sheet (URLs, metadata
+    /// and routes stay).
+    pub fn verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The HTTP client for the JWKS and the metadata forwarding (default: core's shared client).
+    /// Tests pass one with short timeouts.
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// How long the forwarded authorization-server metadata is cached (default: core's
+    /// [`DEFAULT_FORWARD_TTL`](mcp_auth_core::forward::DEFAULT_FORWARD_TTL)).
+    pub fn forward_ttl(mut self, ttl: Duration) -> Self {
+        self.forward_ttl = Some(ttl);
+        self
+    }
+
+    /// Adjusts the JWT verifier builder after the data sheet is applied (leeway, cache,
+    /// cooldown, `typ` policy, scope claim names, more algorithms). Not used with
+    /// [`verifier`](Self::verifier).
+    pub fn configure_verifier(
+        mut self,
+        hook: impl FnOnce(JwtVerifierBuilder) -> JwtVerifierBuilder + 'static,
+    ) -> Self {
+        self.verifier_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Adjusts core's provider builder after the data sheet and settings are applied (scope
+    /// hierarchy, root metadata alias, extra metadata fields).
+    pub fn configure_resource(
+        mut self,
+        hook: impl FnOnce(RemoteAuthProviderBuilder) -> RemoteAuthProviderBuilder + 'static,
+    ) -> Self {
+        self.resource_hook = Some(Box::new(hook));
+        self
+    }
+}
+
+impl<S: DataSheet> HostedProviderBuilder<S> {
+    /// Validates (the vendor's inputs first, then R), derives the data sheet, builds the JWT
+    /// verifier (unless one was given), core's provider and the metadata forwarder, and logs at
+    /// info level the expected audience, the accepted issuers and audiences, and the JWKS URL.
+    pub fn build(self) -> Result<S::Provider, BuildError> {
+        let sheet = self.sheet?;
+        let raw = self
+            .core
+            .resource_url
+            .as_deref()
+            .ok_or(BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"))?;
+        let resource = ResourceUrl::parse(raw)?;
+        let idp = sheet.hosted_idp();
+        if idp.issuers.is_empty() {
+            return Err(BuildError::Missing("issuer of the hosted IdP"));
+        }
+        if idp
+            .issuers
+            .iter()
+            .chain(&idp.audience_aliases)
+            .any(|v| v.trim().is_empty())
+        {
+            return Err(BuildError::invalid(
+                "hosted IdP data sheet",
+                "an issuer or audience alias is empty",
+            ));
+        }
+        let mut audiences = resource.audiences();
+        for alias in &idp.audience_aliases {
+            if !audiences.contains(alias) {
+                audiences.push(alias.clone());
+            }
+        }
+
+        let replaced = self.verifier.is_some();
+        let verifier: Arc<dyn TokenVerifier> = match self.verifier {
+            Some(v) => v,
+            None => {
+                let mut b = JwtVerifier::builder()
+                    .jwks_uri(idp.jwks_uri.clone())
+                    .issuers(idp.issuers.clone())
+                    .audiences(audiences.clone())
+                    .algorithms(idp.algorithms.clone());
+                if let Some(http) = &self.http {
+                    b = b.http_client(http.clone());
+                }
+                if let Some(hook) = self.verifier_hook {
+                    b = hook(b);
+                }
+                Arc::new(b.build()?)
+            }
+        };
+
+        let mut core = self.core;
+        core.resource_url = Some(resource.as_str().to_owned());
+        core.authorization_servers = idp.authorization_servers.clone();
+        let mut rb = RemoteAuthProvider::builder(verifier).apply_config(&core);
+        for alias in &idp.audience_aliases {
+            rb = rb.accepted_audience(alias.clone());
+        }
+        if let Some(hook) = self.resource_hook {
+            rb = hook(rb);
+        }
+        let remote = rb.build()?;
+
+        let mut forwarder = MetadataForwarder::new(&idp.metadata_upstream)?;
+        if let Some(http) = self.http {
+            forwarder = forwarder.http_client(http);
+        }
+        if let Some(ttl) = self.forward_ttl {
+            forwarder = forwarder.ttl(ttl);
+        }
+
+        let hint = idp.setup_hint.as_deref().unwrap_or("");
+        tracing::info!(
+            expected_audience = %resource,
+            accepted_audiences = ?remote.protected_resource().audiences(),
+            issuers = ?idp.issuers,
+            jwks_uri = %idp.jwks_uri,
+            authorization_servers = ?idp.authorization_servers,
+            replaced_verifier = replaced,
+            "{} provider ready{}{hint}",
+            idp.name,
+            if hint.is_empty() { "" } else { ": " },
+        );
+        Ok(sheet.into_provider(HostedProvider {
+            remote,
+            forwarder,
+            idp: Arc::new(idp),
+        }))
+    }
+
+    /// [`build`](Self::build) for configuration loading: an error names the variable of `table`
+    /// that feeds the failing setting (a vendor setting names its variables in parentheses, as
+    /// in `"Scalekit resource id (SCALEKIT_RESOURCE_ID)"`), or else the `MCP_AUTH_*` variable of
+    /// core's setting ([`ConfigError::from_core_build`]).
+    pub fn build_for_config(self, table: &EnvTable) -> Result<S::Provider, ConfigError> {
+        self.build().map_err(|e| config_error(table, e))
+    }
+}
+
+/// Names the variable behind a build error.
+fn config_error(table: &EnvTable, e: BuildError) -> ConfigError {
+    let setting = match &e {
+        BuildError::Missing(s) => *s,
+        BuildError::Invalid { setting, .. } => setting.as_ref(),
+        _ => "",
+    };
+    let named = table
+        .entries()
+        .iter()
+        .map(|(_, var)| *var)
+        .find(|var| names_variable(setting, var));
+    match named {
+        Some(var) => ConfigError::from_build(var, e),
+        None => ConfigError::from_core_build(&e),
+    }
+}
+
+/// Whether `text` contains `var` as a whole word (`SCALEKIT_RESOURCE_ID` is not named by
+/// `MCP_AUTH_SCALEKIT_RESOURCE_ID`).
+fn names_variable(text: &str, var: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    text.match_indices(var).any(|(at, _)| {
+        !word(text[..at].chars().next_back()) && !word(text[at + var.len()..].chars().next())
+    })
+}
+
+/// Checks a base URL copied from an IdP's dashboard: trims it, removes trailing slashes, and
+/// requires an `https` URL (`http` only on loopback, for tests) with a host and without
+/// credentials, query or fragment. A path (`/auth`) is kept. `setting` names it in errors.
+///
+/// ```
+/// use mcp_auth_jwt::hosted::base_url;
+/// let url = base_url(" https://sso.example.com/auth/ ", "Keycloak URL").unwrap();
+/// assert_eq!(url.as_str(), "https://sso.example.com/auth");
+/// assert!(base_url("http://sso.example.com", "Keycloak URL").is_err());
+/// assert!(base_url("https://user:pw@sso.example.com", "Keycloak URL").is_err());
+/// ```
+pub fn base_url(raw: &str, setting: &'static str) -> Result<Url, BuildError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(BuildError::Missing(setting));
+    }
+    let url = Url::parse(trimmed)
+        .map_err(|e| BuildError::invalid(setting, format!("{trimmed:?} is not a URL: {e}")))?;
+    check_url(&url)
+        .map_err(|_| BuildError::invalid(setting, "must be https (http only on loopback)"))?;
+    if url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(BuildError::invalid(
+            setting,
+            format!("{trimmed:?} must be a plain base URL (no credentials, query or fragment)"),
+        ));
+    }
+    Ok(url)
+}
+
+/// [`base_url`] that must also be a bare origin (no path); returns it serialised
+/// (`https://acme.example.com`, default port dropped, host lower-cased).
+///
+/// ```
+/// use mcp_auth_jwt::hosted::origin;
+/// assert_eq!(origin("https://ACME.example.com:443/", "domain").unwrap(), "https://acme.example.com");
+/// assert!(origin("https://acme.example.com/path", "domain").is_err());
+/// ```
+pub fn origin(raw: &str, setting: &'static str) -> Result<String, BuildError> {
+    let url = base_url(raw, setting)?;
+    if url.path() != "/" {
+        return Err(BuildError::invalid(
+            setting,
+            format!(
+                "{:?} must be a bare origin such as https://acme.example.com",
+                raw.trim()
+            ),
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_auth_core::AuthProvider;
+    use serde_json::json;
+
+    fn sheet() -> HostedIdp {
+        HostedIdp::new(
+            "Test",
+            "https://idp.example.com/keys",
+            "https://idp.example.com/.well-known/oauth-authorization-server",
+        )
+        .issuer("https://idp.example.com")
+        .issuer("https://idp.example.com/tenant")
+        .authorization_server("https://idp.example.com/tenant")
+    }
+
+    #[test]
+    fn builds_metadata_and_audiences_from_the_sheet() {
+        let p = sheet()
+            .accepted_audience("res_1")
+            .builder()
+            .resource_url("https://mcp.example.com")
+            .scopes_supported(["a", "b"])
+            .initial_scopes(["a"])
+            .resource_name("Demo")
+            .build()
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(p.metadata()).unwrap(),
+            json!({
+                "resource": "https://mcp.example.com",
+                "authorization_servers": ["https://idp.example.com/tenant"],
+                "scopes_supported": ["a", "b"],
+                "bearer_methods_supported": ["header"],
+                "resource_name": "Demo",
+            })
+        );
+        assert_eq!(
+            p.audiences(),
+            [
+                "https://mcp.example.com",
+                "https://mcp.example.com/",
+                "res_1"
+            ]
+        );
+        assert_eq!(p.protected_resource().challenge_scope(), "a");
+        assert_eq!(p.idp().issuers().len(), 2);
+    }
+
+    #[test]
+    fn apply_config_overrides_set_values_but_not_the_authorization_server() {
+        let mut core = CoreConfig::default();
+        core.resource_url = Some("https://other.example.com/mcp".into());
+        core.required_scopes = vec!["x".into()];
+        core.authorization_servers = vec!["https://elsewhere.example.com".into()];
+        let p = sheet()
+            .builder()
+            .resource_url("https://mcp.example.com/mcp")
+            .required_scopes(["y"])
+            .resource_documentation("https://docs.example.com")
+            .apply_config(&core)
+            .build()
+            .unwrap();
+        assert_eq!(p.metadata().resource, "https://other.example.com/mcp");
+        assert_eq!(p.required_scopes().iter().collect::<Vec<_>>(), ["x"]);
+        assert_eq!(
+            p.metadata().resource_documentation.as_deref(),
+            Some("https://docs.example.com")
+        );
+        assert_eq!(
+            p.metadata().authorization_servers,
+            ["https://idp.example.com/tenant"]
+        );
+    }
+
+    #[test]
+    fn fails_closed_on_missing_or_bad_facts() {
+        let no_resource = sheet().builder().build().unwrap_err();
+        assert_eq!(
+            no_resource,
+            BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)")
+        );
+        let r = "https://mcp.example.com/mcp";
+        let no_issuer = HostedIdp::new("T", "https://i.example.com/k", "https://i.example.com/m")
+            .authorization_server("https://i.example.com")
+            .builder()
+            .resource_url(r)
+            .build();
+        assert!(no_issuer.is_err());
+        let no_as = HostedIdp::new("T", "https://i.example.com/k", "https://i.example.com/m")
+            .issuer("https://i.example.com")
+            .builder()
+            .resource_url(r)
+            .build();
+        assert!(no_as.is_err());
+        let http_jwks = HostedIdp::new("T", "http://i.example.com/k", "https://i.example.com/m")
+            .issuer("https://i.example.com")
+            .authorization_server("https://i.example.com")
+            .builder()
+            .resource_url(r)
+            .build();
+        assert!(http_jwks.is_err());
+        let http_upstream =
+            HostedIdp::new("T", "https://i.example.com/k", "http://i.example.com/m")
+                .issuer("https://i.example.com")
+                .authorization_server("https://i.example.com")
+                .builder()
+                .resource_url(r)
+                .build();
+        assert!(http_upstream.is_err());
+        let empty_alias = sheet()
+            .accepted_audience(" ")
+            .builder()
+            .resource_url(r)
+            .verifier(
+                sheet()
+                    .builder()
+                    .resource_url(r)
+                    .build()
+                    .unwrap()
+                    .verifier(),
+            )
+            .build();
+        assert!(empty_alias.is_err());
+        let vendor_error = HostedProviderBuilder::<HostedIdp>::new(Err(BuildError::Missing(
+            "Test tenant (TEST_TENANT)",
+        )))
+        .build()
+        .unwrap_err();
+        assert_eq!(
+            vendor_error,
+            BuildError::Missing("Test tenant (TEST_TENANT)")
+        );
+    }
+
+    #[test]
+    fn replacement_verifier_is_used() {
+        let other = sheet()
+            .builder()
+            .resource_url("https://mcp.example.com/mcp")
+            .build()
+            .unwrap();
+        let replacement = other.verifier();
+        let p = sheet()
+            .builder()
+            .resource_url("https://mcp.example.com/mcp")
+            .verifier(replacement.clone())
+            .build()
+            .unwrap();
+        assert!(Arc::ptr_eq(&p.verifier(), &replacement));
+        let swapped = other.clone().with_verifier(p.verifier());
+        assert!(Arc::ptr_eq(&swapped.verifier(), &replacement));
+    }
+
+    #[test]
+    fn config_errors_name_the_variable() {
+        const TABLE: EnvTable = EnvTable::new(&[
+            ("tenant", "TEST_TENANT"),
+            ("tenant", "MCP_AUTH_TEST_TENANT"),
+            ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+        ]);
+        let vendor = HostedProviderBuilder::<HostedIdp>::new(Err(BuildError::invalid(
+            "Test tenant (MCP_AUTH_TEST_TENANT)",
+            "bad",
+        )))
+        .build_for_config(&TABLE)
+        .unwrap_err();
+        assert!(
+            matches!(&vendor, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_TEST_TENANT"),
+            "{vendor:?}"
+        );
+        let missing = sheet().builder().build_for_config(&TABLE).unwrap_err();
+        assert_eq!(missing.to_string(), "MCP_AUTH_RESOURCE_URL is missing");
+        let scopes = sheet()
+            .builder()
+            .resource_url("https://mcp.example.com/mcp")
+            .scopes_supported(["offline_access"])
+            .build_for_config(&TABLE)
+            .unwrap_err();
+        assert!(
+            matches!(&scopes, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_SCOPES_SUPPORTED"),
+            "{scopes:?}"
+        );
+    }
+
+    #[test]
+    fn whole_word_variable_match() {
+        assert!(names_variable("x (TEST_TENANT)", "TEST_TENANT"));
+        assert!(!names_variable("x (MCP_AUTH_TEST_TENANT)", "TEST_TENANT"));
+        assert!(!names_variable("x (TEST_TENANT_ID)", "TEST_TENANT"));
+        assert!(names_variable("TEST_TENANT", "TEST_TENANT"));
+    }
+
+    #[test]
+    fn base_urls_and_origins() {
+        assert_eq!(
+            base_url("http://127.0.0.1:8080/", "s").unwrap().as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        for bad in [
+            "",
+            " / ",
+            "ftp://a.example.com",
+            "https://a.example.com/#f",
+            "x",
+        ] {
+            assert!(base_url(bad, "s").is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            base_url("", "setting (VAR)").unwrap_err(),
+            BuildError::Missing("setting (VAR)")
+        );
+        assert_eq!(
+            origin("https://a.example.com//", "s").unwrap(),
+            "https://a.example.com"
+        );
+        assert!(origin("https://a.example.com/x", "s").is_err());
+    }
+}
