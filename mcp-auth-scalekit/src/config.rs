@@ -1,11 +1,11 @@
 //! Configuration from the environment (and `MCP_AUTH_CONFIG_FILE`) through core's `EnvTable`.
 
 use figment::Figment;
-use mcp_auth_core::BuildError;
-use mcp_auth_core::config::{ConfigError, EnvTable, deserialize_list, extract, figment};
+use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable, extract_with_core, figment};
+use mcp_auth_jwt::hosted::HostedProviderBuilder;
 use serde::Deserialize;
 
-use crate::{ScalekitProvider, ScalekitProviderBuilder};
+use crate::{ScalekitProvider, ScalekitProviderBuilder, ScalekitUrls};
 
 /// The keys read by [`ScalekitConfig::from_figment`] and the variables that set them. A vendor
 /// name and its `MCP_AUTH_SCALEKIT_…` alias set to different values is an error.
@@ -31,23 +31,10 @@ pub struct ScalekitConfig {
     pub environment_url: String,
     /// `SCALEKIT_RESOURCE_ID`: the MCP server's resource id (`res_…`).
     pub resource_id: String,
-    /// `MCP_AUTH_RESOURCE_URL`: the MCP server's public URL (R).
-    pub resource_url: String,
-    /// `MCP_AUTH_REQUIRED_SCOPES`: scopes every request needs.
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub required_scopes: Vec<String>,
-    /// `MCP_AUTH_INITIAL_SCOPES`: scopes named in the 401 challenge when none are required.
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub initial_scopes: Vec<String>,
-    /// `MCP_AUTH_SCOPES_SUPPORTED`: the metadata's `scopes_supported`.
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub scopes_supported: Vec<String>,
-    /// `MCP_AUTH_RESOURCE_NAME`: the metadata's `resource_name`.
-    #[serde(default)]
-    pub resource_name: Option<String>,
-    /// `MCP_AUTH_RESOURCE_DOCUMENTATION`: the metadata's `resource_documentation`.
-    #[serde(default)]
-    pub resource_documentation: Option<String>,
+    /// Core's settings: `MCP_AUTH_RESOURCE_URL` (required to build), scopes, resource name and
+    /// documentation. `authorization_servers` is not read: Scalekit's is derived.
+    #[serde(flatten)]
+    pub core: CoreConfig,
 }
 
 impl ScalekitConfig {
@@ -61,26 +48,13 @@ impl ScalekitConfig {
 
     /// Reads a figment the caller assembled (flat keys: `environment_url`, `resource_id`, ...).
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        extract(figment, &ENV)
+        extract_with_core(figment, &ENV)
     }
 
     /// The provider builder with these settings applied.
     pub fn builder(&self) -> ScalekitProviderBuilder {
-        let mut b = ScalekitProvider::builder(
-            self.environment_url.clone(),
-            self.resource_id.clone(),
-            self.resource_url.clone(),
-        )
-        .required_scopes(self.required_scopes.clone())
-        .initial_scopes(self.initial_scopes.clone())
-        .scopes_supported(self.scopes_supported.clone());
-        if let Some(n) = &self.resource_name {
-            b = b.resource_name(n.clone());
-        }
-        if let Some(d) = &self.resource_documentation {
-            b = b.resource_documentation(d.clone());
-        }
-        b
+        HostedProviderBuilder::new(ScalekitUrls::new(&self.environment_url, &self.resource_id))
+            .apply_config(&self.core)
     }
 }
 
@@ -106,34 +80,8 @@ impl ScalekitProvider {
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
         ScalekitConfig::from_figment(figment)?
             .builder()
-            .build()
-            .map_err(config_error)
+            .build_for_config(&ENV)
     }
-}
-
-/// Names the variable behind a build error.
-pub(crate) fn config_error(e: BuildError) -> ConfigError {
-    let setting = match &e {
-        BuildError::Missing(s) => (*s).to_owned(),
-        BuildError::Invalid { setting, .. } => setting.to_string(),
-        _ => String::new(),
-    };
-    let variable = if setting.contains("SCALEKIT_ENVIRONMENT_URL") {
-        "SCALEKIT_ENVIRONMENT_URL"
-    } else if setting.contains("SCALEKIT_RESOURCE_ID") {
-        "SCALEKIT_RESOURCE_ID"
-    } else if setting.contains("resource URL") {
-        "MCP_AUTH_RESOURCE_URL"
-    } else if setting.contains("required scope") {
-        "MCP_AUTH_REQUIRED_SCOPES"
-    } else if setting.contains("initial scope") {
-        "MCP_AUTH_INITIAL_SCOPES"
-    } else if setting.contains("scopes_supported") {
-        "MCP_AUTH_SCOPES_SUPPORTED"
-    } else {
-        return ConfigError::Other(e.to_string());
-    };
-    ConfigError::from_build(variable, e)
 }
 
 #[cfg(test)]
@@ -267,6 +215,28 @@ mod tests {
                 matches!(&err, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_REQUIRED_SCOPES"),
                 "{err:?}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn toml_type_errors_name_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MCP_AUTH_CONFIG_FILE", "auth.toml");
+            for (line, variable) in [
+                ("resource_url = 5", "MCP_AUTH_RESOURCE_URL"),
+                ("required_scopes = 7", "MCP_AUTH_REQUIRED_SCOPES"),
+            ] {
+                jail.create_file(
+                    "auth.toml",
+                    &format!("environment_url = \"{ENV_URL}\"\nresource_id = \"res_1\"\n{line}\n"),
+                )?;
+                let err = ScalekitConfig::from_env().unwrap_err();
+                assert!(
+                    matches!(&err, ConfigError::Invalid { variable: v, .. } if v == variable),
+                    "{line}: {err:?}"
+                );
+            }
             Ok(())
         });
     }

@@ -71,11 +71,14 @@
 //! | `authorization_servers` in the metadata | `<env>/resources/<resource_id>` |
 //! | `/.well-known/oauth-authorization-server` | forwards `<env>/.well-known/oauth-authorization-server/resources/<resource_id>` |
 //!
-//! At start-up the provider logs (info) the JWKS URL, the issuers and audiences it accepts. A
-//! token rejected for its issuer or audience is logged by `mcp-auth-jwt` with the expected and
-//! found values.
+//! At start-up the provider logs (info, target `mcp_auth_jwt::hosted`) the JWKS URL, the issuers
+//! and audiences it accepts. A token rejected for its issuer or audience is logged by
+//! `mcp-auth-jwt` with the expected and found values.
 //!
 //! ## Customising
+//!
+//! [`ScalekitProviderBuilder`] is `mcp-auth-jwt`'s shared builder for hosted IdPs, so it has the
+//! same methods as every other provider crate's:
 //!
 //! * [`ScalekitProviderBuilder::verifier`] or [`ScalekitProvider::with_verifier`]: another
 //!   verifier (URLs, metadata and routes stay).
