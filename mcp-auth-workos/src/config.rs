@@ -1,11 +1,11 @@
 //! Configuration from the environment (and `MCP_AUTH_CONFIG_FILE`) through core's `EnvTable`.
 
 use figment::Figment;
-use mcp_auth_core::BuildError;
-use mcp_auth_core::config::{ConfigError, EnvTable, deserialize_list, extract, figment};
+use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable, extract_with_core, figment};
+use mcp_auth_jwt::hosted::HostedProviderBuilder;
 use serde::Deserialize;
 
-use crate::{AuthKitProvider, AuthKitProviderBuilder};
+use crate::{AuthKitProvider, AuthKitProviderBuilder, AuthKitUrls};
 
 /// The keys read by [`AuthKitConfig::from_figment`] and the variables that set them.
 /// `AUTHKIT_DOMAIN` and `MCP_AUTH_WORKOS_AUTHKIT_DOMAIN` set to different values is an error.
@@ -26,23 +26,11 @@ pub const ENV: EnvTable = EnvTable::new(&[
 pub struct AuthKitConfig {
     /// `AUTHKIT_DOMAIN`: `acme.authkit.app` or `https://acme.authkit.app` (or a custom domain).
     pub domain: String,
-    /// `MCP_AUTH_RESOURCE_URL`: the MCP server's public URL (R).
-    pub resource_url: String,
-    /// `MCP_AUTH_REQUIRED_SCOPES`: scopes every request needs.
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub required_scopes: Vec<String>,
-    /// `MCP_AUTH_INITIAL_SCOPES`: scopes named in the 401 challenge when none are required.
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub initial_scopes: Vec<String>,
-    /// `MCP_AUTH_SCOPES_SUPPORTED`: the metadata's `scopes_supported`.
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub scopes_supported: Vec<String>,
-    /// `MCP_AUTH_RESOURCE_NAME`: the metadata's `resource_name`.
-    #[serde(default)]
-    pub resource_name: Option<String>,
-    /// `MCP_AUTH_RESOURCE_DOCUMENTATION`: the metadata's `resource_documentation`.
-    #[serde(default)]
-    pub resource_documentation: Option<String>,
+    /// Core's settings: `MCP_AUTH_RESOURCE_URL` (required to build, and to be registered as a
+    /// resource indicator), scopes, resource name and documentation. `authorization_servers` is
+    /// not read: AuthKit's is the domain.
+    #[serde(flatten)]
+    pub core: CoreConfig,
 }
 
 impl AuthKitConfig {
@@ -56,22 +44,12 @@ impl AuthKitConfig {
 
     /// Reads a figment the caller assembled (flat keys: `domain`, `resource_url`, ...).
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        extract(figment, &ENV)
+        extract_with_core(figment, &ENV)
     }
 
     /// The provider builder with these settings applied.
     pub fn builder(&self) -> AuthKitProviderBuilder {
-        let mut b = AuthKitProvider::builder(self.domain.clone(), self.resource_url.clone())
-            .required_scopes(self.required_scopes.clone())
-            .initial_scopes(self.initial_scopes.clone())
-            .scopes_supported(self.scopes_supported.clone());
-        if let Some(n) = &self.resource_name {
-            b = b.resource_name(n.clone());
-        }
-        if let Some(d) = &self.resource_documentation {
-            b = b.resource_documentation(d.clone());
-        }
-        b
+        HostedProviderBuilder::new(AuthKitUrls::new(&self.domain)).apply_config(&self.core)
     }
 }
 
@@ -96,32 +74,8 @@ impl AuthKitProvider {
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
         AuthKitConfig::from_figment(figment)?
             .builder()
-            .build()
-            .map_err(config_error)
+            .build_for_config(&ENV)
     }
-}
-
-/// Names the variable behind a build error.
-pub(crate) fn config_error(e: BuildError) -> ConfigError {
-    let setting = match &e {
-        BuildError::Missing(s) => (*s).to_owned(),
-        BuildError::Invalid { setting, .. } => setting.to_string(),
-        _ => String::new(),
-    };
-    let variable = if setting.contains("AUTHKIT_DOMAIN") {
-        "AUTHKIT_DOMAIN"
-    } else if setting.contains("resource URL") {
-        "MCP_AUTH_RESOURCE_URL"
-    } else if setting.contains("required scope") {
-        "MCP_AUTH_REQUIRED_SCOPES"
-    } else if setting.contains("initial scope") {
-        "MCP_AUTH_INITIAL_SCOPES"
-    } else if setting.contains("scopes_supported") {
-        "MCP_AUTH_SCOPES_SUPPORTED"
-    } else {
-        return ConfigError::Other(e.to_string());
-    };
-    ConfigError::from_build(variable, e)
 }
 
 #[cfg(test)]

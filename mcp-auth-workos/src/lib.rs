@@ -18,7 +18,7 @@
 //!    slash) as an MCP resource indicator for the environment. AuthKit puts that URL in the
 //!    token's `aud` **only** when it is registered; without it every token is refused with
 //!    `invalid_token` (audience). The provider logs the exact value it expects at start-up
-//!    (info), so compare that line with the dashboard entry. The same URL is
+//!    (info, target `mcp_auth_jwt::hosted`), so compare that line with the dashboard entry. The same URL is
 //!    `MCP_AUTH_RESOURCE_URL`.
 //! 4. **Scopes.** The scopes AuthKit grants are in the token's `scope` claim. List those your
 //!    tools use in `MCP_AUTH_SCOPES_SUPPORTED` and the ones every request needs in
@@ -71,6 +71,7 @@
 //!
 //! ## Customising
 //!
+//! [`AuthKitProviderBuilder`] is `mcp-auth-jwt`'s shared builder for hosted IdPs.
 //! [`AuthKitProviderBuilder::verifier`] / [`AuthKitProvider::with_verifier`] swap the verifier;
 //! [`AuthKitProviderBuilder::configure_verifier`] and
 //! [`AuthKitProviderBuilder::configure_resource`] adjust the JWT verifier and core's builder;
