@@ -54,15 +54,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use figment::Figment;
-use mcp_auth_core::config::{
-    ConfigError, CoreConfig, EnvTable, deserialize_list, extract, figment,
-};
-use mcp_auth_core::forward::MetadataForwarder;
-use mcp_auth_core::http::{HttpClient, check_url};
-use mcp_auth_core::{
-    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, ResourceUrl, TokenVerifier,
-};
-use mcp_auth_jwt::{Algorithm, JwtVerifier};
+use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable, extract_with_core, figment};
+use mcp_auth_core::{AuthProvider, BuildError, ProtectedResource, TokenVerifier};
+use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder, base_url};
 use serde::Deserialize;
 
 const URL_SETTING: &str = "Keycloak URL (MCP_AUTH_KEYCLOAK_URL)";
@@ -84,24 +78,8 @@ pub struct KeycloakUrls {
 impl KeycloakUrls {
     /// Validates the base URL (`https`, `http` only on loopback; a path prefix such as `/auth`
     /// is kept, trailing slashes removed) and the realm name (letters, digits, `_`, `-`, `.`).
-    pub fn new(base_url: &str, realm: &str) -> Result<Self, BuildError> {
-        let base = base_url.trim().trim_end_matches('/');
-        if base.is_empty() {
-            return Err(BuildError::Missing(URL_SETTING));
-        }
-        let url = url::Url::parse(base)
-            .map_err(|e| BuildError::invalid(URL_SETTING, format!("{base:?} is not a URL: {e}")))?;
-        check_url(&url).map_err(|_| {
-            BuildError::invalid(URL_SETTING, "must be https (http only on loopback)")
-        })?;
-        if url.host().is_none()
-            || !url.username().is_empty()
-            || url.password().is_some()
-            || url.query().is_some()
-            || url.fragment().is_some()
-        {
-            return Err(BuildError::invalid(URL_SETTING, "must be a plain base URL"));
-        }
+    pub fn new(base: &str, realm: &str) -> Result<Self, BuildError> {
+        let url = base_url(base, URL_SETTING)?;
         let realm = realm.trim();
         if realm.is_empty() {
             return Err(BuildError::Missing(REALM_SETTING));
@@ -142,13 +120,32 @@ impl KeycloakUrls {
     }
 }
 
-/// Tokens from one Keycloak realm. A thin wrapper over a [`RemoteAuthProvider`].
+impl DataSheet for KeycloakUrls {
+    type Provider = KeycloakProvider;
+
+    fn hosted_idp(&self) -> HostedIdp {
+        HostedIdp::new("Keycloak", self.jwks_uri(), self.metadata_upstream())
+            .issuer(self.issuer())
+            .authorization_server(self.issuer())
+            .setup_hint(
+                "the realm's audience mapper must add expected_audience to the access token's aud",
+            )
+    }
+
+    fn into_provider(self, inner: HostedProvider) -> KeycloakProvider {
+        KeycloakProvider { inner, urls: self }
+    }
+}
+
+/// Tokens from one Keycloak realm. A thin wrapper over `mcp-auth-jwt`'s [`HostedProvider`].
 #[derive(Debug, Clone)]
 pub struct KeycloakProvider {
-    inner: RemoteAuthProvider,
+    inner: HostedProvider,
     urls: KeycloakUrls,
-    forwarder: MetadataForwarder,
 }
+
+/// Builder for [`KeycloakProvider`]: the shared [`HostedProviderBuilder`] for a realm's URLs.
+pub type KeycloakProviderBuilder = HostedProviderBuilder<KeycloakUrls>;
 
 impl KeycloakProvider {
     /// A builder from the base URL, the realm and the resource URL (R).
@@ -157,14 +154,8 @@ impl KeycloakProvider {
         realm: impl Into<String>,
         resource_url: impl Into<String>,
     ) -> KeycloakProviderBuilder {
-        KeycloakProviderBuilder {
-            base_url: base_url.into(),
-            realm: realm.into(),
-            core: CoreConfig::default(),
-            resource_url: resource_url.into(),
-            verifier: None,
-            http: None,
-        }
+        HostedProviderBuilder::new(KeycloakUrls::new(&base_url.into(), &realm.into()))
+            .resource_url(resource_url)
     }
 
     /// The derived URLs.
@@ -189,112 +180,7 @@ impl AuthProvider for KeycloakProvider {
     }
 
     fn routes(&self) -> Router {
-        self.inner.routes().merge(self.forwarder.clone().router())
-    }
-}
-
-/// Builder for [`KeycloakProvider`].
-#[must_use]
-pub struct KeycloakProviderBuilder {
-    base_url: String,
-    realm: String,
-    resource_url: String,
-    core: CoreConfig,
-    verifier: Option<Arc<dyn TokenVerifier>>,
-    http: Option<HttpClient>,
-}
-
-impl KeycloakProviderBuilder {
-    /// The metadata's `scopes_supported`.
-    pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(mut self, s: I) -> Self {
-        self.core.scopes_supported = s.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Scopes every request needs.
-    pub fn required_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, s: I) -> Self {
-        self.core.required_scopes = s.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Scopes named in the 401 challenge when none are required.
-    pub fn initial_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, s: I) -> Self {
-        self.core.initial_scopes = s.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Applies core's configuration (resource URL, scopes, metadata fields); the authorization
-    /// server stays the realm's issuer.
-    pub fn apply_config(mut self, config: &CoreConfig) -> Self {
-        if let Some(r) = &config.resource_url {
-            self.resource_url = r.clone();
-        }
-        let mut merged = config.clone();
-        merged.authorization_servers = Vec::new();
-        for (mine, theirs) in [
-            (&mut self.core.scopes_supported, merged.scopes_supported),
-            (&mut self.core.required_scopes, merged.required_scopes),
-            (&mut self.core.initial_scopes, merged.initial_scopes),
-        ] {
-            if !theirs.is_empty() {
-                *mine = theirs;
-            }
-        }
-        if merged.resource_name.is_some() {
-            self.core.resource_name = merged.resource_name;
-        }
-        if merged.resource_documentation.is_some() {
-            self.core.resource_documentation = merged.resource_documentation;
-        }
-        self
-    }
-
-    /// Uses another verifier instead of the realm's JWKS verifier.
-    pub fn verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
-        self.verifier = Some(verifier);
-        self
-    }
-
-    /// The HTTP client for the JWKS and the forwarding (tests use short timeouts).
-    pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.http = Some(client);
-        self
-    }
-
-    /// Derives the URLs and builds the provider.
-    pub fn build(self) -> Result<KeycloakProvider, BuildError> {
-        let urls = KeycloakUrls::new(&self.base_url, &self.realm)?;
-        let resource = ResourceUrl::parse(&self.resource_url)?;
-        let verifier: Arc<dyn TokenVerifier> = match self.verifier {
-            Some(v) => v,
-            None => {
-                let mut b = JwtVerifier::builder()
-                    .jwks_uri(urls.jwks_uri())
-                    .issuer(urls.issuer())
-                    .resource_url(resource.as_str())
-                    .algorithms([Algorithm::RS256]);
-                if let Some(http) = &self.http {
-                    b = b.http_client(http.clone());
-                }
-                Arc::new(b.build()?)
-            }
-        };
-        let mut core = self.core;
-        core.resource_url = Some(resource.as_str().to_owned());
-        core.authorization_servers = vec![urls.issuer().to_owned()];
-        let inner = RemoteAuthProvider::builder(verifier)
-            .apply_config(&core)
-            .build()?;
-        let mut forwarder = MetadataForwarder::new(&urls.metadata_upstream())?;
-        if let Some(http) = self.http {
-            forwarder = forwarder.http_client(http);
-        }
-        tracing::info!(issuer = %urls.issuer(), audience = %resource, "Keycloak provider ready");
-        Ok(KeycloakProvider {
-            inner,
-            urls,
-            forwarder,
-        })
+        self.inner.routes()
     }
 }
 
@@ -306,19 +192,16 @@ pub const ENV: EnvTable = EnvTable::new(&[
     ("required_scopes", "MCP_AUTH_REQUIRED_SCOPES"),
     ("initial_scopes", "MCP_AUTH_INITIAL_SCOPES"),
     ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
+    ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
+    ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
 ]);
 
 #[derive(Deserialize)]
 struct KeycloakConfig {
     keycloak_url: String,
     keycloak_realm: String,
-    resource_url: String,
-    #[serde(default, deserialize_with = "deserialize_list")]
-    required_scopes: Vec<String>,
-    #[serde(default, deserialize_with = "deserialize_list")]
-    initial_scopes: Vec<String>,
-    #[serde(default, deserialize_with = "deserialize_list")]
-    scopes_supported: Vec<String>,
+    #[serde(flatten)]
+    core: CoreConfig,
 }
 
 impl KeycloakProvider {
@@ -329,25 +212,10 @@ impl KeycloakProvider {
 
     /// Builds from a figment the caller assembled.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let c: KeycloakConfig = extract(figment, &ENV)?;
-        KeycloakProvider::builder(c.keycloak_url, c.keycloak_realm, c.resource_url)
-            .scopes_supported(c.scopes_supported)
-            .required_scopes(c.required_scopes)
-            .initial_scopes(c.initial_scopes)
-            .build()
-            .map_err(|e| {
-                let text = e.to_string();
-                let variable = if text.contains("MCP_AUTH_KEYCLOAK_URL") {
-                    "MCP_AUTH_KEYCLOAK_URL"
-                } else if text.contains("MCP_AUTH_KEYCLOAK_REALM") {
-                    "MCP_AUTH_KEYCLOAK_REALM"
-                } else if text.contains("resource URL") {
-                    "MCP_AUTH_RESOURCE_URL"
-                } else {
-                    return ConfigError::Other(text);
-                };
-                ConfigError::from_build(variable, e)
-            })
+        let c: KeycloakConfig = extract_with_core(figment, &ENV)?;
+        HostedProviderBuilder::new(KeycloakUrls::new(&c.keycloak_url, &c.keycloak_realm))
+            .apply_config(&c.core)
+            .build_for_config(&ENV)
     }
 }
 
