@@ -622,12 +622,14 @@ fn session_id(headers: &http::HeaderMap) -> Result<Option<Arc<str>>, ()> {
     }
 }
 
-impl<S, B> Service<Request<B>> for McpPolicyService<S>
+impl<S, B, ResBody> Service<Request<B>> for McpPolicyService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
 {
     type Response = Response<Body>;
     type Error = S::Error;
@@ -648,9 +650,10 @@ where
                     .headers
                     .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
             {
-                return inner
+                return Ok(inner
                     .call(Request::from_parts(parts, Body::new(body)))
-                    .await;
+                    .await?
+                    .map(Body::new));
             }
             let Some(token) = parts.extensions.get::<AccessToken>().cloned() else {
                 tracing::error!(
@@ -670,10 +673,11 @@ where
                     ));
                 }
             };
-            let principal = token.principal();
+            // Only session binding needs the principal (three string copies): skip it otherwise.
+            let principal = policy.inner.sessions.as_ref().map(|_| token.principal());
             if let Some(id) = &session {
                 match policy.bound_principal(id) {
-                    Some(Some(owner)) if *owner != principal => {
+                    Some(Some(owner)) if Some(&*owner) != principal.as_ref() => {
                         tracing::warn!(
                             reason = "session_principal_mismatch",
                             "request with another principal's session id refused"
@@ -732,7 +736,10 @@ where
             };
             parts.extensions.insert(PolicyHandle(policy.clone()));
             let is_delete = parts.method == Method::DELETE;
-            let resp = inner.call(Request::from_parts(parts, body)).await?;
+            let resp = inner
+                .call(Request::from_parts(parts, body))
+                .await?
+                .map(Body::new);
 
             if let Some(sessions) = &policy.inner.sessions {
                 let ok = resp.status().is_success();
@@ -740,7 +747,9 @@ where
                     .headers()
                     .get(SESSION_HEADER)
                     .and_then(|v| v.to_str().ok());
-                if let (Operation::Initialize, true, Some(new_id)) = (&op, ok, created) {
+                if let (Operation::Initialize, true, Some(new_id), Some(principal)) =
+                    (&op, ok, created, principal)
+                {
                     sessions.insert(Arc::from(new_id), Arc::new(principal));
                 }
                 if let (true, true, Some(id)) = (is_delete, ok, &session) {
