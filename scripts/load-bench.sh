@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end load bench of the todo MCP server (issue 9), in one go, on loopback:
-#   (1) unprotected   the rmcp todo service with no auth layers
+#   (1) unprotected   the same todo app (CORS, routing, shared rmcp service) without the auth
+#                     layers: the ratios measure what authentication costs
 #   (t) trivial       the whole auth stack (CORS, bearer, policy, in-tool checks) around a
 #                     verifier that costs nothing: tells the layers' cost from verification's
 #   (2) jwt           JwtVerifier, JWKS fetched from a local development issuer, one repeated token

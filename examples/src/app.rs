@@ -1,13 +1,22 @@
 //! Assembling a protected MCP app: rmcp's streamable-HTTP service behind the policy and bearer
 //! layers, the public metadata routes beside it, CORS outermost.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::Body;
+use http::{Request, Response};
 use mcp_auth_core::metadata::mcp_cors;
 use mcp_auth_core::{AuthProvider, BuildError};
+use rmcp::ServerHandler;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tower::ServiceBuilder;
 
 use crate::todo::{self, Store, TodoServer};
 
@@ -67,13 +76,59 @@ pub fn todo_app(
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     let service: StreamableHttpService<TodoServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+    // One tower stack, nested once: `Router::layer` would box every layer in its own route, and
+    // each route deep-clones everything under it on every request.
+    let service = ServiceBuilder::new()
+        .layer(provider.layer())
+        .layer(policy.layer())
+        .service(SharedMcpService::new(service));
     let path = provider.protected_resource().resource().path().to_owned();
     let mcp = if path.is_empty() {
         Router::new().fallback_service(service)
     } else {
-        Router::new().nest_service(&path, service)
+        // The endpoint is exactly R: no prefix matching, nothing stripped.
+        Router::new().route_service(&path, service)
     };
-    let mcp = mcp.layer(policy.layer()).layer(provider.layer());
     let app = provider.routes().merge(mcp).layer(mcp_cors());
     Ok((app, store))
+}
+
+/// rmcp's streamable-HTTP service behind an `Arc`.
+///
+/// tower clones a service for every request it serves (once per layer and route above it);
+/// cloning [`StreamableHttpService`] copies its whole configuration (the allowed-host list
+/// among it), cloning this is one reference-count increment. The requests are handled exactly
+/// as rmcp's own `Service` implementation handles them.
+pub struct SharedMcpService<S, M>(Arc<StreamableHttpService<S, M>>);
+
+impl<S, M> SharedMcpService<S, M> {
+    /// Shares `service`.
+    pub fn new(service: StreamableHttpService<S, M>) -> Self {
+        SharedMcpService(Arc::new(service))
+    }
+}
+
+impl<S, M> Clone for SharedMcpService<S, M> {
+    fn clone(&self) -> Self {
+        SharedMcpService(self.0.clone())
+    }
+}
+
+impl<S, M> tower::Service<Request<Body>> for SharedMcpService<S, M>
+where
+    S: ServerHandler + Send + 'static,
+    M: SessionManager,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { Ok(service.handle(req).await.map(Body::new)) })
+    }
 }

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Router;
+use mcp_auth_core::metadata::mcp_cors;
 use mcp_auth_core::{AccessToken, AuthProvider, RemoteAuthProvider};
-use mcp_auth_examples::app::{AppOptions, MAX_BODY_BYTES, todo_app};
+use mcp_auth_examples::app::{AppOptions, MAX_BODY_BYTES, SharedMcpService, todo_app};
 use mcp_auth_examples::todo::{READ, Store, TodoServer, WRITE};
 use mcp_auth_introspect::IntrospectionVerifier;
 use mcp_auth_jwt::JwtVerifier;
@@ -127,7 +128,13 @@ fn unprotected(bind: std::net::SocketAddr, resource: &str) -> Result<Router, Str
             req
         }
     });
-    Ok(Router::new().nest_service("/mcp", service).layer(inject))
+    // Routed, shared and wrapped in CORS the way `todo_app` does it: this mode is the same app
+    // without authentication, so the ratios measure what authentication costs.
+    let service = SharedMcpService::new(service);
+    Ok(Router::new()
+        .route_service("/mcp", service)
+        .layer(inject)
+        .layer(mcp_cors()))
 }
 
 /// The identity of the unprotected and trivial modes.
