@@ -292,10 +292,23 @@ fn common_cases(ctx: &Ctx) -> Vec<Case> {
             RawRequest::new("PUT", "/mcp"),
             NoCredentials,
         ),
+        // The endpoint is routed at exactly R's path and dot segments are not normalised, so
+        // these are not the MCP endpoint at all: 404 before any auth, with or without a token,
+        // and never a request that reaches rmcp.
         case(
             "dot-segment path without token",
             RawRequest::mcp_post("/mcp/../mcp").json(&body),
-            NoCredentials,
+            Status(404),
+        ),
+        case(
+            "dot-segment path with a valid token",
+            RawRequest::mcp_post("/mcp/../mcp").bearer(&rw).json(&body),
+            Status(404),
+        ),
+        case(
+            "sub-path of the endpoint with a valid token",
+            RawRequest::mcp_post("/mcp/extra").bearer(&rw).json(&body),
+            Status(404),
         ),
         case(
             "forwarded host does not move resource_metadata",
