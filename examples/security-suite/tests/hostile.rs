@@ -302,12 +302,12 @@ fn common_cases(ctx: &Ctx) -> Vec<Case> {
         ),
         case(
             "dot-segment path with a valid token",
-            RawRequest::mcp_post("/mcp/../mcp").bearer(&rw).json(&body),
+            RawRequest::mcp_post("/mcp/../mcp").bearer(rw).json(&body),
             Status(404),
         ),
         case(
             "sub-path of the endpoint with a valid token",
-            RawRequest::mcp_post("/mcp/extra").bearer(&rw).json(&body),
+            RawRequest::mcp_post("/mcp/extra").bearer(rw).json(&body),
             Status(404),
         ),
         case(
