@@ -163,29 +163,36 @@ impl ConfigError {
 }
 
 impl ConfigError {
-    /// Maps an error of core's builders (resource URL, authorization servers, scopes) to the
-    /// `MCP_AUTH_*` variable that feeds the setting. For provider crates that apply
-    /// [`CoreConfig`] to a [`crate::RemoteAuthProviderBuilder`].
-    pub fn from_core_build(e: &crate::BuildError) -> Self {
-        let text = e.to_string();
-        let variable = if text.contains("authorization server") {
-            "MCP_AUTH_AUTHORIZATION_SERVERS"
-        } else if text.contains("resource URL") {
-            "MCP_AUTH_RESOURCE_URL"
-        } else if text.contains("required scope") {
-            "MCP_AUTH_REQUIRED_SCOPES"
-        } else if text.contains("initial scope") {
-            "MCP_AUTH_INITIAL_SCOPES"
-        } else if text.contains("scopes_supported") {
-            "MCP_AUTH_SCOPES_SUPPORTED"
-        } else {
-            return ConfigError::Other(text);
+    /// Converts a builder error raised while applying configuration, naming the variable that
+    /// feeds the failing setting: the first variable of `table`, then of core's
+    /// [`CoreConfig::ENV`], that the setting names as a whole word (settings name their variable
+    /// in parentheses, as in `"resource URL (MCP_AUTH_RESOURCE_URL)"`). A setting that names
+    /// none gives [`ConfigError::Other`] with the builder's message.
+    pub fn from_build_in(table: &EnvTable, err: crate::BuildError) -> Self {
+        let setting = match &err {
+            crate::BuildError::Missing(s) => *s,
+            crate::BuildError::Invalid { setting, .. } => setting.as_ref(),
         };
-        ConfigError::Invalid {
-            variable: variable.into(),
-            reason: text,
+        let named = table
+            .entries()
+            .iter()
+            .chain(CoreConfig::ENV.entries())
+            .map(|(_, var)| *var)
+            .find(|var| names_variable(setting, var));
+        match named {
+            Some(var) => ConfigError::from_build(var, err),
+            None => ConfigError::Other(err.to_string()),
         }
     }
+}
+
+/// Whether `text` contains `var` as a whole word (`SCALEKIT_RESOURCE_ID` is not named by
+/// `MCP_AUTH_SCALEKIT_RESOURCE_ID`).
+fn names_variable(text: &str, var: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    text.match_indices(var).any(|(at, _)| {
+        !word(text[..at].chars().next_back()) && !word(text[at + var.len()..].chars().next())
+    })
 }
 
 /// Extracts `T` from `figment`, naming the variable of `table` in errors.
@@ -324,6 +331,52 @@ mod tests {
         assert_eq!(
             c.require_resource_url().unwrap_err().to_string(),
             "MCP_AUTH_RESOURCE_URL is missing"
+        );
+    }
+
+    #[test]
+    fn whole_word_variable_match() {
+        assert!(names_variable("x (TEST_TENANT)", "TEST_TENANT"));
+        assert!(!names_variable("x (MCP_AUTH_TEST_TENANT)", "TEST_TENANT"));
+        assert!(!names_variable("x (TEST_TENANT_ID)", "TEST_TENANT"));
+        assert!(names_variable("TEST_TENANT", "TEST_TENANT"));
+    }
+
+    #[test]
+    fn build_errors_name_the_variable_of_their_setting() {
+        use crate::BuildError;
+        const TABLE: EnvTable = EnvTable::new(&[
+            ("resource_id", "VENDOR_RESOURCE_ID"),
+            ("x", "MCP_AUTH_VENDOR_RESOURCE_ID"),
+        ]);
+        let missing = ConfigError::from_build_in(
+            &TABLE,
+            BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"),
+        );
+        assert!(
+            matches!(&missing, ConfigError::Missing { variable } if variable == "MCP_AUTH_RESOURCE_URL"),
+            "{missing:?}"
+        );
+        let vendor = ConfigError::from_build_in(
+            &TABLE,
+            BuildError::invalid("resource id (MCP_AUTH_VENDOR_RESOURCE_ID)", "bad"),
+        );
+        assert!(
+            matches!(&vendor, ConfigError::Invalid { variable, reason } if variable == "MCP_AUTH_VENDOR_RESOURCE_ID" && reason == "bad"),
+            "a longer variable containing another is not mistaken for it: {vendor:?}"
+        );
+        let scopes = ConfigError::from_build_in(
+            &TABLE,
+            BuildError::invalid("required scopes (MCP_AUTH_REQUIRED_SCOPES)", "empty scope"),
+        );
+        assert!(
+            matches!(&scopes, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_REQUIRED_SCOPES"),
+            "{scopes:?}"
+        );
+        let other = ConfigError::from_build_in(&TABLE, BuildError::invalid("http client", "tls"));
+        assert!(
+            matches!(&other, ConfigError::Other(m) if m == "http client: tls"),
+            "{other:?}"
         );
     }
 

@@ -217,7 +217,7 @@ impl RemoteAuthProvider {
         Self::builder(verifier)
             .apply_config(config)
             .build()
-            .map_err(|e| ConfigError::from_core_build(&e))
+            .map_err(|e| ConfigError::from_build_in(&CoreConfig::ENV, e))
     }
 
     /// Returns a copy with another verifier (everything else unchanged).
@@ -401,14 +401,16 @@ impl RemoteAuthProviderBuilder {
             .ok_or(BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"))?;
         let resource = ResourceUrl::parse(&raw)?;
         if self.authorization_servers.is_empty() {
-            return Err(BuildError::Missing("authorization server"));
+            return Err(BuildError::Missing(
+                "authorization server (MCP_AUTH_AUTHORIZATION_SERVERS)",
+            ));
         }
         for issuer in &self.authorization_servers {
             let ok = url::Url::parse(issuer)
                 .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
             if !ok {
                 return Err(BuildError::invalid(
-                    "authorization server",
+                    "authorization server (MCP_AUTH_AUTHORIZATION_SERVERS)",
                     format!("{issuer:?} is not an http(s) URL"),
                 ));
             }
@@ -422,9 +424,18 @@ impl RemoteAuthProviderBuilder {
             }
             ScopeSet::try_from_iter(list).map_err(|e| BuildError::invalid(what, e.to_string()))
         };
-        let scopes_supported = scope_list("scopes_supported", self.scopes_supported)?;
-        let required_scopes = scope_list("required scopes", self.required_scopes)?;
-        let initial_scopes = scope_list("initial scopes", self.initial_scopes)?;
+        let scopes_supported = scope_list(
+            "scopes_supported (MCP_AUTH_SCOPES_SUPPORTED)",
+            self.scopes_supported,
+        )?;
+        let required_scopes = scope_list(
+            "required scopes (MCP_AUTH_REQUIRED_SCOPES)",
+            self.required_scopes,
+        )?;
+        let initial_scopes = scope_list(
+            "initial scopes (MCP_AUTH_INITIAL_SCOPES)",
+            self.initial_scopes,
+        )?;
         if self.max_token_bytes == 0 {
             return Err(BuildError::invalid("max_token_bytes", "must be positive"));
         }

@@ -557,37 +557,11 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
     /// [`build`](Self::build) for configuration loading: an error names the variable of `table`
     /// that feeds the failing setting (a vendor setting names its variables in parentheses, as
     /// in `"Scalekit resource id (SCALEKIT_RESOURCE_ID)"`), or else the `MCP_AUTH_*` variable of
-    /// core's setting ([`ConfigError::from_core_build`]).
+    /// core's setting ([`ConfigError::from_build_in`]).
     pub fn build_for_config(self, table: &EnvTable) -> Result<S::Provider, ConfigError> {
-        self.build().map_err(|e| config_error(table, e))
+        self.build()
+            .map_err(|e| ConfigError::from_build_in(table, e))
     }
-}
-
-/// Names the variable behind a build error.
-fn config_error(table: &EnvTable, e: BuildError) -> ConfigError {
-    let setting = match &e {
-        BuildError::Missing(s) => *s,
-        BuildError::Invalid { setting, .. } => setting.as_ref(),
-        _ => "",
-    };
-    let named = table
-        .entries()
-        .iter()
-        .map(|(_, var)| *var)
-        .find(|var| names_variable(setting, var));
-    match named {
-        Some(var) => ConfigError::from_build(var, e),
-        None => ConfigError::from_core_build(&e),
-    }
-}
-
-/// Whether `text` contains `var` as a whole word (`SCALEKIT_RESOURCE_ID` is not named by
-/// `MCP_AUTH_SCALEKIT_RESOURCE_ID`).
-fn names_variable(text: &str, var: &str) -> bool {
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    text.match_indices(var).any(|(at, _)| {
-        !word(text[..at].chars().next_back()) && !word(text[at + var.len()..].chars().next())
-    })
 }
 
 /// Checks a base URL copied from an IdP's dashboard: trims it, removes trailing slashes, and
@@ -830,14 +804,6 @@ mod tests {
             matches!(&scopes, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_SCOPES_SUPPORTED"),
             "{scopes:?}"
         );
-    }
-
-    #[test]
-    fn whole_word_variable_match() {
-        assert!(names_variable("x (TEST_TENANT)", "TEST_TENANT"));
-        assert!(!names_variable("x (MCP_AUTH_TEST_TENANT)", "TEST_TENANT"));
-        assert!(!names_variable("x (TEST_TENANT_ID)", "TEST_TENANT"));
-        assert!(names_variable("TEST_TENANT", "TEST_TENANT"));
     }
 
     #[test]
