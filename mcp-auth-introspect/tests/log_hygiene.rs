@@ -4,44 +4,18 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{AUD, Stub, bounded};
 use mcp_auth_core::TokenVerifier;
+use mcp_auth_idp_harness::logs::LogBuffer;
 use mcp_auth_introspect::IntrospectionVerifier;
-
-/// Captures what the verifier logs during one test.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuf {
-    type Writer = LogBuf;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn refused_credentials_log_names_the_variable_never_secrets() {
-    let logs = LogBuf::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = LogBuffer::new();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
 
     let stub = Stub::start(Duration::ZERO, |_, _, _| -> common::Reply {
         (
@@ -64,7 +38,7 @@ async fn refused_credentials_log_names_the_variable_never_secrets() {
     assert_eq!(err.status(), 500);
     assert!(format!("{v:?}").contains("client_secret_basic"));
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.contents();
     assert!(text.contains("ERROR"), "{text}");
     assert!(text.contains("MCP_AUTH_INTROSPECT_CLIENT_ID"), "{text}");
     for secret in ["very-secret-value", "bearer-token-value-123"] {

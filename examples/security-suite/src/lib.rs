@@ -8,10 +8,8 @@
 //!   process, with a JWT (development issuer) or introspection provider, and counts panics.
 //! * [`stub`]: JWKS and introspection stubs on 127.0.0.1 that misbehave on command.
 //! * [`mcp`]: the few MCP messages the suite sends.
-//! * [`logs`]: an in-memory tracing writer for the secrets-hygiene test.
 #![forbid(unsafe_code)]
 
-pub mod logs;
 pub mod mcp;
 pub mod raw;
 pub mod server;

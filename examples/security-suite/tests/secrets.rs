@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use mcp_auth_idp_harness::logs::LogBuffer;
 use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
 use mcp_auth_introspect::IntrospectionVerifier;
 use mcp_auth_jwt::JwtVerifier;
-use mcp_auth_security_suite::logs::LogBuffer;
 use mcp_auth_security_suite::raw::RawRequest;
 use mcp_auth_security_suite::server::{self, TodoServer};
 use mcp_auth_security_suite::{READ, WRITE, bounded, mcp};

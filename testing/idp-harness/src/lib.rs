@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod browser;
+pub mod logs;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

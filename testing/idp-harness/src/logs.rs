@@ -1,5 +1,9 @@
 //! An in-memory log sink: a `tracing_subscriber` writer that appends to a shared buffer, so a
-//! test can run a whole scenario at `trace` level and then search everything that was logged.
+//! test can run a scenario at `trace` level and then search everything that was logged (for
+//! what must be there, and for secrets that must not).
+//!
+//! tracing caches callsite interest per process: a test that captures logs belongs in its own
+//! test binary, or a concurrent test without a subscriber can hide events from it.
 
 use std::io;
 use std::sync::{Arc, Mutex};
