@@ -86,6 +86,24 @@ struct App {
 }
 
 async fn app(session_mode: bool, default_deny: bool) -> App {
+    app_with(session_mode, default_deny, false).await
+}
+
+/// Stands in for a parser difference: rewrites a `list_todos` call into an `add_todo` call after
+/// the policy layer has decided on `list_todos`.
+async fn swap_tool(req: axum::extract::Request) -> axum::extract::Request {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap();
+    let mut msg: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    if msg["params"]["name"] == "list_todos" {
+        msg["params"]["name"] = serde_json::json!("add_todo");
+        msg["params"]["arguments"] = serde_json::json!({"text": "smuggled"});
+    }
+    axum::extract::Request::from_parts(parts, axum::body::Body::from(msg.to_string()))
+}
+
+/// [`app`]; with `swap`, [`swap_tool`] sits between the policy layer and rmcp.
+async fn app_with(session_mode: bool, default_deny: bool, swap: bool) -> App {
     let provider = RemoteAuthProvider::builder(fake())
         .resource_url(R)
         .authorization_server("https://idp.example.com")
@@ -120,8 +138,11 @@ async fn app(session_mode: bool, default_deny: bool) -> App {
         .with_max_request_body_bytes(64 * 1024);
     let service: StreamableHttpService<Todo, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(todo.clone()), Default::default(), config);
-    let app = Router::new()
-        .nest_service("/mcp", service)
+    let mut mcp = Router::new().nest_service("/mcp", service);
+    if swap {
+        mcp = mcp.layer(axum::middleware::map_request(swap_tool));
+    }
+    let app = mcp
         .layer(policy.layer())
         .layer(provider.layer())
         .merge(provider.routes());
@@ -377,4 +398,52 @@ async fn sessions_are_bound_to_their_principal() {
     assert_eq!(ok.status(), 200);
     assert_eq!(a.writes.load(Ordering::SeqCst), 1);
     a.srv.stop().await;
+}
+
+/// Something between the policy layer and rmcp turns an allowed `list_todos` call into
+/// `add_todo`: the policy layer let `list_todos` through for a read-only token, but the `Auth`
+/// extractor re-checks the policy for the tool rmcp actually runs and refuses in-band.
+async fn in_tool_recheck_catches_a_parser_difference(session_mode: bool) {
+    let a = app_with(session_mode, false, true).await;
+    let url = a.srv.url("/mcp");
+    let reader = token("todo:read", "carol", serde_json::json!({}));
+    let sid = open_session(&url, &reader).await;
+    let resp = post(&url, &reader, sid.as_deref(), call("list_todos", "{}")).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "the layer saw list_todos and allowed it"
+    );
+    let msg = message(resp).await;
+    assert_eq!(msg["error"]["code"], -32600, "{msg}");
+    assert_eq!(
+        msg["error"]["message"], "insufficient scope for this tool",
+        "{msg}"
+    );
+    assert_eq!(
+        a.writes.load(Ordering::SeqCst),
+        0,
+        "the write tool never ran"
+    );
+
+    // The same swap for a writer runs the write tool: the re-check refuses only what the
+    // policy refuses.
+    let writer = token("todo:read todo:write", "dave", serde_json::json!({}));
+    let sid = open_session(&url, &writer).await;
+    let resp = post(&url, &writer, sid.as_deref(), call("list_todos", "{}")).await;
+    assert_eq!(resp.status(), 200);
+    let msg = message(resp).await;
+    assert_eq!(text_of(&msg), "added smuggled", "{msg}");
+    assert_eq!(a.writes.load(Ordering::SeqCst), 1);
+    a.srv.stop().await;
+}
+
+#[tokio::test]
+async fn in_tool_recheck_catches_a_parser_difference_in_session_mode() {
+    in_tool_recheck_catches_a_parser_difference(true).await;
+}
+
+#[tokio::test]
+async fn in_tool_recheck_catches_a_parser_difference_in_stateless_mode() {
+    in_tool_recheck_catches_a_parser_difference(false).await;
 }

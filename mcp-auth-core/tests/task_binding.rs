@@ -1,25 +1,18 @@
 //! Task handles bound to their principal ([`BoundTaskManager`]) in front of a real rmcp
 //! streamable-HTTP server, in session mode (protocol 2025-06-18, capabilities declared at
-//! initialize) and stateless mode (protocol 2026-07-28, capabilities in each request's `_meta`);
-//! and the in-tool policy re-check firing when something between the policy layer and rmcp
-//! changes what rmcp runs (a forced parser difference).
+//! initialize) and stateless mode (protocol 2026-07-28, capabilities in each request's `_meta`).
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Request;
 use common::{Server, fake, initialize, message, mint_claims, now, post, post_as};
 use mcp_auth_core::policy::{McpPolicy, Rule};
 use mcp_auth_core::rmcp_ext::{Auth, BoundTaskManager};
 use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetTaskParams,
     GetTaskResult, ServerCapabilities, ServerConfig, UpdateTaskParams,
@@ -28,7 +21,7 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::task_manager::{TaskExit, TaskOptions};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_router};
+use rmcp::{ErrorData, ServerHandler, tool, tool_router};
 use serde_json::{Value, json};
 
 const R: &str = "http://127.0.0.1:8000/mcp";
@@ -38,33 +31,10 @@ const ISS: &str = "https://idp.example.com";
 struct Srv {
     tool_router: ToolRouter<Self>,
     tasks: BoundTaskManager,
-    writes: Arc<AtomicUsize>,
-}
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct AddTodo {
-    text: String,
 }
 
 #[tool_router]
 impl Srv {
-    #[tool(description = "List todos")]
-    fn list_todos(&self, auth: Auth) -> Result<String, ErrorData> {
-        auth.require_scopes(&["todo:read"])?;
-        Ok("[]".into())
-    }
-
-    #[tool(description = "Add a todo")]
-    fn add_todo(
-        &self,
-        auth: Auth,
-        Parameters(p): Parameters<AddTodo>,
-    ) -> Result<String, ErrorData> {
-        auth.require_scopes(&["todo:write"])?;
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Ok(format!("added {}", p.text))
-    }
-
     #[tool(description = "Export everything (a task when the client supports tasks)")]
     fn export(&self, _auth: Auth) -> String {
         "exported".into()
@@ -133,32 +103,11 @@ impl ServerHandler for Srv {
 
 struct App {
     srv: Server,
-    writes: Arc<AtomicUsize>,
     tasks: BoundTaskManager,
 }
 
-/// Stands in for a parser difference: rewrites a `list_todos` call into an `add_todo` call after
-/// the policy layer has decided on `list_todos`.
-async fn swap_tool(req: Request) -> Request {
-    let (mut parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap();
-    let mut msg: Value = serde_json::from_slice(&bytes).unwrap();
-    if msg["params"]["name"] == "list_todos" {
-        msg["params"]["name"] = json!("add_todo");
-        msg["params"]["arguments"] = json!({"text": "smuggled"});
-        // Keep the 2026-07-28 routing header in line with the body, as the difference would.
-        if parts.headers.contains_key("mcp-name") {
-            parts
-                .headers
-                .insert("mcp-name", http::HeaderValue::from_static("add_todo"));
-        }
-    }
-    Request::from_parts(parts, Body::from(msg.to_string()))
-}
-
-/// The server behind the bearer and policy layers, in session or stateless mode; with `swap`,
-/// [`swap_tool`] sits between the policy layer and rmcp.
-async fn app(session_mode: bool, swap: bool) -> App {
+/// The server behind the bearer and policy layers, in session or stateless mode.
+async fn app(session_mode: bool) -> App {
     let provider = RemoteAuthProvider::builder(fake())
         .resource_url(R)
         .authorization_server(ISS)
@@ -166,19 +115,15 @@ async fn app(session_mode: bool, swap: bool) -> App {
         .build()
         .unwrap();
     let policy = McpPolicy::builder()
-        .tool("list_todos", Rule::scopes(["todo:read"]))
-        .tool("add_todo", Rule::scopes(["todo:write"]))
         .tool("export", Rule::scopes(["todo:read"]))
         .default_deny(true)
         .max_body_bytes(64 * 1024)
         .build(&provider)
         .unwrap();
-    let writes = Arc::new(AtomicUsize::new(0));
     let tasks = BoundTaskManager::new();
     let server = Srv {
         tool_router: Srv::tool_router(),
         tasks: tasks.clone(),
-        writes: writes.clone(),
     };
     assert!(policy.report_router(&server.tool_router).is_empty());
     let config = StreamableHttpServerConfig::default()
@@ -188,17 +133,13 @@ async fn app(session_mode: bool, swap: bool) -> App {
         .with_max_request_body_bytes(64 * 1024);
     let service: StreamableHttpService<Srv, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-    let mut mcp = Router::new().nest_service("/mcp", service);
-    if swap {
-        mcp = mcp.layer(axum::middleware::map_request(swap_tool));
-    }
-    let app = mcp
+    let app = Router::new()
+        .nest_service("/mcp", service)
         .layer(policy.layer())
         .layer(provider.layer())
         .merge(provider.routes());
     App {
         srv: Server::start(app).await,
-        writes,
         tasks,
     }
 }
@@ -302,7 +243,7 @@ fn assert_unknown_task(error: &Value, task_id: &str) {
 }
 
 async fn tasks_are_bound_to_their_principal(session_mode: bool) {
-    let a = app(session_mode, false).await;
+    let a = app(session_mode).await;
     let url = a.srv.url("/mcp");
     let alice = Caller::new(&url, token("alice", "todo:read", "a1"), session_mode).await;
     let bob = Caller::new(
@@ -399,7 +340,6 @@ async fn a_task_needs_an_authenticated_caller() {
     let server = Srv {
         tool_router: Srv::tool_router(),
         tasks: tasks.clone(),
-        writes: Arc::new(AtomicUsize::new(0)),
     };
     let service: StreamableHttpService<Srv, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(server.clone()),
@@ -418,59 +358,4 @@ async fn a_task_needs_an_authenticated_caller() {
     assert!(msg["result"].is_null(), "{msg}");
     assert_eq!(tasks.running_task_count(), 0);
     srv.stop().await;
-}
-
-/// Something between the policy layer and rmcp turns an allowed `list_todos` call into
-/// `add_todo`: the policy layer let `list_todos` through for a read-only token, but the `Auth`
-/// extractor re-checks the policy for the tool rmcp actually runs and refuses in-band.
-async fn in_tool_recheck_catches_a_parser_difference(session_mode: bool) {
-    let a = app(session_mode, true).await;
-    let url = a.srv.url("/mcp");
-    let reader = Caller::new(&url, token("carol", "todo:read", "c1"), session_mode).await;
-    let (status, msg) = reader
-        .request("tools/call", json!({"name": "list_todos", "arguments": {}}))
-        .await;
-    assert_eq!(
-        status, 200,
-        "the layer saw list_todos and allowed it: {msg}"
-    );
-    assert_eq!(msg["error"]["code"], -32600, "{msg}");
-    assert_eq!(
-        msg["error"]["message"], "insufficient scope for this tool",
-        "{msg}"
-    );
-    assert_eq!(
-        a.writes.load(Ordering::SeqCst),
-        0,
-        "the write tool never ran"
-    );
-
-    // The same swap for a writer runs the write tool: the re-check refuses only what the
-    // policy refuses.
-    let writer = Caller::new(
-        &url,
-        token("dave", "todo:read todo:write", "d1"),
-        session_mode,
-    )
-    .await;
-    let (status, msg) = writer
-        .request("tools/call", json!({"name": "list_todos", "arguments": {}}))
-        .await;
-    assert_eq!(status, 200, "{msg}");
-    assert_eq!(
-        msg["result"]["content"][0]["text"], "added smuggled",
-        "{msg}"
-    );
-    assert_eq!(a.writes.load(Ordering::SeqCst), 1);
-    a.srv.stop().await;
-}
-
-#[tokio::test]
-async fn in_tool_recheck_catches_a_parser_difference_in_session_mode() {
-    in_tool_recheck_catches_a_parser_difference(true).await;
-}
-
-#[tokio::test]
-async fn in_tool_recheck_catches_a_parser_difference_in_stateless_mode() {
-    in_tool_recheck_catches_a_parser_difference(false).await;
 }
