@@ -76,7 +76,7 @@ pub fn todo_app(
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     let service: StreamableHttpService<TodoServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-    // One tower stack, nested once: `Router::layer` would box every layer in its own route, and
+    // One tower stack, routed once: `Router::layer` would box every layer in its own route, and
     // each route deep-clones everything under it on every request.
     let service = ServiceBuilder::new()
         .layer(provider.layer())

@@ -88,7 +88,7 @@ async fn an_mcp_client_discovers_registers_logs_in_and_steps_up() {
     .await;
 
     // 1. No token: 401 and a challenge naming the metadata and the initial scope.
-    let first = reqwest::Client::new().post(&resource).send().await.unwrap();
+    let first = support::http().post(&resource).send().await.unwrap();
     assert_eq!(first.status(), 401);
     let challenge = www(&first);
     assert!(challenge.contains("resource_metadata=") && challenge.contains("scope=\"todo:read\""));

@@ -29,7 +29,7 @@ async fn custom_routes_adds_a_route_and_keeps_the_metadata_and_auth() {
         .await
         .unwrap();
     assert_eq!(meta.status(), 200);
-    let unauth = reqwest::Client::new().post(&url).send().await.unwrap();
+    let unauth = support::http().post(&url).send().await.unwrap();
     assert_eq!(unauth.status(), 401);
     let mut mcp = Mcp::new(&url, &app.printed("token (read+write"));
     mcp.initialize().await;
@@ -86,7 +86,7 @@ async fn env_only_builds_everything_from_the_environment() {
             .audience("http://127.0.0.1:1/elsewhere")
             .scopes(["todo:read"]),
     );
-    let resp = reqwest::Client::new()
+    let resp = support::http()
         .post(&resource)
         .bearer_auth(foreign)
         .send()

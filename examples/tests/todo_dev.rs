@@ -18,7 +18,7 @@ async fn dev_mode_serves_the_todo_tools_with_per_tool_scopes() {
     let ro = todo.printed("token (read-only");
 
     // No token: the challenge names the metadata and the initial scope only.
-    let http = reqwest::Client::new();
+    let http = support::http();
     let resp = http.post(&url).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let meta_url = todo.printed("metadata");
@@ -155,7 +155,7 @@ async fn configuration_errors_name_the_variable() {
 async fn browsers_can_preflight_and_read_the_challenge() {
     let todo = Todo::start(&[]).await;
     let url = todo.url();
-    let http = reqwest::Client::new();
+    let http = support::http();
     let pre = http
         .request(reqwest::Method::OPTIONS, &url)
         .header("origin", "https://app.example")

@@ -60,7 +60,7 @@ async fn jwt_mode_against_the_real_idp() {
 
     // A token minted for another resource is refused (audience).
     let foreign = idp.client_credentials(OTHER, "todo:read").await.unwrap();
-    let resp = reqwest::Client::new()
+    let resp = support::http()
         .post(&resource)
         .bearer_auth(&foreign.access_token)
         .send()
@@ -171,7 +171,7 @@ async fn introspection_mode_against_the_real_idp() {
     );
 
     let foreign = idp.client_credentials(OTHER, "todo:read").await.unwrap();
-    let resp = reqwest::Client::new()
+    let resp = support::http()
         .post(&resource)
         .bearer_auth(&foreign.access_token)
         .send()

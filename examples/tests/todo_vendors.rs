@@ -92,7 +92,7 @@ async fn authkit_by_environment_only() {
     );
     exercise(&todo, &token, &domain).await;
     let wrong = dev.mint(TokenSpec::new("vendor-user").audience("res_other"));
-    let resp = reqwest::Client::new()
+    let resp = support::http()
         .post(todo.url())
         .bearer_auth(wrong)
         .send()

@@ -8,6 +8,14 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// An HTTP client whose every request is bounded in time (10 s).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 /// A running todo server.
 pub struct Todo {
     child: Child,
@@ -151,10 +159,7 @@ impl Mcp {
     /// A client for `url` with `token`.
     pub fn new(url: &str, token: &str) -> Mcp {
         Mcp {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            http: http(),
             url: url.to_owned(),
             token: token.to_owned(),
             session: None,
