@@ -154,62 +154,38 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
         ProviderKind::Jwt => {
             let figment = mcp_auth_core::config::figment(&mcp_auth_jwt::ENV)
                 .merge(mcp_auth_core::config::figment(&CoreConfig::ENV));
-            let builder = JwtVerifier::builder_from_figment(&figment)?;
-            let jwt_cfg: JwtSummary = mcp_auth_core::config::extract(&figment, &mcp_auth_jwt::ENV)?;
-            let builder = if jwt_cfg.jwt_audience.is_empty() {
-                builder.resource_url(resource.as_str())
-            } else {
-                builder
-            };
-            let verifier = builder
+            // R is always accepted; MCP_AUTH_JWT_AUDIENCE adds aliases next to it.
+            let verifier = JwtVerifier::builder_from_figment(&figment)?
+                .resource_url(resource.as_str())
                 .build()
-                .map_err(|e| ConfigError::from_build("MCP_AUTH_JWT_*", e))?;
+                .map_err(|e| ConfigError::from_build_in(&mcp_auth_jwt::ENV, e))?;
+            let issuers = verifier.issuers().to_vec();
             if config.authorization_servers.is_empty() {
-                config.authorization_servers = jwt_cfg.issuers();
+                config.authorization_servers = issuers.clone();
             }
-            let issuers = jwt_cfg.issuers();
-            let audiences = if jwt_cfg.jwt_audience.is_empty() {
-                resource.audiences()
-            } else {
-                jwt_cfg.jwt_audience.clone()
-            };
             let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
-            Ok(Selected {
-                kind,
-                provider: Arc::new(provider),
-                issuers,
-                audiences,
-                extra_routes: Router::new(),
-                dev: None,
-            })
+            Ok(selected(kind, provider, issuers))
         }
         ProviderKind::Introspect => {
             let mut icfg = mcp_auth_introspect::IntrospectConfig::from_env()?;
             if icfg.resource_url.is_none() {
                 icfg.resource_url = Some(resource.as_str().to_owned());
             }
-            let issuers: Vec<String> = icfg.introspect_issuer.iter().cloned().collect();
-            let audiences = if icfg.introspect_audience.is_empty() {
-                resource.audiences()
-            } else {
-                icfg.introspect_audience.clone()
-            };
+            let mut issuers: Vec<String> = icfg.introspect_issuer.iter().cloned().collect();
+            for a in &config.authorization_servers {
+                if !issuers.contains(a) {
+                    issuers.push(a.clone());
+                }
+            }
             let verifier = icfg
                 .into_builder()?
                 .build()
-                .map_err(|e| ConfigError::from_build("MCP_AUTH_INTROSPECT_*", e))?;
+                .map_err(|e| ConfigError::from_build_in(&mcp_auth_introspect::IntrospectConfig::ENV, e))?;
             if config.authorization_servers.is_empty() {
                 config.authorization_servers = issuers.clone();
             }
             let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
-            Ok(Selected {
-                kind,
-                provider: Arc::new(provider),
-                issuers,
-                audiences,
-                extra_routes: Router::new(),
-                dev: None,
-            })
+            Ok(selected(kind, provider, issuers))
         }
         ProviderKind::Scalekit => {
             let figment = vendor_figment(&mcp_auth_scalekit::ENV, resource);
@@ -259,17 +235,16 @@ fn vendor_figment(
     ))
 }
 
-#[derive(serde::Deserialize)]
-struct JwtSummary {
-    #[serde(default, deserialize_with = "mcp_auth_core::config::deserialize_list")]
-    jwt_issuer: Vec<String>,
-    #[serde(default, deserialize_with = "mcp_auth_core::config::deserialize_list")]
-    jwt_audience: Vec<String>,
-}
-
-impl JwtSummary {
-    fn issuers(&self) -> Vec<String> {
-        self.jwt_issuer.clone()
+/// A provider built on [`RemoteAuthProvider`], with what start-up reports: the audiences are the
+/// protected resource's one list (what the layer and the verifier both accept).
+fn selected(kind: ProviderKind, provider: RemoteAuthProvider, issuers: Vec<String>) -> Selected {
+    Selected {
+        kind,
+        audiences: provider.protected_resource().audiences().to_vec(),
+        provider: Arc::new(provider),
+        issuers,
+        extra_routes: Router::new(),
+        dev: None,
     }
 }
 

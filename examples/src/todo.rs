@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use mcp_auth_core::policy::{McpPolicy, Rule};
 use mcp_auth_core::rmcp_ext::Auth;
-use mcp_auth_core::{AuthProvider, BuildError};
+use mcp_auth_core::{AuthProvider, BuildError, Owner, Principal};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -28,10 +28,11 @@ pub struct Item {
     pub done: bool,
 }
 
-/// Todo lists by subject (each user sees only their own).
+/// Todo lists by owner: a user (issuer, subject) or a machine (issuer, client id); each sees only
+/// their own, and nothing is keyed on a missing value.
 #[derive(Debug, Default)]
 pub struct Store {
-    lists: Mutex<HashMap<String, Vec<Item>>>,
+    lists: Mutex<HashMap<Owner, Vec<Item>>>,
 }
 
 /// The MCP server. Cheap to clone: rmcp builds one per session.
@@ -55,11 +56,16 @@ pub struct CompleteTodo {
     pub id: i64,
 }
 
-fn owner(auth: &Auth) -> String {
-    auth.token().subject().unwrap_or("").to_owned()
+/// The owner of the caller's list. The bearer layer refuses tokens that name no principal, so
+/// this fails only when the server is not behind it.
+fn owner(auth: &Auth) -> Result<Owner, ErrorData> {
+    auth.token()
+        .principal()
+        .map(Principal::owner)
+        .ok_or_else(|| ErrorData::invalid_request("the access token names no principal", None))
 }
 
-fn lock(store: &Store) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Item>>> {
+fn lock(store: &Store) -> std::sync::MutexGuard<'_, HashMap<Owner, Vec<Item>>> {
     store
         .lists
         .lock()
@@ -85,7 +91,7 @@ impl TodoServer {
     fn list_todos(&self, auth: Auth) -> Result<String, ErrorData> {
         auth.require_scopes(&[READ])?;
         let lists = lock(&self.store);
-        let items = lists.get(&owner(&auth)).cloned().unwrap_or_default();
+        let items = lists.get(&owner(&auth)?).cloned().unwrap_or_default();
         serde_json::to_string(&items).map_err(|e| ErrorData::internal_error(e.to_string(), None))
     }
 
@@ -97,7 +103,7 @@ impl TodoServer {
     ) -> Result<String, ErrorData> {
         auth.require_scopes(&[WRITE])?;
         let mut lists = lock(&self.store);
-        let list = lists.entry(owner(&auth)).or_default();
+        let list = lists.entry(owner(&auth)?).or_default();
         let id = list.iter().map(|i| i.id).max().unwrap_or(0) + 1;
         list.push(Item {
             id,
@@ -116,7 +122,7 @@ impl TodoServer {
         auth.require_scopes(&[WRITE])?;
         let mut lists = lock(&self.store);
         let item = lists
-            .get_mut(&owner(&auth))
+            .get_mut(&owner(&auth)?)
             .and_then(|l| l.iter_mut().find(|i| i.id as i64 == args.id))
             .ok_or_else(|| ErrorData::invalid_params(format!("no todo {}", args.id), None))?;
         item.done = true;

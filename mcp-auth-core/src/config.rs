@@ -116,12 +116,40 @@ impl Provider for RawEnv {
 
 /// The standard figment for `table`: the TOML file named by `MCP_AUTH_CONFIG_FILE` (if any), then
 /// the environment, which wins.
+///
+/// A file named by `MCP_AUTH_CONFIG_FILE` that does not exist or cannot be read is an error at
+/// extraction (naming the variable), never an empty configuration.
 pub fn figment(table: &EnvTable) -> Figment {
     let mut f = Figment::new();
     if let Some(path) = std::env::var_os(CONFIG_FILE_VAR) {
-        f = f.merge(figment::providers::Toml::file(path));
+        let path = std::path::PathBuf::from(path);
+        f = match std::fs::File::open(&path).and_then(|file| file.metadata()) {
+            Ok(m) if m.is_file() => f.merge(figment::providers::Toml::file_exact(path)),
+            Ok(_) => f.merge(UnreadableFile {
+                reason: format!("{CONFIG_FILE_VAR}: {} is not a file", path.display()),
+            }),
+            Err(e) => f.merge(UnreadableFile {
+                reason: format!("{CONFIG_FILE_VAR}: cannot read {}: {e}", path.display()),
+            }),
+        };
     }
     f.merge(table.provider())
+}
+
+/// A provider standing for a configuration file that cannot be read: extraction fails with
+/// `reason`.
+struct UnreadableFile {
+    reason: String,
+}
+
+impl Provider for UnreadableFile {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(CONFIG_FILE_VAR)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Err(figment::Error::from(self.reason.clone()))
+    }
 }
 
 /// Why configuration could not be loaded. Messages name the variable to fix.

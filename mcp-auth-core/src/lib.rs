@@ -67,6 +67,7 @@
 #![forbid(unsafe_code)]
 
 pub mod challenge;
+pub mod claims;
 pub mod config;
 mod error;
 pub mod extract;
@@ -74,6 +75,7 @@ pub mod forward;
 pub mod http;
 mod layer;
 pub mod metadata;
+mod multi;
 pub mod policy;
 mod provider;
 mod resource;
@@ -91,13 +93,14 @@ pub use layer::{
     AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot, is_b64token, token_tag,
 };
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
+pub use multi::{MultiIssuerVerifier, MultiIssuerVerifierBuilder};
 pub use provider::{
     AuthProvider, DEFAULT_MAX_TOKEN_BYTES, ProtectedResource, RemoteAuthProvider,
     RemoteAuthProviderBuilder,
 };
 pub use resource::{PRM_WELL_KNOWN, ResourceUrl, is_loopback_url};
 pub use scope::{ScopeHierarchy, ScopeSet, is_scope_char, split_list, validate_scope};
-pub use token::{AccessToken, AccessTokenBuilder, Principal};
+pub use token::{AccessToken, AccessTokenBuilder, Owner, Principal};
 pub use verifier::{TokenVerifier, constant_time_eq};
 
 /// Re-exported so verifier implementations need not depend on it directly.

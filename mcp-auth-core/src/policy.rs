@@ -674,7 +674,11 @@ where
                 }
             };
             // Only session binding needs the principal (three string copies): skip it otherwise.
-            let principal = policy.inner.sessions.as_ref().map(|_| token.principal());
+            let principal = policy
+                .inner
+                .sessions
+                .as_ref()
+                .and_then(|_| token.principal().cloned());
             if let Some(id) = &session {
                 match policy.bound_principal(id) {
                     Some(Some(owner)) if Some(&*owner) != principal.as_ref() => {

@@ -453,6 +453,34 @@ impl RemoteAuthProviderBuilder {
                 audiences.push(a);
             }
         }
+        // One list: when the verifier says what it accepts, the resource accepts exactly that, and
+        // the verifier must accept R and every alias given here (else one of the two would refuse
+        // what the other lets in).
+        if self.check_audience
+            && let Some(verifier_list) = self.verifier.accepted_audiences()
+        {
+            // R's trailing-slash twin (origin-only R) is a courtesy, not a requirement.
+            let missing = audiences.iter().find(|a| {
+                !verifier_list.contains(a)
+                    && !(resource.is_origin_only() && **a == format!("{}/", resource.as_str()))
+            });
+            if let Some(missing) = missing {
+                return Err(BuildError::invalid(
+                    "accepted audiences",
+                    format!(
+                        "the resource accepts {missing:?} but its verifier does not (it accepts \
+                         {verifier_list:?}): give the verifier the resource URL and the same aliases"
+                    ),
+                ));
+            }
+            let mut merged = vec![resource.as_str().to_owned()];
+            for a in verifier_list {
+                if !merged.contains(&a) {
+                    merged.push(a);
+                }
+            }
+            audiences = merged;
+        }
         if !self.check_audience {
             tracing::warn!(
                 resource = %resource,

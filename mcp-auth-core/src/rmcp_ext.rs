@@ -231,6 +231,9 @@ impl BoundTaskManager {
         F: FnOnce(TaskContext) -> TaskFuture,
     {
         let (token, _) = token_from_request(context)?;
+        let principal = token.principal().cloned().ok_or_else(|| {
+            ErrorData::invalid_request("the access token names no principal", None)
+        })?;
         let task = self.tasks.spawn(options, make_future);
         let mut owners = self.owners();
         if owners.by_task.len() >= owners.prune_at {
@@ -240,7 +243,7 @@ impl BoundTaskManager {
         }
         owners
             .by_task
-            .insert(task.task_id.clone(), token.principal());
+            .insert(task.task_id.clone(), principal);
         Ok(task)
     }
 
@@ -254,7 +257,7 @@ impl BoundTaskManager {
         let (token, _) = token_from_request(context)?;
         let owners = self.owners();
         match owners.by_task.get(task_id) {
-            Some(owner) if *owner == token.principal() => Ok(()),
+            Some(owner) if Some(owner) == token.principal() => Ok(()),
             Some(_) => {
                 tracing::warn!(
                     reason = "task_principal_mismatch",

@@ -44,6 +44,7 @@ struct TokenData {
     issuer: Option<String>,
     audiences: Vec<String>,
     claims: Map<String, Value>,
+    principal: Option<Principal>,
 }
 
 impl AccessToken {
@@ -123,13 +124,12 @@ impl AccessToken {
         self.data.claims.get(name)
     }
 
-    /// The principal that owns sessions created with this token: issuer, subject and client id.
-    pub fn principal(&self) -> Principal {
-        Principal {
-            issuer: self.data.issuer.clone(),
-            subject: self.data.subject.clone(),
-            client_id: self.data.client_id.clone(),
-        }
+    /// Who holds the token: a user (issuer, `sub`) when `sub` is present, else a machine (issuer,
+    /// client id) for client-credentials tokens; `None` when the token names neither, and the
+    /// bearer layer refuses such a token (401 `invalid_token`). Sessions, task handles and per-user
+    /// data are keyed on it, never on a missing value.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.data.principal.as_ref()
     }
 
     /// Returns a copy bound to `resource` (what the bearer layer does after its audience check).
@@ -139,16 +139,81 @@ impl AccessToken {
     }
 }
 
-/// Who holds a token: issuer + subject + client id. Two tokens of the same principal (a refreshed
-/// token, say) compare equal; tokens of different users or clients do not.
+/// Who holds a token. A user principal is the issuer and subject (`sub`) plus the client the
+/// user signed in with; a machine principal (a client-credentials token without `sub`) is the
+/// issuer and client id. Two tokens of the same principal (a refreshed token, say) compare equal;
+/// tokens of different users or clients do not, and a user never equals a machine, even when a
+/// subject happens to equal a client id.
+///
+/// ```
+/// use mcp_auth_core::{AccessToken, Principal};
+/// let user = AccessToken::builder().issuer("https://idp").subject("svc").client_id("svc").build();
+/// let machine = AccessToken::builder().issuer("https://idp").client_id("svc").build();
+/// assert!(user.principal().unwrap().is_user());
+/// assert!(!machine.principal().unwrap().is_user());
+/// assert_ne!(user.principal(), machine.principal());
+/// assert!(AccessToken::builder().issuer("https://idp").build().principal().is_none());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Principal {
-    /// Issuer (`iss`).
-    pub issuer: Option<String>,
-    /// Subject (`sub`).
-    pub subject: Option<String>,
-    /// Client id (`client_id` / `azp`).
-    pub client_id: Option<String>,
+#[non_exhaustive]
+pub enum Principal {
+    /// A user: `sub` is present.
+    User {
+        /// Issuer (`iss`).
+        issuer: Option<String>,
+        /// Subject (`sub`).
+        subject: String,
+        /// The client the user signed in with (`client_id` / `azp`).
+        client_id: Option<String>,
+    },
+    /// A machine: no `sub`, identified by its client id (client-credentials grant).
+    Machine {
+        /// Issuer (`iss`).
+        issuer: Option<String>,
+        /// Client id (`client_id` / `azp`).
+        client_id: String,
+    },
+}
+
+impl Principal {
+    /// Whether this is a user (as opposed to a machine) principal.
+    pub fn is_user(&self) -> bool {
+        matches!(self, Principal::User { .. })
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Principal::User { issuer, .. } | Principal::Machine { issuer, .. } => issuer.as_deref(),
+        }
+    }
+
+    /// The owner of per-user data: the user (issuer, subject) whichever client they use, or the
+    /// machine (issuer, client id). Users and machines never share an owner.
+    pub fn owner(&self) -> Owner {
+        match self {
+            Principal::User {
+                issuer, subject, ..
+            } => Owner {
+                user: true,
+                issuer: issuer.clone(),
+                id: subject.clone(),
+            },
+            Principal::Machine { issuer, client_id } => Owner {
+                user: false,
+                issuer: issuer.clone(),
+                id: client_id.clone(),
+            },
+        }
+    }
+}
+
+/// The key of per-user data (see [`Principal::owner`]): kind, issuer and subject or client id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    user: bool,
+    issuer: Option<String>,
+    id: String,
 }
 
 /// Builder for [`AccessToken`].
@@ -214,8 +279,21 @@ impl AccessTokenBuilder {
         self
     }
 
-    /// Finishes the token.
-    pub fn build(self) -> AccessToken {
+    /// Finishes the token; its [`Principal`] follows from the subject, client id and issuer.
+    pub fn build(mut self) -> AccessToken {
+        let d = &self.data;
+        self.data.principal = match (&d.subject, &d.client_id) {
+            (Some(subject), client_id) => Some(Principal::User {
+                issuer: d.issuer.clone(),
+                subject: subject.clone(),
+                client_id: client_id.clone(),
+            }),
+            (None, Some(client_id)) => Some(Principal::Machine {
+                issuer: d.issuer.clone(),
+                client_id: client_id.clone(),
+            }),
+            (None, None) => None,
+        };
         AccessToken {
             data: Arc::new(self.data),
             resource: None,

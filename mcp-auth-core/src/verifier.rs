@@ -34,11 +34,21 @@ use crate::{AccessToken, VerifyError};
 /// ```
 ///
 /// Contract: return [`VerifyError::Unavailable`] (never `Invalid`) when the IdP could not be asked;
-/// check the audience (a verifier is never built without one); never log the token.
+/// check expiry (with your leeway: the layer does not check time again), issuer and audience
+/// ([`crate::claims::map_claims`] does all of it); never log the token.
 #[async_trait]
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` (the bearer string, already checked for size and syntax by the layer).
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError>;
+
+    /// The audience values this verifier accepts, when it checks audiences itself; `None` (the
+    /// default) when it does not say. A provider's `build()` makes the protected resource's list
+    /// and this list one: the verifier's values join the resource's list, and a value the resource
+    /// accepts but the verifier would refuse (R itself, say) fails the build. So the bearer layer
+    /// and the verifier can never disagree on an audience.
+    fn accepted_audiences(&self) -> Option<Vec<String>> {
+        None
+    }
 
     /// Whether the verifier has reached its IdP at least once (readiness probes).
     fn is_ready(&self) -> bool {
@@ -52,6 +62,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
         (**self).verify(token).await
     }
 
+    fn accepted_audiences(&self) -> Option<Vec<String>> {
+        (**self).accepted_audiences()
+    }
+
     fn is_ready(&self) -> bool {
         (**self).is_ready()
     }
@@ -61,6 +75,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
 impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         (**self).verify(token).await
+    }
+
+    fn accepted_audiences(&self) -> Option<Vec<String>> {
+        (**self).accepted_audiences()
     }
 
     fn is_ready(&self) -> bool {

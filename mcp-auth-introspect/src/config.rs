@@ -37,9 +37,12 @@ pub struct IntrospectConfig {
     /// `MCP_AUTH_INTROSPECT_CACHE_TTL_SECS` (default 60; 0 turns the cache off).
     #[serde(default, deserialize_with = "deserialize_secs")]
     pub introspect_cache_ttl_secs: Option<u64>,
-    /// `MCP_AUTH_RESOURCE_URL`: the default audience.
+    /// `MCP_AUTH_RESOURCE_URL`: always an accepted audience.
     #[serde(default)]
     pub resource_url: Option<String>,
+    /// `MCP_AUTH_AUTHORIZATION_SERVERS`: accepted issuers next to `MCP_AUTH_INTROSPECT_ISSUER`.
+    #[serde(default, deserialize_with = "mcp_auth_core::config::deserialize_list")]
+    pub authorization_servers: Vec<String>,
 }
 
 fn deserialize_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ClientSecret>, D::Error> {
@@ -93,6 +96,7 @@ impl IntrospectConfig {
             "MCP_AUTH_INTROSPECT_CACHE_TTL_SECS",
         ),
         ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+        ("authorization_servers", "MCP_AUTH_AUTHORIZATION_SERVERS"),
     ]);
 
     /// Loads from the environment (and `MCP_AUTH_CONFIG_FILE`).
@@ -130,22 +134,24 @@ impl IntrospectConfig {
         if let Some(i) = self.introspect_issuer {
             b = b.issuer(i);
         }
-        if !self.introspect_audience.is_empty() {
-            b = b.audiences(self.introspect_audience);
-        } else if let Some(r) = self.resource_url {
-            let r = ResourceUrl::parse(&r).map_err(|e| match e {
+        // The accepted audiences: R, plus the aliases of MCP_AUTH_INTROSPECT_AUDIENCE.
+        if let Some(r) = self.resource_url {
+            ResourceUrl::parse(&r).map_err(|e| match e {
                 BuildError::Invalid { reason, .. } => ConfigError::Invalid {
                     variable: "MCP_AUTH_RESOURCE_URL".into(),
                     reason: reason.into_owned(),
                 },
                 other => config_error(other),
             })?;
-            b = b.audiences(r.audiences());
-        } else {
+            b = b.resource_url(r);
+        } else if self.introspect_audience.is_empty() {
             return Err(ConfigError::Missing {
                 variable: "MCP_AUTH_INTROSPECT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)".into(),
             });
         }
+        b = b.audiences(self.introspect_audience);
+        // Accepted issuers: MCP_AUTH_INTROSPECT_ISSUER and the advertised authorization servers.
+        b = b.issuers(self.authorization_servers);
         if let Some(secs) = self.introspect_cache_ttl_secs {
             b = b.cache_ttl(Duration::from_secs(secs));
         }

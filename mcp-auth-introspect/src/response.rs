@@ -1,17 +1,21 @@
 //! Mapping an RFC 7662 introspection response onto an [`AccessToken`] or a rejection reason.
+//!
+//! The introspection-only rules (`active`, `token_type`) are decided here; everything a response
+//! shares with a JWT payload (time with leeway, issuer, audience, scopes, client, principal,
+//! duplicate and `null` members) is core's identity model, [`mcp_auth_core::claims`].
 
+use mcp_auth_core::claims::{ClaimRules, map_claims, parse_unique_object};
 use mcp_auth_core::{AccessToken, InvalidToken};
 use serde_json::{Map, Value};
 
 /// The checks applied to an active response.
 #[derive(Debug, Clone)]
 pub(crate) struct Checks {
-    /// Accepted audiences; `None` only after `dangerous_skip_audience()`.
-    pub(crate) audiences: Option<Vec<String>>,
-    /// Required issuer, when configured.
+    /// Core's rules: accepted issuers (the vouching issuer fills in a missing `iss`), audiences
+    /// (`None` only after `dangerous_skip_audience()`), leeway; `exp` optional.
+    pub(crate) rules: ClaimRules,
+    /// The configured issuer (discovery source), when set.
     pub(crate) issuer: Option<String>,
-    /// Clock leeway in seconds for `exp` and `nbf`.
-    pub(crate) leeway_secs: u64,
 }
 
 /// What a well-formed response says about the token.
@@ -30,10 +34,17 @@ pub(crate) enum Mapped {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Garbage;
 
-/// Maps the body of an HTTP 200 answer. `now` is seconds since the Unix epoch.
+/// Maps the body of an HTTP 200 answer. `now` is seconds since the Unix epoch. An object with a
+/// duplicate member is refused as malformed (the same rule as for a JWT payload).
 pub(crate) fn map_body(body: &[u8], checks: &Checks, now: u64) -> Result<Mapped, Garbage> {
-    let obj: Map<String, Value> = serde_json::from_slice(body).map_err(|_| Garbage)?;
-    Ok(map_object(obj, checks, now))
+    match parse_unique_object(body) {
+        Some(obj) => Ok(map_object(obj, checks, now)),
+        None if serde_json::from_slice::<Map<String, Value>>(body).is_ok() => {
+            tracing::debug!(reason = "malformed", "introspection response has a duplicate member");
+            Ok(reject(InvalidToken::Malformed))
+        }
+        None => Err(Garbage),
+    }
 }
 
 fn reject(reason: InvalidToken) -> Mapped {
@@ -55,7 +66,7 @@ pub(crate) fn map_object(obj: Map<String, Value>, checks: &Checks, now: u64) -> 
         }
     }
 
-    if let Some(tt) = obj.get("token_type") {
+    if let Some(tt) = obj.get("token_type").filter(|v| !v.is_null()) {
         let Some(tt) = tt.as_str() else {
             return reject(InvalidToken::Type);
         };
@@ -77,7 +88,9 @@ pub(crate) fn map_object(obj: Map<String, Value>, checks: &Checks, now: u64) -> 
             });
         }
     }
-    if checks.audiences.is_none() && !obj.contains_key("token_type") {
+    if checks.rules.accepted_audiences().is_none()
+        && obj.get("token_type").is_none_or(Value::is_null)
+    {
         // Without an audience check, `token_type` is the only way to tell an access token from a
         // refresh token: oidc-provider, for one, answers `active: true` for a refresh token with
         // neither `aud` nor `token_type`. Fail closed.
@@ -87,118 +100,16 @@ pub(crate) fn map_object(obj: Map<String, Value>, checks: &Checks, now: u64) -> 
         );
         return reject(InvalidToken::Type);
     }
-    if obj.contains_key("cnf") {
-        tracing::debug!(
-            reason = "sender_constrained",
-            "token is bound to a key (cnf)"
-        );
-        return reject(InvalidToken::SenderConstrained);
-    }
 
-    let exp = match numeric_date(&obj, "exp") {
-        Ok(v) => v,
-        Err(()) => return reject(InvalidToken::MissingClaim),
-    };
-    if let Some(exp) = exp
-        && now >= exp.saturating_add(checks.leeway_secs)
-    {
-        tracing::debug!(reason = "expired", exp, now, "token rejected");
-        return reject(InvalidToken::Expired);
-    }
-    match numeric_date(&obj, "nbf") {
-        Ok(Some(nbf)) if nbf > now.saturating_add(checks.leeway_secs) => {
-            tracing::debug!(reason = "not_yet_valid", nbf, now, "token rejected");
-            return reject(InvalidToken::NotYetValid);
+    match map_claims(obj, &checks.rules, now) {
+        Ok(token) => {
+            let exp = token.expires_at_unix();
+            Mapped::Active { token, exp }
         }
-        Ok(_) => {}
-        Err(()) => return reject(InvalidToken::MissingClaim),
-    }
-
-    let iss = obj.get("iss").and_then(Value::as_str);
-    if let Some(expected) = &checks.issuer
-        && iss != Some(expected.as_str())
-    {
-        tracing::debug!(reason = "issuer", expected = %expected, found = ?iss, "token rejected");
-        return reject(InvalidToken::Issuer);
-    }
-
-    let audiences = match obj.get("aud") {
-        None => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        Some(_) => return reject(InvalidToken::Audience),
-    };
-    if let Some(accepted) = &checks.audiences
-        && !audiences.iter().any(|a| accepted.contains(a))
-    {
-        tracing::debug!(reason = "audience", expected = ?accepted, found = ?audiences, "token rejected");
-        return reject(InvalidToken::Audience);
-    }
-
-    let scopes: Vec<String> = match obj.get("scope") {
-        None | Some(Value::Null) => Vec::new(),
-        // RFC 7662 §2.2 / RFC 6749 §3.3: space-delimited; scope tokens may contain commas.
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        // Some IdPs send an array; non-string items only ever remove privileges, so skip them.
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(_) => return reject(InvalidToken::MissingClaim),
-    };
-
-    let client_id = obj
-        .get("client_id")
-        .and_then(Value::as_str)
-        .or_else(|| obj.get("azp").and_then(Value::as_str))
-        .map(str::to_owned);
-
-    let mut b = AccessToken::builder().scopes(scopes).audiences(audiences);
-    if let Some(sub) = obj.get("sub").and_then(Value::as_str) {
-        b = b.subject(sub);
-    }
-    if let Some(c) = client_id {
-        b = b.client_id(c);
-    }
-    if let Some(iss) = iss {
-        b = b.issuer(iss);
-    }
-    if let Some(exp) = exp {
-        b = b.expires_at_unix(exp);
-    }
-    Mapped::Active {
-        token: b.claims(obj).build(),
-        exp,
-    }
-}
-
-/// A NumericDate member: absent is `Ok(None)`, a non-negative number is `Ok(Some)`, anything
-/// else is an error (fail closed).
-fn numeric_date(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, ()> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(v) = n.as_u64() {
-                Ok(Some(v))
-            } else {
-                match n.as_f64() {
-                    Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
-                        Ok(Some(f as u64))
-                    }
-                    _ => Err(()),
-                }
-            }
+        Err(rejection) => {
+            tracing::debug!(reason = rejection.reason.code(), "token rejected ({})", rejection.detail);
+            reject(rejection.reason)
         }
-        Some(_) => Err(()),
     }
 }
 
@@ -212,9 +123,11 @@ mod tests {
 
     fn checks() -> Checks {
         Checks {
-            audiences: Some(vec![R.to_owned()]),
+            rules: ClaimRules::new([R])
+                .issuers(["https://idp.example.com"])
+                .implicit_issuer("https://idp.example.com")
+                .require_exp(false),
             issuer: Some("https://idp.example.com".to_owned()),
-            leeway_secs: 30,
         }
     }
 
@@ -329,13 +242,15 @@ mod tests {
         assert_eq!(reason(v), InvalidToken::Audience);
         let mut v = good();
         v["aud"] = json!(7);
-        assert_eq!(reason(v), InvalidToken::Audience);
+        assert_eq!(reason(v), InvalidToken::Malformed);
         // The dangerous opt-out accepts a missing audience, but then insists on a `token_type`
         // (the shape of an oidc-provider refresh token: active, no aud, no token_type).
         let mut v = good();
         v.as_object_mut().unwrap().remove("aud");
         let skip = Checks {
-            audiences: None,
+            rules: ClaimRules::dangerous_any_audience()
+                .issuers(["https://idp.example.com"])
+                .require_exp(false),
             ..checks()
         };
         assert!(matches!(
@@ -354,18 +269,21 @@ mod tests {
         let mut v = good();
         v["iss"] = json!("https://evil.example.com");
         assert_eq!(reason(v), InvalidToken::Issuer);
+        // Without `iss`, the configured endpoint vouches for its issuer.
         let mut v = good();
         v.as_object_mut().unwrap().remove("iss");
-        assert_eq!(reason(v), InvalidToken::Issuer);
-        let no_iss = Checks {
-            issuer: None,
-            ..checks()
+        let Mapped::Active { token, .. } = map(v) else {
+            panic!("rejected")
         };
-        let mut v = good();
-        v["iss"] = json!("https://any.example.com");
+        assert_eq!(token.issuer(), Some("https://idp.example.com"));
+    }
+
+    #[test]
+    fn duplicate_members_are_malformed() {
+        let body = br#"{"active":true,"sub":"a","sub":"b","aud":"https://api.example.com/mcp"}"#;
         assert!(matches!(
-            map_body(v.to_string().as_bytes(), &no_iss, NOW),
-            Ok(Mapped::Active { .. })
+            map_body(body, &checks(), NOW),
+            Ok(Mapped::Rejected(InvalidToken::Malformed))
         ));
     }
 
@@ -373,6 +291,9 @@ mod tests {
     fn scopes_as_string_or_array_and_client_id_fallback() {
         let mut v = good();
         v["scope"] = json!(["a", "b,c", 3]);
+        assert_eq!(reason(v), InvalidToken::Malformed, "a non-string scope item");
+        let mut v = good();
+        v["scope"] = json!(["a", "b,c"]);
         v.as_object_mut().unwrap().remove("client_id");
         v["azp"] = json!("from-azp");
         let Mapped::Active { token, .. } = map(v) else {
@@ -390,6 +311,6 @@ mod tests {
         assert_eq!(token.client_id(), None, "never a placeholder");
         let mut v = good();
         v["scope"] = json!({"x": 1});
-        assert_eq!(reason(v), InvalidToken::MissingClaim);
+        assert_eq!(reason(v), InvalidToken::Malformed);
     }
 }

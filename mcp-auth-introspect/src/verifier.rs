@@ -24,6 +24,7 @@ use url::Url;
 use crate::ClientSecret;
 use crate::auth::{ClientAuth, PreparedAuth};
 use crate::response::{Checks, Mapped, map_body};
+use mcp_auth_core::claims::ClaimRules;
 
 /// Default lifetime of a cached active result: also the longest time a revoked token keeps
 /// working (the revocation lag).
@@ -186,8 +187,8 @@ impl fmt::Debug for IntrospectionVerifier {
         f.debug_struct("IntrospectionVerifier")
             .field("endpoint", &endpoint)
             .field("auth_method", &self.inner.method.as_str())
-            .field("audiences", &self.inner.checks.audiences)
-            .field("issuer", &self.inner.checks.issuer)
+            .field("audiences", &self.inner.checks.rules.accepted_audiences())
+            .field("issuers", &self.inner.checks.rules.accepted_issuers())
             .field(
                 "cache_ttl",
                 &self.inner.cache.as_ref().map(|_| self.inner.cache_ttl),
@@ -203,6 +204,8 @@ impl fmt::Debug for IntrospectionVerifier {
 pub struct IntrospectionVerifierBuilder {
     endpoint: Option<String>,
     issuer: Option<String>,
+    other_issuers: Vec<String>,
+    any_issuer: bool,
     auth: Option<ClientAuth>,
     audiences: Vec<String>,
     resource_url: Option<String>,
@@ -222,6 +225,8 @@ impl Default for IntrospectionVerifierBuilder {
         IntrospectionVerifierBuilder {
             endpoint: None,
             issuer: None,
+            other_issuers: Vec::new(),
+            any_issuer: false,
             auth: None,
             audiences: Vec::new(),
             resource_url: None,
@@ -246,11 +251,32 @@ impl IntrospectionVerifierBuilder {
         self
     }
 
-    /// The issuer (`MCP_AUTH_INTROSPECT_ISSUER`): responses must carry this `iss`, and without an
-    /// explicit endpoint the `introspection_endpoint` is read from its RFC 8414 metadata (used
-    /// only if the metadata's `issuer` equals this value and the endpoint is on its origin).
+    /// The issuer (`MCP_AUTH_INTROSPECT_ISSUER`): a response's `iss`, when it carries one, must
+    /// be this value (or one of [`issuers`](Self::issuers)); a response without `iss` is vouched
+    /// for by the configured endpoint and takes this issuer. Without an explicit endpoint the
+    /// `introspection_endpoint` is read from its RFC 8414 metadata (used only if the metadata's
+    /// `issuer` equals this value and the endpoint is on its origin). An issuer is required,
+    /// here or through [`issuers`](Self::issuers).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Further accepted issuers (the authorization servers of the protected resource). The first
+    /// one vouches for responses without `iss` when [`issuer`](Self::issuer) is not set.
+    pub fn issuers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.other_issuers.extend(issuers.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accept responses whatever their `iss`. Dangerous: the principal's issuer is then
+    /// whatever the IdP says, or none. Logged as a warning at start-up.
+    pub fn dangerous_accept_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
         self
     }
 
@@ -406,19 +432,45 @@ impl IntrospectionVerifierBuilder {
                 }
             }
         }
-        let audiences = if self.skip_audience {
+        let rules = if self.skip_audience {
             tracing::warn!(
                 "introspection audience check is OFF (dangerous_skip_audience): tokens minted \
                  for other services are accepted unless the bearer layer checks the audience"
             );
-            None
+            ClaimRules::dangerous_any_audience()
         } else if audiences.is_empty() {
             return Err(BuildError::Missing(
                 "MCP_AUTH_INTROSPECT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)",
             ));
         } else {
-            Some(audiences)
+            ClaimRules::new(audiences)
         };
+        let mut issuers: Vec<String> = self.issuer.iter().cloned().collect();
+        for i in self.other_issuers {
+            if i.trim().is_empty() {
+                return Err(BuildError::invalid("MCP_AUTH_INTROSPECT_ISSUER", "empty issuer"));
+            }
+            if !issuers.contains(&i) {
+                issuers.push(i);
+            }
+        }
+        let rules = match issuers.first() {
+            Some(vouching) => rules.implicit_issuer(vouching.clone()).issuers(issuers),
+            None if self.any_issuer => {
+                tracing::warn!(
+                    "introspection issuer check is OFF (dangerous_accept_any_issuer): the \
+                     principal's issuer is whatever the IdP says"
+                );
+                rules
+            }
+            None => {
+                return Err(BuildError::Missing(
+                    "MCP_AUTH_INTROSPECT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS)",
+                ));
+            }
+        }
+        .leeway_secs(self.leeway.as_secs())
+        .require_exp(false);
 
         if self.max_concurrent == 0 {
             return Err(BuildError::invalid(
@@ -450,9 +502,8 @@ impl IntrospectionVerifierBuilder {
                 method: auth.method(),
                 auth: prepared,
                 checks: Checks {
-                    audiences,
+                    rules,
                     issuer: self.issuer.clone(),
-                    leeway_secs: self.leeway.as_secs(),
                 },
                 http,
                 max_body: self.max_response_bytes,
@@ -561,7 +612,7 @@ impl Inner {
             Outcome::Active(t) => {
                 // The entry's TTL already ends at `exp`; this re-check costs one clock read.
                 if let Some(exp) = t.expires_at_unix()
-                    && now_unix() >= exp.saturating_add(self.checks.leeway_secs)
+                    && now_unix() >= exp.saturating_add(self.checks.rules.leeway())
                 {
                     return Err(InvalidToken::Expired.into());
                 }
@@ -722,7 +773,7 @@ impl Inner {
         if let Ok((Mapped::Rejected(r), _)) = &result {
             if *r == InvalidToken::Audience && !self.audience_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
-                    expected = ?self.checks.audiences,
+                    expected = ?self.checks.rules.accepted_audiences(),
                     "an active token was rejected on audience; if every token fails this way, \
                      check MCP_AUTH_INTROSPECT_AUDIENCE / MCP_AUTH_RESOURCE_URL"
                 );
@@ -843,5 +894,13 @@ impl TokenVerifier for IntrospectionVerifier {
 
     fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::Relaxed)
+    }
+
+    fn accepted_audiences(&self) -> Option<Vec<String>> {
+        self.inner
+            .checks
+            .rules
+            .accepted_audiences()
+            .map(<[String]>::to_vec)
     }
 }

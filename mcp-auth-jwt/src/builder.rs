@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use mcp_auth_core::http::{HttpClient, check_url};
+use mcp_auth_core::claims::ClaimRules;
 use mcp_auth_core::{BuildError, ResourceUrl};
 use url::Url;
 
@@ -12,7 +13,7 @@ use crate::cache::{DEFAULT_TOKEN_CACHE_BYTES, TokenCache};
 use crate::jwks::{JwksTiming, KeyStore, Source};
 use crate::keys::{Key, is_hmac, parse_static};
 use crate::metrics::Metrics;
-use crate::verifier::{Inner, JwtVerifier};
+use crate::verifier::{Inner, JwtVerifier, KeyStores};
 
 /// Default leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -81,6 +82,7 @@ pub struct JwtVerifierBuilder {
     audiences: Vec<String>,
     resource_url: Option<String>,
     skip_audience: bool,
+    any_issuer: bool,
     algorithms: Option<Vec<Algorithm>>,
     typ: TypPolicy,
     scope_claims: Option<Vec<String>>,
@@ -114,13 +116,17 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// The one accepted issuer (`iss` must equal it exactly).
+    /// The one accepted issuer (`iss` must equal it exactly). Required: `build()` fails without
+    /// an issuer unless [`dangerous_accept_any_issuer`](Self::dangerous_accept_any_issuer).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers = vec![issuer.into()];
         self
     }
 
-    /// Several accepted issuers.
+    /// Several accepted issuers. A token is checked only against the keys of the issuer its
+    /// `iss` names: with a [`jwks_uri`](Self::jwks_uri) (or static keys) the issuers share those
+    /// keys; without, each issuer has its own discovery, key set, cooldowns and retries. An `iss`
+    /// that is not listed is refused before any key is looked up.
     pub fn issuers<I, S>(mut self, issuers: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -130,24 +136,26 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Adds an accepted audience (`aud` must contain at least one accepted audience).
+    /// Adds an accepted audience (`aud` must contain at least one accepted audience): an alias
+    /// that names this server at its IdP (an Auth0 API identifier, an Entra App ID URI). The
+    /// resource URL given to [`resource_url`](Self::resource_url) stays accepted.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
     }
 
-    /// Sets the accepted audiences.
+    /// Adds accepted audiences (see [`audience`](Self::audience)).
     pub fn audiences<I, S>(mut self, audiences: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self.audiences.extend(audiences.into_iter().map(Into::into));
         self
     }
 
-    /// The canonical resource URL (R): accepted as audience (with a trailing slash too when it is
-    /// origin-only) when no audience is set explicitly.
+    /// The canonical resource URL (R): always accepted as audience (with a trailing slash too
+    /// when it is origin-only), next to any alias given to [`audience`](Self::audience).
     pub fn resource_url(mut self, url: impl Into<String>) -> Self {
         self.resource_url = Some(url.into());
         self
@@ -158,6 +166,13 @@ impl JwtVerifierBuilder {
     /// audience against its resource unless that is switched off as well.
     pub fn dangerous_skip_audience(mut self) -> Self {
         self.skip_audience = true;
+        self
+    }
+
+    /// Accept tokens of any issuer. Dangerous: with a key set shared by many tenants (Entra's
+    /// multi-tenant keys, say) another tenant's tokens get in. Logged as a warning at start-up.
+    pub fn dangerous_accept_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
         self
     }
 
@@ -274,13 +289,16 @@ impl JwtVerifierBuilder {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
-        let mut audiences = self.audiences;
-        if audiences.is_empty()
-            && let Some(r) = &self.resource_url
-        {
-            audiences = ResourceUrl::parse(r)?.audiences();
+        let mut audiences = match &self.resource_url {
+            Some(r) => ResourceUrl::parse(r)?.audiences(),
+            None => Vec::new(),
+        };
+        for a in self.audiences {
+            if !audiences.contains(&a) {
+                audiences.push(a);
+            }
         }
-        if audiences.iter().any(|a| a.is_empty()) {
+        if audiences.iter().any(|a| a.trim().is_empty()) {
             return Err(BuildError::invalid("audience", "empty audience"));
         }
         if audiences.is_empty() && !self.skip_audience {
@@ -291,8 +309,17 @@ impl JwtVerifierBuilder {
                 "JWT audience check is OFF (dangerous_skip_audience): tokens minted for other services of the same issuer are accepted"
             );
         }
-        if self.issuers.iter().any(|i| i.is_empty()) {
+        if self.issuers.iter().any(|i| i.trim().is_empty()) {
             return Err(BuildError::invalid("issuer", "empty issuer"));
+        }
+        if self.issuers.is_empty() {
+            if !self.any_issuer {
+                return Err(BuildError::Missing("issuer"));
+            }
+            tracing::warn!(
+                "JWT issuer check is OFF (dangerous_accept_any_issuer): tokens of any issuer \
+                 whose keys verify are accepted"
+            );
         }
 
         let algorithms = match self.algorithms {
@@ -321,35 +348,42 @@ impl JwtVerifierBuilder {
             ));
         }
 
-        let source = match (&self.jwks_uri, self.issuers.first()) {
-            (Some(u), _) => {
+        let discovery =
+            self.discovery || (self.static_keys.is_empty() && self.hmac.is_none());
+        let sources: Vec<(Option<String>, Source)> = match &self.jwks_uri {
+            Some(u) => {
                 let url = Url::parse(u)
                     .map_err(|e| BuildError::invalid("jwks_uri", format!("not a URL: {e}")))?;
                 check_url(&url).map_err(|_| {
                     BuildError::invalid("jwks_uri", "must be https (http only on loopback)")
                 })?;
-                Some(Source::Jwks(url))
+                vec![(None, Source::Jwks(url))]
             }
-            (None, Some(iss))
-                if self.discovery || (self.static_keys.is_empty() && self.hmac.is_none()) =>
-            {
-                let url = Url::parse(iss)
-                    .map_err(|e| BuildError::invalid("issuer", format!("not a URL: {e}")))?;
-                check_url(&url).map_err(|_| {
-                    BuildError::invalid("issuer", "must be https (http only on loopback)")
-                })?;
-                Some(Source::Discovery {
-                    issuer: iss.clone(),
-                })
+            None if discovery => {
+                let mut out = Vec::new();
+                for iss in &self.issuers {
+                    let url = Url::parse(iss)
+                        .map_err(|e| BuildError::invalid("issuer", format!("not a URL: {e}")))?;
+                    check_url(&url).map_err(|_| {
+                        BuildError::invalid("issuer", "must be https (http only on loopback)")
+                    })?;
+                    out.push((
+                        Some(iss.clone()),
+                        Source::Discovery {
+                            issuer: iss.clone(),
+                        },
+                    ));
+                }
+                out
             }
-            _ => None,
+            None => Vec::new(),
         };
-        if source.is_none() && self.static_keys.is_empty() && self.hmac.is_none() {
+        if sources.is_empty() && self.static_keys.is_empty() && self.hmac.is_none() {
             return Err(BuildError::Missing(
                 "a key source: jwks_uri, issuer (discovery), public_key or hmac_secret",
             ));
         }
-        if source.is_none()
+        if sources.is_empty()
             && self.static_keys.is_empty()
             && algorithms.iter().any(|a| !is_hmac(*a))
         {
@@ -357,9 +391,6 @@ impl JwtVerifierBuilder {
                 "algorithms",
                 "asymmetric algorithms are allowed but only an HMAC secret is configured",
             ));
-        }
-        if self.issuers.is_empty() {
-            tracing::warn!("JWT verifier has no issuer configured: iss is not checked");
         }
 
         let (min_ttl, max_ttl) = self
@@ -386,43 +417,61 @@ impl JwtVerifierBuilder {
             (true, bytes) if bytes > 0 => Some(TokenCache::new(bytes)),
             _ => None,
         };
-        let store = source.map(|s| {
+        let http = self.http.unwrap_or_else(HttpClient::shared);
+        let new_store = |source: Source| {
             Arc::new(KeyStore::new(
-                s,
-                self.http.unwrap_or_else(HttpClient::shared),
+                source,
+                http.clone(),
                 timing,
                 Arc::clone(&metrics),
                 cache.clone(),
             ))
-        });
+        };
+        let stores = match sources.len() {
+            0 => KeyStores::None,
+            1 => KeyStores::Shared(new_store(sources.into_iter().next().expect("one").1)),
+            _ => KeyStores::PerIssuer(
+                sources
+                    .into_iter()
+                    .map(|(iss, src)| (iss.unwrap_or_default(), new_store(src)))
+                    .collect(),
+            ),
+        };
         let mut static_keys: Vec<Arc<Key>> = self.static_keys.into_iter().map(Arc::new).collect();
         if let Some(h) = self.hmac {
             static_keys.push(Arc::new(h));
         }
         if self.prefetch.unwrap_or(true)
-            && let (Some(store), Ok(handle)) = (&store, tokio::runtime::Handle::try_current())
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            let store = Arc::clone(store);
-            handle.spawn(async move {
+            for store in stores.all() {
+                let store = Arc::clone(store);
+                handle.spawn(async move {
                     if let Err(e) = store.current().await {
                         tracing::warn!(error = %e, "JWKS prefetch failed; requests will retry (not fatal)");
                     }
                 });
+            }
         }
+        let rules = if self.skip_audience {
+            ClaimRules::dangerous_any_audience()
+        } else {
+            ClaimRules::new(audiences)
+        }
+        .issuers(self.issuers)
+        .leeway_secs(self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs())
+        .scope_claims(
+            self.scope_claims
+                .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]),
+        );
         Ok(JwtVerifier {
             inner: Arc::new(Inner {
                 algorithms,
-                issuers: self.issuers,
-                audiences,
-                skip_audience: self.skip_audience,
-                leeway: self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs(),
+                rules,
                 typ: self.typ,
-                scope_claims: self
-                    .scope_claims
-                    .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]),
                 max_token_bytes: self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
                 static_keys,
-                store,
+                stores,
                 cache,
                 metrics,
                 misconfig_warned: Default::default(),

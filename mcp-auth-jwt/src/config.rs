@@ -20,6 +20,7 @@ pub const ENV: EnvTable = EnvTable::new(&[
     ("jwt_leeway_secs", "MCP_AUTH_JWT_LEEWAY_SECS"),
     ("jwt_typ", "MCP_AUTH_JWT_TYP"),
     ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+    ("authorization_servers", "MCP_AUTH_AUTHORIZATION_SERVERS"),
 ]);
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +41,8 @@ struct JwtConfig {
     jwt_typ: Option<String>,
     #[serde(default)]
     resource_url: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_list")]
+    authorization_servers: Vec<String>,
 }
 
 fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -63,8 +66,8 @@ impl JwtVerifier {
     /// | variable | meaning |
     /// |---|---|
     /// | `MCP_AUTH_JWT_JWKS_URI` | JWKS URL |
-    /// | `MCP_AUTH_JWT_ISSUER` | accepted issuer(s), comma/space separated; discovery source when no JWKS URI or key |
-    /// | `MCP_AUTH_JWT_AUDIENCE` | accepted audience(s); defaults to `MCP_AUTH_RESOURCE_URL` |
+    /// | `MCP_AUTH_JWT_ISSUER` | accepted issuer(s), comma/space separated (default: `MCP_AUTH_AUTHORIZATION_SERVERS`; one of the two is required); without a JWKS URI or key, each issuer's keys are found by its own discovery |
+    /// | `MCP_AUTH_JWT_AUDIENCE` | audience aliases accepted next to `MCP_AUTH_RESOURCE_URL` (an Auth0 API identifier, an Entra App ID URI) |
     /// | `MCP_AUTH_JWT_ALGORITHMS` | allowlist (default `RS256`) |
     /// | `MCP_AUTH_JWT_PUBLIC_KEY` | static public key: PEM (literal `\n` accepted), JWK or JWKS |
     /// | `MCP_AUTH_JWT_LEEWAY_SECS` | clock leeway (default 30) |
@@ -96,15 +99,27 @@ impl JwtVerifier {
             })?;
             b = b.jwks_uri(u.clone());
         }
-        if !c.jwt_issuer.is_empty() {
-            b = b.issuers(c.jwt_issuer.clone());
+        // The accepted issuers: MCP_AUTH_JWT_ISSUER, else the advertised authorization servers.
+        // One of the two is required (a verifier accepting any `iss` is code-only, dangerous_*).
+        let issuers = if c.jwt_issuer.is_empty() {
+            c.authorization_servers.clone()
+        } else {
+            c.jwt_issuer.clone()
+        };
+        if issuers.is_empty() {
+            return Err(ConfigError::Missing {
+                variable: "MCP_AUTH_JWT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS)".into(),
+            });
+        }
+        b = b.issuers(issuers);
+        // The accepted audiences: R, plus the aliases of MCP_AUTH_JWT_AUDIENCE.
+        if let Some(r) = &c.resource_url {
+            ResourceUrl::parse(r).map_err(|e| build_error("MCP_AUTH_RESOURCE_URL", e))?;
+            b = b.resource_url(r.clone());
         }
         if !c.jwt_audience.is_empty() {
             b = b.audiences(c.jwt_audience.clone());
-        } else if let Some(r) = &c.resource_url {
-            ResourceUrl::parse(r).map_err(|e| build_error("MCP_AUTH_RESOURCE_URL", e))?;
-            b = b.resource_url(r.clone());
-        } else {
+        } else if c.resource_url.is_none() {
             return Err(ConfigError::Missing {
                 variable: "MCP_AUTH_JWT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)".into(),
             });
@@ -158,11 +173,6 @@ impl JwtVerifier {
                 )
             })?;
             b = b.typ_policy(p);
-        }
-        if c.jwt_jwks_uri.is_none() && c.jwt_issuer.is_empty() && c.jwt_public_key.is_none() {
-            return Err(ConfigError::Missing {
-                variable: "MCP_AUTH_JWT_JWKS_URI (or MCP_AUTH_JWT_ISSUER for discovery, or MCP_AUTH_JWT_PUBLIC_KEY)".into(),
-            });
         }
         Ok(b)
     }

@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use jsonwebtoken::Algorithm;
+use mcp_auth_core::claims::{ClaimRules, map_claims};
 use mcp_auth_core::{
     AccessToken, InvalidToken, TokenVerifier, VerifyError, async_trait, token_tag,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cache::{CacheUsage, TokenCache, now_unix};
-use crate::claims::{numeric_date, parse_claims, parse_header, split, string_or_array};
+use crate::claims::{parse_claims, parse_header, split};
 use crate::jwks::{KeySet, KeyStore};
 use crate::keys::{Key, is_hmac, kind_fits, parse_alg};
 use crate::metrics::{JwtMetrics, Metrics};
@@ -28,8 +29,8 @@ pub struct JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("issuers", &self.inner.issuers)
-            .field("audiences", &self.inner.audiences)
+            .field("issuers", &self.inner.rules.accepted_issuers())
+            .field("audiences", &self.inner.rules.accepted_audiences())
             .field("algorithms", &self.inner.algorithms)
             .finish_non_exhaustive()
     }
@@ -37,18 +38,47 @@ impl std::fmt::Debug for JwtVerifier {
 
 pub(crate) struct Inner {
     pub(crate) algorithms: Vec<Algorithm>,
-    pub(crate) issuers: Vec<String>,
-    pub(crate) audiences: Vec<String>,
-    pub(crate) skip_audience: bool,
-    pub(crate) leeway: u64,
+    /// Issuers, audiences, leeway and scope claims: core's identity model.
+    pub(crate) rules: ClaimRules,
     pub(crate) typ: TypPolicy,
-    pub(crate) scope_claims: Vec<String>,
     pub(crate) max_token_bytes: usize,
     pub(crate) static_keys: Vec<Arc<Key>>,
-    pub(crate) store: Option<Arc<KeyStore>>,
+    pub(crate) stores: KeyStores,
     pub(crate) cache: Option<TokenCache>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) misconfig_warned: std::sync::atomic::AtomicBool,
+}
+
+/// Where JWKS keys come from.
+pub(crate) enum KeyStores {
+    /// Static keys or an HMAC secret only.
+    None,
+    /// One key set (a configured JWKS URL, or one issuer's discovery) for every issuer.
+    Shared(Arc<KeyStore>),
+    /// Several issuers, each with its own discovery, key set, cooldowns and retries.
+    PerIssuer(Vec<(String, Arc<KeyStore>)>),
+}
+
+impl KeyStores {
+    /// The key set for a token claiming `iss` (already checked to be a configured issuer).
+    fn for_issuer(&self, iss: Option<&str>) -> Option<&Arc<KeyStore>> {
+        match self {
+            KeyStores::None => None,
+            KeyStores::Shared(s) => Some(s),
+            KeyStores::PerIssuer(list) => list
+                .iter()
+                .find(|(i, _)| Some(i.as_str()) == iss)
+                .map(|(_, s)| s),
+        }
+    }
+
+    pub(crate) fn all(&self) -> Vec<&Arc<KeyStore>> {
+        match self {
+            KeyStores::None => Vec::new(),
+            KeyStores::Shared(s) => vec![s],
+            KeyStores::PerIssuer(list) => list.iter().map(|(_, s)| s).collect(),
+        }
+    }
 }
 
 /// Outcome of looking for the key of a token.
@@ -104,17 +134,22 @@ impl JwtVerifier {
 
     /// Number of usable keys currently held from the JWKS (static keys not counted).
     pub fn jwks_key_count(&self) -> usize {
-        self.inner.store.as_ref().map_or(0, |s| s.key_count())
+        self.inner.stores.all().iter().map(|s| s.key_count()).sum()
     }
 
     /// Fetches the key set now (start-up prefetch). `build()` already starts one in the
     /// background when a tokio runtime is running; call this to wait for it or to surface the
     /// error. A no-op for static keys.
     pub async fn prefetch(&self) -> Result<(), VerifyError> {
-        match &self.inner.store {
-            Some(store) => store.current().await.map(|_| ()),
-            None => Ok(()),
+        for store in self.inner.stores.all() {
+            store.current().await?;
         }
+        Ok(())
+    }
+
+    /// The accepted issuers.
+    pub fn issuers(&self) -> &[String] {
+        self.inner.rules.accepted_issuers()
     }
 
     fn reject(
@@ -200,8 +235,31 @@ impl JwtVerifier {
                 format_args!("empty signature"),
             ));
         }
+        let Some(claims) = parse_claims(p64) else {
+            return Err(self.reject(
+                InvalidToken::Malformed,
+                token,
+                format_args!("payload is not a JSON object with unique members"),
+            ));
+        };
+        // Route by the unverified `iss`: an issuer that is not configured is refused before any
+        // key is looked up or fetched (nothing is ever discovered from a token), and a token is
+        // only ever checked against its own issuer's keys.
+        let iss = claims.get("iss").and_then(Value::as_str);
+        let issuers = inner.rules.accepted_issuers();
+        if !issuers.is_empty() && !iss.is_some_and(|i| issuers.iter().any(|c| c == i)) {
+            return Err(self.reject(
+                InvalidToken::Issuer,
+                token,
+                format_args!(
+                    "iss expected one of {issuers:?}, found {:?}",
+                    iss.map(|s| s.escape_debug().to_string())
+                ),
+            ));
+        }
         let kid = header.kid.as_deref();
         let message = &token[..h64.len() + 1 + p64.len()];
+        let store_of_issuer = inner.stores.for_issuer(iss);
 
         // Key selection: static keys first, then the JWKS.
         let static_lookup = find_key(inner.static_keys.iter(), kid, alg);
@@ -212,7 +270,7 @@ impl JwtVerifier {
         let mut set: Option<Arc<KeySet>> = None;
         if key.is_none()
             && !is_hmac(alg)
-            && let Some(store) = &inner.store
+            && let Some(store) = store_of_issuer
         {
             let current = store.current().await.inspect_err(|_| {
                 inner.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
@@ -282,7 +340,7 @@ impl JwtVerifier {
         if !ok && set.is_some() && kid.is_some() {
             // A known kid whose signature fails: the IdP may have replaced the key under the
             // same kid. Refetch (cooldown-limited) and retry once if the key changed.
-            if let Some(store) = &inner.store
+            if let Some(store) = store_of_issuer
                 && let Ok(refreshed) = store.refetch_for_unknown().await
                 && let Lookup::Found(k) = find_key(refreshed.keys.iter(), kid, alg)
                 && k.fingerprint != key.fingerprint
@@ -302,188 +360,17 @@ impl JwtVerifier {
             ));
         }
 
-        let Some(claims) = parse_claims(p64) else {
-            return Err(self.reject(
-                InvalidToken::Malformed,
+        match map_claims(claims, &inner.rules, now_unix()) {
+            Ok(access) => {
+                let exp = access.expires_at_unix().unwrap_or(0);
+                Ok((access, exp, key.fingerprint))
+            }
+            Err(rejection) => Err(self.reject(
+                rejection.reason,
                 token,
-                format_args!("payload is not a JSON object with unique members"),
-            ));
-        };
-        let (access, exp) = self.check_claims(token, claims)?;
-        Ok((access, exp, key.fingerprint))
-    }
-
-    fn check_claims(
-        &self,
-        token: &str,
-        claims: Map<String, Value>,
-    ) -> Result<(AccessToken, u64), VerifyError> {
-        let inner = &*self.inner;
-        let now = now_unix();
-        let exp = match numeric_date(&claims, "exp") {
-            Ok(Some(e)) => e,
-            _ => {
-                return Err(self.reject(
-                    InvalidToken::MissingClaim,
-                    token,
-                    format_args!("exp missing or not a number"),
-                ));
-            }
-        };
-        if exp.saturating_add(inner.leeway) <= now {
-            return Err(self.reject(
-                InvalidToken::Expired,
-                token,
-                format_args!("exp {exp} is before now {now} (leeway {}s)", inner.leeway),
-            ));
+                format_args!("{}", rejection.detail),
+            )),
         }
-        for name in ["nbf", "iat"] {
-            match numeric_date(&claims, name) {
-                Ok(Some(t)) if t > now.saturating_add(inner.leeway) => {
-                    return Err(self.reject(
-                        InvalidToken::NotYetValid,
-                        token,
-                        format_args!("{name} {t} is after now {now} (leeway {}s)", inner.leeway),
-                    ));
-                }
-                Ok(_) => {}
-                Err(()) => {
-                    return Err(self.reject(
-                        InvalidToken::MissingClaim,
-                        token,
-                        format_args!("{name} is not a number"),
-                    ));
-                }
-            }
-        }
-        if claims.contains_key("cnf") {
-            return Err(self.reject(
-                InvalidToken::SenderConstrained,
-                token,
-                format_args!("token carries cnf (sender-constrained)"),
-            ));
-        }
-        let issuer = match claims.get("iss") {
-            Some(Value::String(s)) => Some(s.clone()),
-            None => None,
-            Some(_) => {
-                return Err(self.reject(
-                    InvalidToken::MissingClaim,
-                    token,
-                    format_args!("iss is not a string"),
-                ));
-            }
-        };
-        if !inner.issuers.is_empty() {
-            match &issuer {
-                Some(iss) if inner.issuers.iter().any(|i| i == iss) => {}
-                other => {
-                    return Err(self.reject(
-                        InvalidToken::Issuer,
-                        token,
-                        format_args!(
-                            "iss expected one of {:?}, found {:?}",
-                            inner.issuers,
-                            other.as_deref().map(|s| s.escape_debug().to_string())
-                        ),
-                    ));
-                }
-            }
-        }
-        let audiences = match claims.get("aud").map(string_or_array) {
-            Some(Ok(a)) => a,
-            None if inner.skip_audience => Vec::new(),
-            None => {
-                return Err(self.reject(
-                    InvalidToken::MissingClaim,
-                    token,
-                    format_args!("aud missing"),
-                ));
-            }
-            Some(Err(())) => {
-                return Err(self.reject(
-                    InvalidToken::MissingClaim,
-                    token,
-                    format_args!("aud is not a string or array of strings"),
-                ));
-            }
-        };
-        if !inner.skip_audience && !audiences.iter().any(|a| inner.audiences.contains(a)) {
-            return Err(self.reject(
-                InvalidToken::Audience,
-                token,
-                format_args!(
-                    "aud expected one of {:?}, found {:?}",
-                    inner.audiences,
-                    audiences
-                        .iter()
-                        .map(|a| a.escape_debug().to_string())
-                        .collect::<Vec<_>>()
-                ),
-            ));
-        }
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) => Some(s.clone()),
-            None => None,
-            Some(_) => {
-                return Err(self.reject(
-                    InvalidToken::Malformed,
-                    token,
-                    format_args!("sub is not a string"),
-                ));
-            }
-        };
-        let client_id = ["client_id", "azp"]
-            .iter()
-            .find_map(|n| claims.get(*n).and_then(Value::as_str))
-            .map(str::to_owned);
-        let mut scopes: Vec<String> = Vec::new();
-        for name in &inner.scope_claims {
-            match claims.get(name) {
-                None => continue,
-                Some(Value::String(s)) => {
-                    scopes = s.split_ascii_whitespace().map(str::to_owned).collect()
-                }
-                Some(Value::Array(items)) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for i in items {
-                        match i.as_str() {
-                            Some(s) => out.push(s.to_owned()),
-                            None => {
-                                return Err(self.reject(
-                                    InvalidToken::Malformed,
-                                    token,
-                                    format_args!("{name} holds a non-string"),
-                                ));
-                            }
-                        }
-                    }
-                    scopes = out;
-                }
-                Some(_) => {
-                    return Err(self.reject(
-                        InvalidToken::Malformed,
-                        token,
-                        format_args!("{name} is not a string or array"),
-                    ));
-                }
-            }
-            break;
-        }
-        let mut b = AccessToken::builder()
-            .scopes(scopes)
-            .expires_at_unix(exp)
-            .audiences(audiences);
-        if let Some(s) = subject {
-            b = b.subject(s);
-        }
-        if let Some(c) = client_id {
-            b = b.client_id(c);
-        }
-        if let Some(i) = issuer {
-            b = b.issuer(i);
-        }
-        Ok((b.claims(claims).build(), exp))
     }
 }
 
@@ -521,7 +408,7 @@ impl TokenVerifier for JwtVerifier {
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
             // A key rotated out while this verification ran must not leave a cache entry behind.
             let trusted = inner.static_keys.iter().any(|k| k.fingerprint == fp)
-                || inner.store.as_ref().is_some_and(|s| s.holds(&fp));
+                || inner.stores.all().iter().any(|s| s.holds(&fp));
             if trusted {
                 cache.insert(key, token, access.clone(), exp, fp);
             }
@@ -530,9 +417,10 @@ impl TokenVerifier for JwtVerifier {
     }
 
     fn is_ready(&self) -> bool {
-        match &self.inner.store {
-            Some(store) => store.is_ready(),
-            None => true,
-        }
+        self.inner.stores.all().iter().all(|s| s.is_ready())
+    }
+
+    fn accepted_audiences(&self) -> Option<Vec<String>> {
+        self.inner.rules.accepted_audiences().map(<[String]>::to_vec)
     }
 }

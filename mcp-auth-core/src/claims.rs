@@ -1,0 +1,518 @@
+//! The identity model shared by every verifier: one mapping from claims (a verified JWT payload
+//! or an RFC 7662 introspection response) to an [`AccessToken`], with the time, issuer and
+//! audience checks decided once.
+//!
+//! `mcp-auth-jwt` and `mcp-auth-introspect` both call [`map_claims`], so a rule holds for JWTs
+//! and opaque tokens alike:
+//!
+//! | claim | rule |
+//! |---|---|
+//! | any member set to `null` | treated as absent |
+//! | duplicate members | the whole object is refused ([`parse_unique_object`]) |
+//! | `exp`, `nbf`, `iat` | NumericDate (RFC 7519 §2): a non-negative number, fractions truncated; any other type is refused (`missing_claim`); `exp` + leeway must be after now, `nbf` and `iat` no later than now + leeway; `exp` is required when [`ClaimRules::require_exp`] says so (JWTs) |
+//! | `iss` | a string; must be one of the accepted issuers; when absent, refused unless an [`implicit issuer`](ClaimRules::implicit_issuer) vouches (an introspection endpoint speaks for its issuer) |
+//! | `aud` | a string or an array of strings (any other item refuses the token); absent: refused (`audience`); at least one value must be an accepted audience |
+//! | scopes | the first present claim of [`ClaimRules::scope_claims`] (default `scope`, then `scp`): a space-separated string or an array of strings; anything else refuses the token |
+//! | `sub` | a string, or absent |
+//! | client | `client_id`, else `azp`: a string, or absent; never a placeholder |
+//! | `cnf` | refused: a sender-constrained token is not a bearer token (RFC 9449, RFC 8705) |
+//! | identity | `sub` makes a user [`Principal`]; without `sub`, the client id makes a machine principal (client credentials, RFC 7662 §2.2 makes `sub` optional); with neither the token is refused (`missing_claim`) |
+//!
+//! ```
+//! use mcp_auth_core::claims::{ClaimRules, map_claims};
+//! use serde_json::json;
+//!
+//! let rules = ClaimRules::new(["https://api.example.com/mcp", "api://todo"])
+//!     .issuers(["https://tenant.example.com/"]);
+//! let claims = json!({
+//!     "iss": "https://tenant.example.com/", "sub": "auth0|42",
+//!     "aud": ["api://todo", "https://tenant.example.com/userinfo"],
+//!     "scope": "todo:read", "azp": "client-1", "exp": 4_102_444_800u64,
+//! });
+//! let token = map_claims(claims.as_object().unwrap().clone(), &rules, 1_800_000_000).unwrap();
+//! assert_eq!(token.client_id(), Some("client-1"));
+//! assert!(token.principal().unwrap().is_user());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::{AccessToken, InvalidToken};
+
+/// Default clock-skew leeway for `exp`, `nbf` and `iat`, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+
+/// What a verifier accepts: issuers, audiences, scope claim names, leeway. Built once at start-up.
+///
+/// ```
+/// use mcp_auth_core::claims::ClaimRules;
+/// let rules = ClaimRules::new(["https://api.example.com/mcp"])
+///     .issuers(["https://idp.example.com"])
+///     .leeway_secs(10);
+/// assert_eq!(rules.accepted_audiences(), Some(&["https://api.example.com/mcp".to_owned()][..]));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClaimRules {
+    issuers: Vec<String>,
+    implicit_issuer: Option<String>,
+    audiences: Option<Arc<[String]>>,
+    scope_claims: Vec<String>,
+    leeway: u64,
+    require_exp: bool,
+}
+
+impl ClaimRules {
+    /// Rules accepting `audiences` (at least one must appear in `aud`), no issuer yet (call
+    /// [`issuers`](Self::issuers)), scopes from `scope` then `scp`, 30 s leeway, `exp` required.
+    pub fn new<I, S>(audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ClaimRules {
+            issuers: Vec::new(),
+            implicit_issuer: None,
+            audiences: Some(audiences.into_iter().map(Into::into).collect()),
+            scope_claims: vec!["scope".to_owned(), "scp".to_owned()],
+            leeway: DEFAULT_LEEWAY_SECS,
+            require_exp: true,
+        }
+    }
+
+    /// Rules that accept any audience. Dangerous: only for verifiers whose caller checks the
+    /// audience another way (the bearer layer still checks its resource's list).
+    pub fn dangerous_any_audience() -> Self {
+        ClaimRules {
+            audiences: None,
+            ..ClaimRules::new(Vec::<String>::new())
+        }
+    }
+
+    /// The accepted issuers (`iss` must equal one exactly). Empty: any issuer (verifier builders
+    /// only allow that through a `dangerous_*` call).
+    pub fn issuers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.issuers = issuers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The issuer that vouches for claims carrying no `iss` (an introspection endpoint speaks
+    /// for its authorization server). Unset: claims without `iss` are refused when issuers are
+    /// configured.
+    pub fn implicit_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.implicit_issuer = Some(issuer.into());
+        self
+    }
+
+    /// Claim names read for scopes, first present wins (default `scope`, then `scp`).
+    pub fn scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope_claims = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Clock-skew leeway for `exp`, `nbf` and `iat`, in seconds (default 30).
+    pub fn leeway_secs(mut self, secs: u64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// Whether `exp` must be present (default true; RFC 7662 makes it optional in responses).
+    pub fn require_exp(mut self, on: bool) -> Self {
+        self.require_exp = on;
+        self
+    }
+
+    /// The accepted audiences, or `None` when any audience is accepted.
+    pub fn accepted_audiences(&self) -> Option<&[String]> {
+        self.audiences.as_deref()
+    }
+
+    /// The accepted issuers.
+    pub fn accepted_issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// The leeway in seconds.
+    pub fn leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    /// The scope claim names.
+    pub fn scope_claim_names(&self) -> &[String] {
+        &self.scope_claims
+    }
+
+    /// A copy whose audience list is narrowed to the values also in `within` (per-issuer lists
+    /// may narrow the resource's list, never widen it).
+    pub fn narrowed_to(&self, within: &[String]) -> Self {
+        let mut out = self.clone();
+        if let Some(a) = &self.audiences {
+            out.audiences = Some(a.iter().filter(|v| within.contains(v)).cloned().collect());
+        }
+        out
+    }
+}
+
+/// Why [`map_claims`] refused: the reason (sent to the client as a fixed text) and a detail for
+/// the server's log (expected versus found; never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimsRejection {
+    /// The reason code.
+    pub reason: InvalidToken,
+    /// Expected versus found, for logs.
+    pub detail: String,
+}
+
+fn refuse(reason: InvalidToken, detail: impl Into<String>) -> ClaimsRejection {
+    ClaimsRejection {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// A member, with `null` meaning absent.
+fn present<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    claims.get(name).filter(|v| !v.is_null())
+}
+
+/// A NumericDate member (RFC 7519 §2) as whole seconds: absent or `null` is `Ok(None)`, a
+/// non-negative finite number is `Ok(Some)` (fractions truncated), anything else `Err`.
+pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, ()> {
+    match present(claims, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                Ok(Some(u))
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
+                    _ => Err(()),
+                }
+            }
+        }
+        Some(_) => Err(()),
+    }
+}
+
+/// A string or an array of strings (`aud`, an array-valued scope claim). `Err` on any other
+/// shape, including a non-string item.
+pub fn string_or_array(v: &Value) -> Result<Vec<String>, ()> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned).ok_or(()))
+            .collect(),
+        _ => Err(()),
+    }
+}
+
+fn optional_string(
+    claims: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, ClaimsRejection> {
+    match present(claims, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(refuse(
+            InvalidToken::Malformed,
+            format!("{name} is not a string"),
+        )),
+    }
+}
+
+fn escaped(v: &[String]) -> Vec<String> {
+    v.iter().map(|a| a.escape_debug().to_string()).collect()
+}
+
+/// Maps claims onto an [`AccessToken`] after every check of the table in the [module
+/// docs](self). `now` is seconds since the Unix epoch.
+pub fn map_claims(
+    claims: Map<String, Value>,
+    rules: &ClaimRules,
+    now: u64,
+) -> Result<AccessToken, ClaimsRejection> {
+    let leeway = rules.leeway;
+    let exp = match numeric_date(&claims, "exp") {
+        Ok(Some(e)) => Some(e),
+        Ok(None) if !rules.require_exp => None,
+        _ => {
+            return Err(refuse(
+                InvalidToken::MissingClaim,
+                "exp missing or not a number",
+            ));
+        }
+    };
+    if let Some(exp) = exp
+        && exp.saturating_add(leeway) <= now
+    {
+        return Err(refuse(
+            InvalidToken::Expired,
+            format!("exp {exp} is before now {now} (leeway {leeway}s)"),
+        ));
+    }
+    for name in ["nbf", "iat"] {
+        match numeric_date(&claims, name) {
+            Ok(Some(t)) if t > now.saturating_add(leeway) => {
+                return Err(refuse(
+                    InvalidToken::NotYetValid,
+                    format!("{name} {t} is after now {now} (leeway {leeway}s)"),
+                ));
+            }
+            Ok(_) => {}
+            Err(()) => {
+                return Err(refuse(
+                    InvalidToken::MissingClaim,
+                    format!("{name} is not a number"),
+                ));
+            }
+        }
+    }
+    if present(&claims, "cnf").is_some() {
+        return Err(refuse(
+            InvalidToken::SenderConstrained,
+            "token carries cnf (sender-constrained)",
+        ));
+    }
+
+    let issuer = match optional_string(&claims, "iss")? {
+        Some(iss) => {
+            if !rules.issuers.is_empty() && !rules.issuers.contains(&iss) {
+                return Err(refuse(
+                    InvalidToken::Issuer,
+                    format!(
+                        "iss expected one of {:?}, found {:?}",
+                        rules.issuers,
+                        iss.escape_debug().to_string()
+                    ),
+                ));
+            }
+            Some(iss)
+        }
+        None => match &rules.implicit_issuer {
+            Some(vouching) => Some(vouching.clone()),
+            None if rules.issuers.is_empty() => None,
+            None => {
+                return Err(refuse(
+                    InvalidToken::Issuer,
+                    format!("iss expected one of {:?}, found none", rules.issuers),
+                ));
+            }
+        },
+    };
+
+    let audiences = match present(&claims, "aud").map(string_or_array) {
+        Some(Ok(a)) => a,
+        Some(Err(())) => {
+            return Err(refuse(
+                InvalidToken::Malformed,
+                "aud is not a string or an array of strings",
+            ));
+        }
+        None => Vec::new(),
+    };
+    if let Some(accepted) = &rules.audiences
+        && !audiences.iter().any(|a| accepted.contains(a))
+    {
+        return Err(refuse(
+            InvalidToken::Audience,
+            format!(
+                "aud expected one of {:?}, found {:?}",
+                accepted,
+                escaped(&audiences)
+            ),
+        ));
+    }
+
+    let subject = optional_string(&claims, "sub")?;
+    let client_id = match optional_string(&claims, "client_id")? {
+        Some(c) => Some(c),
+        None => optional_string(&claims, "azp")?,
+    };
+    if subject.is_none() && client_id.is_none() {
+        return Err(refuse(
+            InvalidToken::MissingClaim,
+            "neither sub nor client_id/azp: the token names no principal",
+        ));
+    }
+
+    let mut scopes: Vec<String> = Vec::new();
+    for name in &rules.scope_claims {
+        let Some(v) = present(&claims, name) else {
+            continue;
+        };
+        scopes = match v {
+            Value::String(s) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+            Value::Array(_) => match string_or_array(v) {
+                Ok(list) => list.into_iter().filter(|s| !s.is_empty()).collect(),
+                Err(()) => {
+                    return Err(refuse(
+                        InvalidToken::Malformed,
+                        format!("{name} holds a non-string"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(refuse(
+                    InvalidToken::Malformed,
+                    format!("{name} is not a string or an array"),
+                ));
+            }
+        };
+        break;
+    }
+
+    let mut b = AccessToken::builder().scopes(scopes).audiences(audiences);
+    if let Some(exp) = exp {
+        b = b.expires_at_unix(exp);
+    }
+    if let Some(s) = subject {
+        b = b.subject(s);
+    }
+    if let Some(c) = client_id {
+        b = b.client_id(c);
+    }
+    if let Some(i) = issuer {
+        b = b.issuer(i);
+    }
+    Ok(b.claims(claims).build())
+}
+
+/// A JSON object whose top-level members must be unique (RFC 7519 §4 lets a parser reject
+/// duplicates; two `aud` or `sub` members are a classic confusion attack). Used for JWT headers
+/// and payloads and for introspection responses alike.
+pub struct UniqueObject(pub Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let value: Value = access.next_value()?;
+                    if map.insert(key, value).is_some() {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                }
+                Ok(UniqueObject(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Parses `bytes` as a JSON object with unique top-level members; `None` for anything else.
+///
+/// ```
+/// use mcp_auth_core::claims::parse_unique_object;
+/// assert!(parse_unique_object(br#"{"sub":"a"}"#).is_some());
+/// assert!(parse_unique_object(br#"{"sub":"a","sub":"b"}"#).is_none());
+/// assert!(parse_unique_object(b"[1]").is_none());
+/// ```
+pub fn parse_unique_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    serde_json::from_slice::<UniqueObject>(bytes)
+        .ok()
+        .map(|o| o.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: u64 = 1_800_000_000;
+    const R: &str = "https://api.example.com/mcp";
+    const ISS: &str = "https://idp.example.com";
+
+    fn rules() -> ClaimRules {
+        ClaimRules::new([R]).issuers([ISS])
+    }
+
+    fn good() -> Value {
+        json!({"iss": ISS, "sub": "alice", "aud": R, "exp": NOW + 60, "scope": "a b"})
+    }
+
+    fn map(v: Value) -> Result<AccessToken, InvalidToken> {
+        map_claims(v.as_object().unwrap().clone(), &rules(), NOW).map_err(|e| e.reason)
+    }
+
+    fn with(k: &str, v: Value) -> Value {
+        let mut g = good();
+        g[k] = v;
+        g
+    }
+
+    fn without(k: &str) -> Value {
+        let mut g = good();
+        g.as_object_mut().unwrap().remove(k);
+        g
+    }
+
+    #[test]
+    fn user_and_machine_principals() {
+        let t = map(good()).unwrap();
+        let p = t.principal().unwrap();
+        assert!(p.is_user());
+        assert_eq!(p.issuer(), Some(ISS));
+        let mut m = without("sub");
+        m["client_id"] = json!("svc");
+        let t = map(m).unwrap();
+        let mp = t.principal().unwrap();
+        assert!(!mp.is_user());
+        assert_ne!(p, mp);
+        // A user whose subject equals a machine's client id is still another principal.
+        let mut u = good();
+        u["sub"] = json!("svc");
+        u["client_id"] = json!("svc");
+        let u = map(u).unwrap();
+        assert_ne!(u.principal(), t.principal());
+        assert_eq!(map(without("sub")).unwrap_err(), InvalidToken::MissingClaim);
+        assert_eq!(
+            map(with("sub", Value::Null)).unwrap_err(),
+            InvalidToken::MissingClaim
+        );
+    }
+
+    #[test]
+    fn issuer_rules() {
+        assert_eq!(
+            map(with("iss", json!("https://evil.example"))).unwrap_err(),
+            InvalidToken::Issuer
+        );
+        assert_eq!(map(without("iss")).unwrap_err(), InvalidToken::Issuer);
+        assert_eq!(
+            map(with("iss", json!(5))).unwrap_err(),
+            InvalidToken::Malformed
+        );
+        let vouched = rules().implicit_issuer(ISS);
+        let t = map_claims(
+            without("iss").as_object().unwrap().clone(),
+            &vouched,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(t.issuer(), Some(ISS));
+    }
+
+    #[test]
+    fn narrowing_never_widens() {
+        let r = ClaimRules::new([R, "api://todo"]).narrowed_to(&["api://todo".to_owned(), "x".to_owned()]);
+        assert_eq!(r.accepted_audiences(), Some(&["api://todo".to_owned()][..]));
+    }
+}
