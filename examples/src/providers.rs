@@ -152,11 +152,15 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
     match kind {
         ProviderKind::Dev => build_dev(&config, resource),
         ProviderKind::Jwt => {
+            // R (resolved from the bind address when MCP_AUTH_RESOURCE_URL is unset) is always
+            // accepted; MCP_AUTH_JWT_AUDIENCE adds aliases next to it.
             let figment = mcp_auth_core::config::figment(&mcp_auth_jwt::ENV)
-                .merge(mcp_auth_core::config::figment(&CoreConfig::ENV));
-            // R is always accepted; MCP_AUTH_JWT_AUDIENCE adds aliases next to it.
+                .merge(mcp_auth_core::config::figment(&CoreConfig::ENV))
+                .join(figment::providers::Serialized::default(
+                    "resource_url",
+                    resource.as_str(),
+                ));
             let verifier = JwtVerifier::builder_from_figment(&figment)?
-                .resource_url(resource.as_str())
                 .build()
                 .map_err(|e| ConfigError::from_build_in(&mcp_auth_jwt::ENV, e))?;
             let issuers = verifier.issuers().to_vec();
@@ -177,10 +181,9 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
                     issuers.push(a.clone());
                 }
             }
-            let verifier = icfg
-                .into_builder()?
-                .build()
-                .map_err(|e| ConfigError::from_build_in(&mcp_auth_introspect::IntrospectConfig::ENV, e))?;
+            let verifier = icfg.into_builder()?.build().map_err(|e| {
+                ConfigError::from_build_in(&mcp_auth_introspect::IntrospectConfig::ENV, e)
+            })?;
             if config.authorization_servers.is_empty() {
                 config.authorization_servers = issuers.clone();
             }

@@ -71,7 +71,11 @@ pub struct MultiIssuerVerifierBuilder {
 
 impl MultiIssuerVerifierBuilder {
     /// Routes JWTs whose `iss` equals `issuer` (exactly) to `verifier`.
-    pub fn jwt_issuer(mut self, issuer: impl Into<String>, verifier: Arc<dyn TokenVerifier>) -> Self {
+    pub fn jwt_issuer(
+        mut self,
+        issuer: impl Into<String>,
+        verifier: Arc<dyn TokenVerifier>,
+    ) -> Self {
         self.by_issuer.push((issuer.into(), verifier));
         self
     }
@@ -127,7 +131,8 @@ enum Shape {
 
 fn shape(token: &str) -> Shape {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Shape::Opaque;
     };
@@ -209,6 +214,18 @@ impl TokenVerifier for MultiIssuerVerifier {
         Some(all)
     }
 
+    fn resource(&self) -> Option<String> {
+        // The resource all the verifiers were built for, when they agree on one.
+        let mut all = self
+            .by_issuer
+            .iter()
+            .chain(&self.opaque)
+            .map(|(_, v)| v.resource());
+        let first = all.next()??;
+        all.all(|r| r.as_deref() == Some(first.as_str()))
+            .then_some(first)
+    }
+
     fn is_ready(&self) -> bool {
         self.by_issuer
             .iter()
@@ -232,10 +249,7 @@ mod tests {
     impl TokenVerifier for Counting {
         async fn verify(&self, _: &str) -> Result<AccessToken, VerifyError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            Ok(AccessToken::builder()
-                .issuer(self.iss)
-                .subject("u")
-                .build())
+            Ok(AccessToken::builder().issuer(self.iss).subject("u").build())
         }
         fn accepted_audiences(&self) -> Option<Vec<String>> {
             Some(self.audiences.clone())

@@ -453,18 +453,20 @@ impl RemoteAuthProviderBuilder {
                 audiences.push(a);
             }
         }
-        // One list: when the verifier says what it accepts, the resource accepts exactly that, and
-        // the verifier must accept R and every alias given here (else one of the two would refuse
-        // what the other lets in).
+        // One list. When the verifier says what it accepts, it must accept everything the
+        // resource does (else it would refuse what the layer lets through); when it was built for
+        // this very resource, its aliases become the resource's too (MCP_AUTH_JWT_AUDIENCE
+        // reaches the layer). A verifier built from a bare list may serve several resources: its
+        // other values stay out of this resource's list.
         if self.check_audience
             && let Some(verifier_list) = self.verifier.accepted_audiences()
         {
             // R's trailing-slash twin (origin-only R) is a courtesy, not a requirement.
-            let missing = audiences.iter().find(|a| {
-                !verifier_list.contains(a)
-                    && !(resource.is_origin_only() && **a == format!("{}/", resource.as_str()))
-            });
-            if let Some(missing) = missing {
+            let twin = format!("{}/", resource.as_str());
+            if let Some(missing) = audiences
+                .iter()
+                .find(|a| !verifier_list.contains(a) && !(resource.is_origin_only() && **a == twin))
+            {
                 return Err(BuildError::invalid(
                     "accepted audiences",
                     format!(
@@ -473,13 +475,13 @@ impl RemoteAuthProviderBuilder {
                     ),
                 ));
             }
-            let mut merged = vec![resource.as_str().to_owned()];
-            for a in verifier_list {
-                if !merged.contains(&a) {
-                    merged.push(a);
+            if self.verifier.resource().as_deref() == Some(resource.as_str()) {
+                for a in verifier_list {
+                    if !audiences.contains(&a) {
+                        audiences.push(a);
+                    }
                 }
             }
-            audiences = merged;
         }
         if !self.check_audience {
             tracing::warn!(

@@ -241,9 +241,7 @@ impl BoundTaskManager {
             owners.by_task.retain(|id, _| tasks.get_task(id).is_ok());
             owners.prune_at = (owners.by_task.len() * 2).max(64);
         }
-        owners
-            .by_task
-            .insert(task.task_id.clone(), principal);
+        owners.by_task.insert(task.task_id.clone(), principal);
         Ok(task)
     }
 

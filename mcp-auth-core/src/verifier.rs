@@ -42,11 +42,22 @@ pub trait TokenVerifier: Send + Sync + 'static {
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError>;
 
     /// The audience values this verifier accepts, when it checks audiences itself; `None` (the
-    /// default) when it does not say. A provider's `build()` makes the protected resource's list
-    /// and this list one: the verifier's values join the resource's list, and a value the resource
-    /// accepts but the verifier would refuse (R itself, say) fails the build. So the bearer layer
-    /// and the verifier can never disagree on an audience.
+    /// default) when it does not say. A provider's `build()` fails when the protected resource
+    /// accepts a value (R itself, or an alias) that this list lacks, so the verifier never refuses
+    /// what the bearer layer accepts.
     fn accepted_audiences(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The canonical resource URL (R) this verifier was built for, when it was built for one
+    /// (`resource_url(R)` on the JWT and introspection builders). Its
+    /// [`accepted_audiences`](Self::accepted_audiences) then all name that one resource (R and
+    /// its aliases), and a provider for R takes them as its own list: an alias configured on the
+    /// verifier (`MCP_AUTH_JWT_AUDIENCE`) is accepted by the bearer layer too. A verifier built
+    /// from a bare audience list may be shared by several resources; each resource then accepts
+    /// only R and the aliases given to its own provider, so a token for one is refused at the
+    /// other.
+    fn resource(&self) -> Option<String> {
         None
     }
 
@@ -66,6 +77,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
         (**self).accepted_audiences()
     }
 
+    fn resource(&self) -> Option<String> {
+        (**self).resource()
+    }
+
     fn is_ready(&self) -> bool {
         (**self).is_ready()
     }
@@ -79,6 +94,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
 
     fn accepted_audiences(&self) -> Option<Vec<String>> {
         (**self).accepted_audiences()
+    }
+
+    fn resource(&self) -> Option<String> {
+        (**self).resource()
     }
 
     fn is_ready(&self) -> bool {

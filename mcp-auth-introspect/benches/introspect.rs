@@ -51,6 +51,7 @@ fn bench(c: &mut Criterion) {
     let make = |ttl: Duration| {
         IntrospectionVerifier::builder()
             .endpoint(url.clone())
+            .issuer("https://issuer.test")
             .client_secret_basic("rs", "secret")
             .audience(AUD)
             .cache_ttl(ttl)

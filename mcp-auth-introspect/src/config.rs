@@ -196,6 +196,12 @@ mod tests {
             jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_SECRET", "[a, b]");
             jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
             jail.set_env("MCP_AUTH_INTROSPECT_CACHE_TTL_SECS", "15");
+            assert_eq!(
+                load().unwrap_err().to_string(),
+                "MCP_AUTH_INTROSPECT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS) is missing",
+                "an issuer is required"
+            );
+            jail.set_env("MCP_AUTH_AUTHORIZATION_SERVERS", "https://idp.example.com");
             let c = IntrospectConfig::from_env().unwrap();
             assert_eq!(c.introspect_client_id.as_deref(), Some("0123"));
             assert_eq!(
@@ -274,6 +280,7 @@ mod tests {
             jail.set_env("MCP_AUTH_INTROSPECT_URL", "http://127.0.0.1:9/introspect");
             jail.set_env("MCP_AUTH_INTROSPECT_AUTH_METHOD", "bearer");
             jail.set_env("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:8000/mcp");
+            jail.set_env("MCP_AUTH_INTROSPECT_ISSUER", "http://127.0.0.1:9");
             assert_eq!(
                 load().unwrap_err().to_string(),
                 "MCP_AUTH_INTROSPECT_CLIENT_SECRET is missing"
@@ -289,6 +296,7 @@ mod tests {
         let b = || {
             IntrospectionVerifier::builder()
                 .endpoint("https://idp.example.com/introspect")
+                .issuer("https://idp.example.com")
                 .client_secret_basic("rs", "s")
         };
         assert!(matches!(b().build(), Err(BuildError::Missing(_))));

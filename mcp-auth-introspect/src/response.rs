@@ -40,7 +40,10 @@ pub(crate) fn map_body(body: &[u8], checks: &Checks, now: u64) -> Result<Mapped,
     match parse_unique_object(body) {
         Some(obj) => Ok(map_object(obj, checks, now)),
         None if serde_json::from_slice::<Map<String, Value>>(body).is_ok() => {
-            tracing::debug!(reason = "malformed", "introspection response has a duplicate member");
+            tracing::debug!(
+                reason = "malformed",
+                "introspection response has a duplicate member"
+            );
             Ok(reject(InvalidToken::Malformed))
         }
         None => Err(Garbage),
@@ -107,7 +110,11 @@ pub(crate) fn map_object(obj: Map<String, Value>, checks: &Checks, now: u64) -> 
             Mapped::Active { token, exp }
         }
         Err(rejection) => {
-            tracing::debug!(reason = rejection.reason.code(), "token rejected ({})", rejection.detail);
+            tracing::debug!(
+                reason = rejection.reason.code(),
+                "token rejected ({})",
+                rejection.detail
+            );
             reject(rejection.reason)
         }
     }
@@ -291,7 +298,11 @@ mod tests {
     fn scopes_as_string_or_array_and_client_id_fallback() {
         let mut v = good();
         v["scope"] = json!(["a", "b,c", 3]);
-        assert_eq!(reason(v), InvalidToken::Malformed, "a non-string scope item");
+        assert_eq!(
+            reason(v),
+            InvalidToken::Malformed,
+            "a non-string scope item"
+        );
         let mut v = good();
         v["scope"] = json!(["a", "b,c"]);
         v.as_object_mut().unwrap().remove("client_id");

@@ -100,6 +100,8 @@ struct Inner {
     method: crate::AuthMethod,
     auth: PreparedAuth,
     checks: Checks,
+    /// The resource URL (R) the verifier was built for, if any.
+    resource: Option<String>,
     http: HttpClient,
     max_body: usize,
     cache: Option<Cache<[u8; 32], Entry>>,
@@ -269,7 +271,8 @@ impl IntrospectionVerifierBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.other_issuers.extend(issuers.into_iter().map(Into::into));
+        self.other_issuers
+            .extend(issuers.into_iter().map(Into::into));
         self
     }
 
@@ -424,13 +427,20 @@ impl IntrospectionVerifierBuilder {
 
         let mut audiences = self.audiences;
         audiences.retain(|a| !a.trim().is_empty());
-        if let Some(r) = &self.resource_url {
-            let r = ResourceUrl::parse(r)?;
-            for a in r.audiences() {
-                if !audiences.contains(&a) {
-                    audiences.push(a);
+        let resource = self
+            .resource_url
+            .as_deref()
+            .map(ResourceUrl::parse)
+            .transpose()?;
+        if let Some(r) = &resource {
+            // R first, then the aliases.
+            let mut with_r = r.audiences();
+            for a in audiences {
+                if !with_r.contains(&a) {
+                    with_r.push(a);
                 }
             }
+            audiences = with_r;
         }
         let rules = if self.skip_audience {
             tracing::warn!(
@@ -448,7 +458,10 @@ impl IntrospectionVerifierBuilder {
         let mut issuers: Vec<String> = self.issuer.iter().cloned().collect();
         for i in self.other_issuers {
             if i.trim().is_empty() {
-                return Err(BuildError::invalid("MCP_AUTH_INTROSPECT_ISSUER", "empty issuer"));
+                return Err(BuildError::invalid(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    "empty issuer",
+                ));
             }
             if !issuers.contains(&i) {
                 issuers.push(i);
@@ -505,6 +518,7 @@ impl IntrospectionVerifierBuilder {
                     rules,
                     issuer: self.issuer.clone(),
                 },
+                resource: resource.map(|r| r.as_str().to_owned()),
                 http,
                 max_body: self.max_response_bytes,
                 cache,
@@ -902,5 +916,9 @@ impl TokenVerifier for IntrospectionVerifier {
             .rules
             .accepted_audiences()
             .map(<[String]>::to_vec)
+    }
+
+    fn resource(&self) -> Option<String> {
+        self.inner.resource.clone()
     }
 }

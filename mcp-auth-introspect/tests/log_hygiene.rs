@@ -27,6 +27,7 @@ async fn refused_credentials_log_names_the_variable_never_secrets() {
     .await;
     let v = IntrospectionVerifier::builder()
         .endpoint(stub.url())
+        .issuer("https://issuer.test")
         .audience(AUD)
         .timeout(Duration::from_secs(2))
         .client_secret_basic("rs-client", "very-secret-value")

@@ -15,6 +15,7 @@ use serde_json::json;
 fn builder(stub: &Stub) -> IntrospectionVerifierBuilder {
     IntrospectionVerifier::builder()
         .endpoint(stub.url())
+        .issuer("https://issuer.test")
         .client_secret_basic("rs-client", "rs secret:1")
         .audience(AUD)
         .timeout(Duration::from_secs(2))
@@ -109,6 +110,7 @@ async fn endpoint_down_is_unavailable() {
     drop(listener);
     let v = IntrospectionVerifier::builder()
         .endpoint(format!("http://{addr}/introspect"))
+        .issuer("https://issuer.test")
         .client_secret_basic("a", "b")
         .audience(AUD)
         .timeout(Duration::from_millis(500))

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
-use mcp_auth_core::http::{HttpClient, check_url};
 use mcp_auth_core::claims::ClaimRules;
+use mcp_auth_core::http::{HttpClient, check_url};
 use mcp_auth_core::{BuildError, ResourceUrl};
 use url::Url;
 
@@ -289,10 +289,15 @@ impl JwtVerifierBuilder {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
-        let mut audiences = match &self.resource_url {
-            Some(r) => ResourceUrl::parse(r)?.audiences(),
-            None => Vec::new(),
-        };
+        let resource = self
+            .resource_url
+            .as_deref()
+            .map(ResourceUrl::parse)
+            .transpose()?;
+        let mut audiences = resource
+            .as_ref()
+            .map(ResourceUrl::audiences)
+            .unwrap_or_default();
         for a in self.audiences {
             if !audiences.contains(&a) {
                 audiences.push(a);
@@ -348,8 +353,7 @@ impl JwtVerifierBuilder {
             ));
         }
 
-        let discovery =
-            self.discovery || (self.static_keys.is_empty() && self.hmac.is_none());
+        let discovery = self.discovery || (self.static_keys.is_empty() && self.hmac.is_none());
         let sources: Vec<(Option<String>, Source)> = match &self.jwks_uri {
             Some(u) => {
                 let url = Url::parse(u)
@@ -468,6 +472,7 @@ impl JwtVerifierBuilder {
             inner: Arc::new(Inner {
                 algorithms,
                 rules,
+                resource: resource.map(|r| r.as_str().to_owned()),
                 typ: self.typ,
                 max_token_bytes: self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
                 static_keys,

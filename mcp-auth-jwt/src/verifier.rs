@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub(crate) algorithms: Vec<Algorithm>,
     /// Issuers, audiences, leeway and scope claims: core's identity model.
     pub(crate) rules: ClaimRules,
+    /// The resource URL (R) the verifier was built for, if any.
+    pub(crate) resource: Option<String>,
     pub(crate) typ: TypPolicy,
     pub(crate) max_token_bytes: usize,
     pub(crate) static_keys: Vec<Arc<Key>>,
@@ -421,6 +423,13 @@ impl TokenVerifier for JwtVerifier {
     }
 
     fn accepted_audiences(&self) -> Option<Vec<String>> {
-        self.inner.rules.accepted_audiences().map(<[String]>::to_vec)
+        self.inner
+            .rules
+            .accepted_audiences()
+            .map(<[String]>::to_vec)
+    }
+
+    fn resource(&self) -> Option<String> {
+        self.inner.resource.clone()
     }
 }

@@ -276,8 +276,12 @@ async fn audience_array_without_ours() {
     assert_eq!(reason(&verifier(), &t).await, InvalidToken::Audience);
     let t = dev().mint(spec().audiences(["https://a.example", AUD]));
     assert!(verifier().verify(&t).await.is_ok());
+    // `null` is absent, for JWTs and introspection alike: a token naming no audience was not
+    // issued for this resource.
     let t = dev().mint(spec().claim("aud", Value::Null));
-    assert_eq!(reason(&verifier(), &t).await, InvalidToken::MissingClaim);
+    assert_eq!(reason(&verifier(), &t).await, InvalidToken::Audience);
+    let t = dev().mint(spec().claim("aud", json!(["https://a.example", 7])));
+    assert_eq!(reason(&verifier(), &t).await, InvalidToken::Malformed);
 }
 
 #[tokio::test]

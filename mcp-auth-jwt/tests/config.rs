@@ -52,13 +52,18 @@ fn audience_defaults_to_the_resource_url() {
 }
 
 #[test]
-fn explicit_audience_wins_over_resource_url() {
+fn an_audience_alias_keeps_the_resource_accepted() {
     Jail::expect_with(|jail| {
         let dev = DevIssuer::generate("https://issuer.test");
         jail.set_env("MCP_AUTH_JWT_PUBLIC_KEY", dev.jwks_json().to_string());
+        jail.set_env("MCP_AUTH_JWT_ISSUER", "https://issuer.test");
         jail.set_env("MCP_AUTH_JWT_AUDIENCE", "api://todo");
         jail.set_env("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:8000/mcp");
         let v = JwtVerifier::from_env().unwrap();
+        assert_eq!(
+            v.accepted_audiences().unwrap(),
+            ["http://127.0.0.1:8000/mcp", "api://todo"]
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -67,6 +72,11 @@ fn explicit_audience_wins_over_resource_url() {
             let t = dev.mint(TokenSpec::new("a").audience("api://todo"));
             assert!(v.verify(&t).await.is_ok());
             let t = dev.mint(TokenSpec::new("a").audience("http://127.0.0.1:8000/mcp"));
+            assert!(
+                v.verify(&t).await.is_ok(),
+                "R stays accepted next to an alias"
+            );
+            let t = dev.mint(TokenSpec::new("a").audience("api://other"));
             assert!(v.verify(&t).await.is_err());
         });
         Ok(())
@@ -77,6 +87,12 @@ fn explicit_audience_wins_over_resource_url() {
 fn errors_name_the_variable() {
     Jail::expect_with(|jail| {
         jail.set_env("MCP_AUTH_JWT_JWKS_URI", "https://idp.example.com/jwks");
+        assert_eq!(
+            variable(JwtVerifier::from_env().unwrap_err()),
+            "MCP_AUTH_JWT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS)",
+            "a JWKS URL without an issuer would accept any iss"
+        );
+        jail.set_env("MCP_AUTH_JWT_ISSUER", "https://idp.example.com");
         assert_eq!(
             variable(JwtVerifier::from_env().unwrap_err()),
             "MCP_AUTH_JWT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)"
@@ -113,11 +129,24 @@ fn errors_name_the_variable() {
 }
 
 #[test]
-fn a_key_source_is_required() {
+fn an_issuer_is_required_and_defaults_to_the_authorization_servers() {
     Jail::expect_with(|jail| {
         jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
         let var = variable(JwtVerifier::from_env().unwrap_err());
-        assert!(var.starts_with("MCP_AUTH_JWT_JWKS_URI"), "{var}");
+        assert_eq!(
+            var,
+            "MCP_AUTH_JWT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS)"
+        );
+        jail.set_env("MCP_AUTH_JWT_JWKS_URI", "https://idp.example.com/jwks");
+        jail.set_env(
+            "MCP_AUTH_AUTHORIZATION_SERVERS",
+            "https://a.example.com https://b.example.com",
+        );
+        let v = JwtVerifier::from_env().unwrap();
+        assert_eq!(
+            v.issuers(),
+            ["https://a.example.com", "https://b.example.com"]
+        );
         Ok(())
     });
 }

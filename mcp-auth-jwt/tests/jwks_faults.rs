@@ -76,7 +76,8 @@ async fn random_unknown_kids_fetch_at_most_once_per_cooldown() {
         let v = builder(&stub).jwks_cooldown(cooldown).build().unwrap();
         v.prefetch().await.unwrap();
         assert_eq!(stub.fetches(), 1);
-        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"x","exp":4102444800}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"iss":"https://issuer.test","sub":"x","exp":4102444800}"#);
         let start = Instant::now();
         // 10,000 tokens with random kids, in waves over roughly a second.
         for wave in 0..10u64 {
@@ -146,6 +147,7 @@ async fn connection_refused_gives_unavailable() {
         drop(listener);
         let v = JwtVerifier::builder()
             .jwks_uri(format!("http://{addr}/jwks"))
+            .issuer(ISS)
             .audience(AUD)
             .http_client(fast_client())
             .build()

@@ -192,6 +192,7 @@ async fn trace_logs_of_full_runs_hold_no_token_and_no_secret() {
         let verifier = IntrospectionVerifier::builder()
             .endpoint(idp.introspection_endpoint())
             .client_secret_post(rs_id, wrong_secret)
+            .issuer(idp.issuer())
             .resource_url(&wres)
             .build()
             .unwrap();

@@ -72,32 +72,14 @@ impl TokenVerifier for FakeVerifier {
         let bytes = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| InvalidToken::Malformed)?;
-        let claims: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)?;
-        let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let mut b = AccessToken::builder()
-            .scopes(
-                s("scope")
-                    .unwrap_or_default()
-                    .split(' ')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>(),
-            )
-            .audiences(s("aud"));
-        if let Some(v) = s("sub") {
-            b = b.subject(v);
-        }
-        if let Some(v) = s("client_id") {
-            b = b.client_id(v);
-        }
-        if let Some(v) = s("iss") {
-            b = b.issuer(v);
-        }
-        if let Some(exp) = claims.get("exp").and_then(|v| v.as_u64()) {
-            b = b.expires_at_unix(exp);
-        }
-        Ok(b.claims(claims).build())
+        let claims =
+            mcp_auth_core::claims::parse_unique_object(&bytes).ok_or(InvalidToken::Malformed)?;
+        // Core's identity model, as every verifier uses it; the audience is left to the layer
+        // (this fake stands for a custom verifier that does not declare its audiences), and no
+        // leeway so that the tests' just-expired tokens are expired.
+        let rules = mcp_auth_core::claims::ClaimRules::dangerous_any_audience().leeway_secs(0);
+        mcp_auth_core::claims::map_claims(claims, &rules, now())
+            .map_err(|e| VerifyError::Invalid(e.reason))
     }
 }
 

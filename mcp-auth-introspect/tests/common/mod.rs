@@ -174,7 +174,7 @@ pub fn now() -> u64 {
 pub fn active() -> Value {
     serde_json::json!({
         "active": true, "sub": "alice", "client_id": "app", "scope": "todo:read todo:write",
-        "aud": AUD, "exp": now() + 600, "iss": "http://issuer.test", "token_type": "Bearer"
+        "aud": AUD, "exp": now() + 600, "iss": "https://issuer.test", "token_type": "Bearer"
     })
 }
 
