@@ -26,8 +26,15 @@
 //!   and a JWK's own `alg`, when present, equals it. HMAC needs an explicit secret; `oct` keys
 //!   from a fetched JWKS are never used. `jku`, `x5u`, `jwk` headers are ignored.
 //! * `exp` is required; `nbf` and `iat` must not be in the future; leeway 30 s by default.
-//! * `iss` equals a configured issuer; `aud` (string or array) names a configured audience (an
-//!   audience is required to build; `dangerous_skip_audience` opts out with a warning).
+//! * `iss` equals a configured issuer (an issuer is required to build;
+//!   `dangerous_accept_any_issuer` opts out with a warning); with several issuers, a token is
+//!   routed by its `iss` to that issuer's keys only, and an unknown `iss` is refused before any
+//!   fetch. `aud` (string or array) names a configured audience: R from `resource_url` plus the
+//!   aliases of `audience` (an audience is required to build; `dangerous_skip_audience` opts out
+//!   with a warning).
+//! * Claims are mapped by core's identity model ([`mcp_auth_core::claims`]), the same rules as
+//!   introspection: `null` members are absent, one leeway for `exp`/`nbf`/`iat`, a user or
+//!   machine principal or a refusal.
 //! * `typ`: [`TypPolicy`]; unknown `crit` refused; tokens with `cnf` (sender-constrained) refused;
 //!   duplicate header or claim members refused; size bounded (16 KiB by default).
 //! * Scopes from `scope` or `scp` (string or array; names configurable); client id from
