@@ -388,7 +388,8 @@ async fn one_table_of_claim_shapes_for_both_verifiers() {
     };
     use InvalidToken::*;
     // (case, claims, expected: Ok(scopes) or Err(reason))
-    let table: Vec<(&str, Value, Result<Vec<&str>, InvalidToken>)> = vec![
+    type Case = (&'static str, Value, Result<Vec<&'static str>, InvalidToken>);
+    let table: Vec<Case> = vec![
         ("good", good.clone(), Ok(vec!["a", "b"])),
         (
             "aud array with ours",

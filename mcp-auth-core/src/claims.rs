@@ -188,7 +188,7 @@ fn present<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> 
 
 /// A NumericDate member (RFC 7519 §2) as whole seconds: absent or `null` is `Ok(None)`, a
 /// non-negative finite number is `Ok(Some)` (fractions truncated), anything else `Err`.
-pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, ()> {
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, ()> {
     match present(claims, name) {
         None => Ok(None),
         Some(Value::Number(n)) => {
@@ -207,7 +207,7 @@ pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u6
 
 /// A string or an array of strings (`aud`, an array-valued scope claim). `Err` on any other
 /// shape, including a non-string item.
-pub fn string_or_array(v: &Value) -> Result<Vec<String>, ()> {
+fn string_or_array(v: &Value) -> Result<Vec<String>, ()> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(items) => items

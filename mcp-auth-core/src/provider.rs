@@ -465,7 +465,7 @@ impl RemoteAuthProviderBuilder {
             let twin = format!("{}/", resource.as_str());
             if let Some(missing) = audiences
                 .iter()
-                .find(|a| !verifier_list.contains(a) && !(resource.is_origin_only() && **a == twin))
+                .find(|a| !(verifier_list.contains(a) || resource.is_origin_only() && **a == twin))
             {
                 return Err(BuildError::invalid(
                     "accepted audiences",
