@@ -16,7 +16,7 @@
 //! | `sub` | a string, or absent |
 //! | client | `client_id`, else `azp`: a string, or absent; never a placeholder |
 //! | `cnf` | refused: a sender-constrained token is not a bearer token (RFC 9449, RFC 8705) |
-//! | identity | `sub` makes a user [`Principal`]; without `sub`, the client id makes a machine principal (client credentials, RFC 7662 §2.2 makes `sub` optional); with neither the token is refused (`missing_claim`) |
+//! | identity | `sub` makes a user [`Principal`](crate::Principal); without `sub`, the client id makes a machine principal (client credentials, RFC 7662 §2.2 makes `sub` optional); with neither the token is refused (`missing_claim`) |
 //!
 //! ```
 //! use mcp_auth_core::claims::{ClaimRules, map_claims};
