@@ -129,7 +129,7 @@ pub fn resource_url(config: &CoreConfig, bound: SocketAddr) -> Result<ResourceUr
             });
         }
     };
-    ResourceUrl::parse(&raw).map_err(|e| ConfigError::from_build("MCP_AUTH_RESOURCE_URL", e))
+    ResourceUrl::parse(&raw).map_err(|e| ConfigError::from_build_in(&CoreConfig::ENV, e))
 }
 
 /// Fills the todo defaults into core's configuration: `scopes_supported` = read + write, the
@@ -196,9 +196,7 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
                 .builder()
                 .apply_config(&config)
                 .build()
-                .map_err(|e| {
-                    ConfigError::from_build("SCALEKIT_ENVIRONMENT_URL / SCALEKIT_RESOURCE_ID", e)
-                })?;
+                .map_err(|e| ConfigError::from_build_in(&mcp_auth_scalekit::ENV, e))?;
             Ok(Selected {
                 kind,
                 issuers: provider.issuers().to_vec(),
@@ -214,7 +212,7 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
                 .builder()
                 .apply_config(&config)
                 .build()
-                .map_err(|e| ConfigError::from_build("AUTHKIT_DOMAIN", e))?;
+                .map_err(|e| ConfigError::from_build_in(&mcp_auth_workos::ENV, e))?;
             Ok(Selected {
                 kind,
                 issuers: vec![provider.issuer().to_owned()],

@@ -558,3 +558,40 @@ async fn a_missing_config_file_is_a_startup_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn builder_errors_name_their_variable_through_the_binary() {
+    // A core setting refused by the provider's builder.
+    let err = start_failure(
+        &[
+            ("MCP_AUTH_PROVIDER", "jwt"),
+            ("MCP_AUTH_JWT_ISSUER", "https://idp.example.com"),
+            ("MCP_AUTH_SCOPES_SUPPORTED", "todo:read offline_access"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(err.contains("MCP_AUTH_SCOPES_SUPPORTED"), "{err}");
+    // A vendor setting refused by the vendor crate's builder: its key maps to the variable.
+    let err = start_failure(
+        &[
+            ("MCP_AUTH_PROVIDER", "scalekit"),
+            ("SCALEKIT_ENVIRONMENT_URL", "https://acme.scalekit.example"),
+            ("SCALEKIT_RESOURCE_ID", "res/../x"),
+            ("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:8000/mcp"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(err.contains("SCALEKIT_RESOURCE_ID"), "{err}");
+    // A JWT verifier setting: the issuer must be a URL.
+    let err = start_failure(
+        &[
+            ("MCP_AUTH_PROVIDER", "jwt"),
+            ("MCP_AUTH_JWT_ISSUER", "http://idp.example.com"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(err.contains("MCP_AUTH_JWT_ISSUER"), "{err}");
+}

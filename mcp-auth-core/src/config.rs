@@ -192,35 +192,19 @@ impl ConfigError {
 
 impl ConfigError {
     /// Converts a builder error raised while applying configuration, naming the variable that
-    /// feeds the failing setting: the first variable of `table`, then of core's
-    /// [`CoreConfig::ENV`], that the setting names as a whole word (settings name their variable
-    /// in parentheses, as in `"resource URL (MCP_AUTH_RESOURCE_URL)"`). A setting that names
-    /// none gives [`ConfigError::Other`] with the builder's message.
+    /// feeds the failing setting: the variable `table` maps the setting's key to, else the one
+    /// core's [`CoreConfig::ENV`] maps it to. A setting no table knows (one that only code sets)
+    /// gives [`ConfigError::Other`] with the builder's message.
     pub fn from_build_in(table: &EnvTable, err: crate::BuildError) -> Self {
-        let setting = match &err {
-            crate::BuildError::Missing(s) => *s,
-            crate::BuildError::Invalid { setting, .. } => setting.as_ref(),
-        };
-        let named = table
-            .entries()
-            .iter()
-            .chain(CoreConfig::ENV.entries())
-            .map(|(_, var)| *var)
-            .find(|var| names_variable(setting, var));
-        match named {
+        let key = err.setting().key();
+        match table
+            .variable_for(key)
+            .or_else(|| CoreConfig::ENV.variable_for(key))
+        {
             Some(var) => ConfigError::from_build(var, err),
             None => ConfigError::Other(err.to_string()),
         }
     }
-}
-
-/// Whether `text` contains `var` as a whole word (`SCALEKIT_RESOURCE_ID` is not named by
-/// `MCP_AUTH_SCALEKIT_RESOURCE_ID`).
-fn names_variable(text: &str, var: &str) -> bool {
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    text.match_indices(var).any(|(at, _)| {
-        !word(text[..at].chars().next_back()) && !word(text[at + var.len()..].chars().next())
-    })
 }
 
 /// Extracts `T` from `figment`, naming the variable of `table` in errors.
@@ -363,45 +347,36 @@ mod tests {
     }
 
     #[test]
-    fn whole_word_variable_match() {
-        assert!(names_variable("x (TEST_TENANT)", "TEST_TENANT"));
-        assert!(!names_variable("x (MCP_AUTH_TEST_TENANT)", "TEST_TENANT"));
-        assert!(!names_variable("x (TEST_TENANT_ID)", "TEST_TENANT"));
-        assert!(names_variable("TEST_TENANT", "TEST_TENANT"));
-    }
-
-    #[test]
     fn build_errors_name_the_variable_of_their_setting() {
-        use crate::BuildError;
+        use crate::{BuildError, Setting};
+        const RESOURCE_ID: Setting = Setting::new("resource_id", "resource id");
         const TABLE: EnvTable = EnvTable::new(&[
             ("resource_id", "VENDOR_RESOURCE_ID"),
-            ("x", "MCP_AUTH_VENDOR_RESOURCE_ID"),
+            ("resource_id", "MCP_AUTH_VENDOR_RESOURCE_ID"),
         ]);
-        let missing = ConfigError::from_build_in(
-            &TABLE,
-            BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"),
-        );
+        let missing =
+            ConfigError::from_build_in(&TABLE, BuildError::Missing(Setting::RESOURCE_URL));
         assert!(
             matches!(&missing, ConfigError::Missing { variable } if variable == "MCP_AUTH_RESOURCE_URL"),
-            "{missing:?}"
+            "core's settings are found without the vendor table naming them: {missing:?}"
         );
-        let vendor = ConfigError::from_build_in(
-            &TABLE,
-            BuildError::invalid("resource id (MCP_AUTH_VENDOR_RESOURCE_ID)", "bad"),
-        );
+        let vendor = ConfigError::from_build_in(&TABLE, BuildError::invalid(RESOURCE_ID, "bad"));
         assert!(
-            matches!(&vendor, ConfigError::Invalid { variable, reason } if variable == "MCP_AUTH_VENDOR_RESOURCE_ID" && reason == "bad"),
-            "a longer variable containing another is not mistaken for it: {vendor:?}"
+            matches!(&vendor, ConfigError::Invalid { variable, reason } if variable == "VENDOR_RESOURCE_ID" && reason == "bad"),
+            "the preferred variable of the key: {vendor:?}"
         );
         let scopes = ConfigError::from_build_in(
             &TABLE,
-            BuildError::invalid("required scopes (MCP_AUTH_REQUIRED_SCOPES)", "empty scope"),
+            BuildError::invalid(Setting::REQUIRED_SCOPES, "empty scope"),
         );
         assert!(
             matches!(&scopes, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_REQUIRED_SCOPES"),
             "{scopes:?}"
         );
-        let other = ConfigError::from_build_in(&TABLE, BuildError::invalid("http client", "tls"));
+        let other = ConfigError::from_build_in(
+            &TABLE,
+            BuildError::invalid(Setting::new("http_client", "http client"), "tls"),
+        );
         assert!(
             matches!(&other, ConfigError::Other(m) if m == "http client: tls"),
             "{other:?}"

@@ -171,18 +171,73 @@ impl std::fmt::Display for InvalidToken {
     }
 }
 
+/// A builder setting: a stable key and a label.
+///
+/// The key is the setting's configuration key (`resource_url`, `jwt_jwks_uri`, ...), the same key
+/// an [`EnvTable`](crate::config::EnvTable) maps to its environment variable, so a
+/// [`BuildError`] raised while applying configuration names the variable to fix
+/// ([`ConfigError::from_build_in`](crate::config::ConfigError::from_build_in)) without reading
+/// error texts. The label is what code-only users see in the message.
+///
+/// ```
+/// use mcp_auth_core::{BuildError, Setting};
+/// let err = BuildError::Missing(Setting::RESOURCE_URL);
+/// assert_eq!(err.setting().key(), "resource_url");
+/// assert_eq!(err.to_string(), "resource URL is required");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Setting {
+    key: &'static str,
+    label: &'static str,
+}
+
+impl Setting {
+    /// A setting with a configuration `key` and a human `label`.
+    pub const fn new(key: &'static str, label: &'static str) -> Self {
+        Setting { key, label }
+    }
+
+    /// The configuration key.
+    pub const fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The label.
+    pub const fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// The canonical resource URL (`MCP_AUTH_RESOURCE_URL`).
+    pub const RESOURCE_URL: Setting = Setting::new("resource_url", "resource URL");
+    /// The authorization servers (`MCP_AUTH_AUTHORIZATION_SERVERS`).
+    pub const AUTHORIZATION_SERVERS: Setting =
+        Setting::new("authorization_servers", "authorization servers");
+    /// The metadata's `scopes_supported` (`MCP_AUTH_SCOPES_SUPPORTED`).
+    pub const SCOPES_SUPPORTED: Setting = Setting::new("scopes_supported", "scopes_supported");
+    /// Scopes every request needs (`MCP_AUTH_REQUIRED_SCOPES`).
+    pub const REQUIRED_SCOPES: Setting = Setting::new("required_scopes", "required scopes");
+    /// Scopes of the 401 challenge (`MCP_AUTH_INITIAL_SCOPES`).
+    pub const INITIAL_SCOPES: Setting = Setting::new("initial_scopes", "initial scopes");
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label)
+    }
+}
+
 /// A builder was given settings that cannot work (caught at start-up, never per request).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A required setting is missing.
     #[error("{0} is required")]
-    Missing(&'static str),
+    Missing(Setting),
     /// A setting has an unusable value.
     #[error("{setting}: {reason}")]
     Invalid {
-        /// The setting (builder method or environment variable).
-        setting: Cow<'static, str>,
+        /// The setting.
+        setting: Setting,
         /// What is wrong with it.
         reason: Cow<'static, str>,
     },
@@ -190,13 +245,17 @@ pub enum BuildError {
 
 impl BuildError {
     /// Shorthand for [`BuildError::Invalid`].
-    pub fn invalid(
-        setting: impl Into<Cow<'static, str>>,
-        reason: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn invalid(setting: Setting, reason: impl Into<Cow<'static, str>>) -> Self {
         BuildError::Invalid {
-            setting: setting.into(),
+            setting,
             reason: reason.into(),
+        }
+    }
+
+    /// The setting at fault.
+    pub fn setting(&self) -> Setting {
+        match self {
+            BuildError::Missing(s) | BuildError::Invalid { setting: s, .. } => *s,
         }
     }
 }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use url::Url;
 
-use crate::BuildError;
+use crate::{BuildError, Setting};
+
+const UPSTREAM: Setting = Setting::new("metadata_upstream", "metadata upstream");
 use crate::http::{HttpClient, check_url};
 use crate::metadata::{discovery_cors, json_document};
 
@@ -48,10 +50,9 @@ impl MetadataForwarder {
     /// Forwards the document at `upstream` (https, or http on loopback).
     pub fn new(upstream: &str) -> Result<Self, BuildError> {
         let url = Url::parse(upstream)
-            .map_err(|e| BuildError::invalid("metadata upstream", format!("{upstream:?}: {e}")))?;
-        check_url(&url).map_err(|_| {
-            BuildError::invalid("metadata upstream", "must be https (http only on loopback)")
-        })?;
+            .map_err(|e| BuildError::invalid(UPSTREAM, format!("{upstream:?}: {e}")))?;
+        check_url(&url)
+            .map_err(|_| BuildError::invalid(UPSTREAM, "must be https (http only on loopback)"))?;
         Ok(MetadataForwarder {
             upstream: url,
             client: HttpClient::shared(),

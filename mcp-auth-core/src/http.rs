@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use url::Url;
 
-use crate::BuildError;
 use crate::resource::is_loopback_url;
+use crate::{BuildError, Setting};
 
 /// Default overall timeout of one outbound request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,7 +127,9 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("mcp-auth/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| BuildError::invalid("http client", e.to_string()))?;
+            .map_err(|e| {
+                BuildError::invalid(Setting::new("http_client", "http client"), e.to_string())
+            })?;
         Ok(HttpClient {
             inner,
             max_body: config.max_body_bytes,

@@ -88,7 +88,7 @@ mod verifier;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use error::{BuildError, InvalidToken, VerifyError};
+pub use error::{BuildError, InvalidToken, Setting, VerifyError};
 pub use layer::{
     AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot, is_b64token, token_tag,
 };

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::claims::parse_unique_object;
-use crate::{AccessToken, BuildError, InvalidToken, TokenVerifier, VerifyError};
+use crate::{AccessToken, BuildError, InvalidToken, Setting, TokenVerifier, VerifyError};
 
 /// Composes verifiers by issuer: JWT verifiers for some IdPs, at most one verifier for opaque
 /// tokens (RFC 7662 introspection, say).
@@ -89,7 +89,7 @@ impl MultiIssuerVerifierBuilder {
 
     /// Checks that every issuer is named once and at most one opaque verifier is set.
     pub fn build(self) -> Result<MultiIssuerVerifier, BuildError> {
-        const SETTING: &str = "issuers";
+        const SETTING: Setting = Setting::new("issuers", "issuers");
         if self.opaque.len() > 1 {
             return Err(BuildError::invalid(
                 SETTING,
@@ -97,7 +97,7 @@ impl MultiIssuerVerifierBuilder {
             ));
         }
         if self.by_issuer.is_empty() && self.opaque.is_empty() {
-            return Err(BuildError::Missing("issuers"));
+            return Err(BuildError::Missing(SETTING));
         }
         let mut seen: Vec<&str> = Vec::new();
         for (iss, _) in self.by_issuer.iter().chain(&self.opaque) {

@@ -57,7 +57,9 @@ use tower_service::Service;
 
 use crate::challenge::{self, INSUFFICIENT_SCOPE_DESCRIPTION, POLICY_DENIED_DESCRIPTION};
 use crate::scope::{ScopeHierarchy, ScopeSet};
-use crate::{AccessToken, AuthProvider, BuildError, Principal};
+use crate::{AccessToken, AuthProvider, BuildError, Principal, Setting};
+
+const POLICY: Setting = Setting::new("policy", "policy");
 
 /// rmcp's default request body limit (4 MiB): the policy reads no more than rmcp would.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -366,7 +368,7 @@ impl McpPolicyBuilder {
         let global = pr.required_scopes().clone();
         let compile = |what: &str, rule: Rule| -> Result<CompiledRule, BuildError> {
             let scopes = ScopeSet::try_from_iter(rule.scopes)
-                .map_err(|e| BuildError::invalid(format!("policy for {what}"), e.to_string()))?;
+                .map_err(|e| BuildError::invalid(POLICY, format!("policy for {what}: {e}")))?;
             let mut all = global.clone();
             all.extend_from(&scopes);
             Ok(CompiledRule {
@@ -380,7 +382,7 @@ impl McpPolicyBuilder {
             let compiled = compile(&format!("tool {name}"), rule)?;
             if tools.insert(name.clone(), compiled).is_some() {
                 return Err(BuildError::invalid(
-                    "policy",
+                    POLICY,
                     format!("tool {name} listed twice"),
                 ));
             }
@@ -390,7 +392,7 @@ impl McpPolicyBuilder {
             let compiled = compile(&format!("prompt {name}"), rule)?;
             if prompts.insert(name.clone(), compiled).is_some() {
                 return Err(BuildError::invalid(
-                    "policy",
+                    POLICY,
                     format!("prompt {name} listed twice"),
                 ));
             }

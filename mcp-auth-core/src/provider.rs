@@ -9,7 +9,7 @@ use crate::layer::BearerAuthLayer;
 use crate::metadata::{ProtectedResourceMetadata, metadata_router};
 use crate::resource::ResourceUrl;
 use crate::scope::{ScopeHierarchy, ScopeSet};
-use crate::{BuildError, TokenVerifier};
+use crate::{BuildError, Setting, TokenVerifier};
 
 /// Default bound on the bearer token length, in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -398,46 +398,41 @@ impl RemoteAuthProviderBuilder {
     pub fn build(self) -> Result<RemoteAuthProvider, BuildError> {
         let raw = self
             .resource_url
-            .ok_or(BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"))?;
+            .ok_or(BuildError::Missing(Setting::RESOURCE_URL))?;
         let resource = ResourceUrl::parse(&raw)?;
         if self.authorization_servers.is_empty() {
-            return Err(BuildError::Missing(
-                "authorization server (MCP_AUTH_AUTHORIZATION_SERVERS)",
-            ));
+            return Err(BuildError::Missing(Setting::AUTHORIZATION_SERVERS));
         }
         for issuer in &self.authorization_servers {
             let ok = url::Url::parse(issuer)
                 .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
             if !ok {
                 return Err(BuildError::invalid(
-                    "authorization server (MCP_AUTH_AUTHORIZATION_SERVERS)",
+                    Setting::AUTHORIZATION_SERVERS,
                     format!("{issuer:?} is not an http(s) URL"),
                 ));
             }
         }
-        let scope_list = |what: &'static str, list: Vec<String>| {
+        let scope_list = |what: Setting, list: Vec<String>| {
             if list.iter().any(|s| s == "offline_access") {
                 return Err(BuildError::invalid(
                     what,
                     "offline_access is never advertised or challenged for",
                 ));
             }
-            ScopeSet::try_from_iter(list).map_err(|e| BuildError::invalid(what, e.to_string()))
+            ScopeSet::try_from_iter(list).map_err(|e| match e {
+                BuildError::Invalid { reason, .. } => BuildError::invalid(what, reason),
+                other => other,
+            })
         };
-        let scopes_supported = scope_list(
-            "scopes_supported (MCP_AUTH_SCOPES_SUPPORTED)",
-            self.scopes_supported,
-        )?;
-        let required_scopes = scope_list(
-            "required scopes (MCP_AUTH_REQUIRED_SCOPES)",
-            self.required_scopes,
-        )?;
-        let initial_scopes = scope_list(
-            "initial scopes (MCP_AUTH_INITIAL_SCOPES)",
-            self.initial_scopes,
-        )?;
+        let scopes_supported = scope_list(Setting::SCOPES_SUPPORTED, self.scopes_supported)?;
+        let required_scopes = scope_list(Setting::REQUIRED_SCOPES, self.required_scopes)?;
+        let initial_scopes = scope_list(Setting::INITIAL_SCOPES, self.initial_scopes)?;
         if self.max_token_bytes == 0 {
-            return Err(BuildError::invalid("max_token_bytes", "must be positive"));
+            return Err(BuildError::invalid(
+                Setting::new("max_token_bytes", "max_token_bytes"),
+                "must be positive",
+            ));
         }
 
         let mut metadata = ProtectedResourceMetadata::new(resource.as_str());
@@ -468,7 +463,7 @@ impl RemoteAuthProviderBuilder {
                 .find(|a| !(verifier_list.contains(a) || resource.is_origin_only() && **a == twin))
             {
                 return Err(BuildError::invalid(
-                    "accepted audiences",
+                    Setting::new("accepted_audiences", "accepted audiences"),
                     format!(
                         "the resource accepts {missing:?} but its verifier does not (it accepts \
                          {verifier_list:?}): give the verifier the resource URL and the same aliases"

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use url::Url;
 
-use crate::BuildError;
+use crate::{BuildError, Setting};
 
 /// The well-known path of protected-resource metadata (RFC 9728 §3).
 pub const PRM_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -36,7 +36,7 @@ pub struct ResourceUrl {
 impl ResourceUrl {
     /// Parses and validates a resource URL.
     pub fn parse(raw: &str) -> Result<Self, BuildError> {
-        let setting = "resource URL (MCP_AUTH_RESOURCE_URL)";
+        let setting = Setting::RESOURCE_URL;
         let url = Url::parse(raw.trim())
             .map_err(|e| BuildError::invalid(setting, format!("{raw:?} is not a URL: {e}")))?;
         if url.fragment().is_some() {

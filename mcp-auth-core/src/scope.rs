@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::BuildError;
+use crate::{BuildError, Setting};
+
+const SCOPE: Setting = Setting::new("scope", "scope");
 
 /// Whether `c` may appear in a scope token (RFC 6750 §3: `%x21 / %x23-5B / %x5D-7E`).
 pub fn is_scope_char(c: u8) -> bool {
@@ -12,11 +14,11 @@ pub fn is_scope_char(c: u8) -> bool {
 /// Checks one configured scope at start-up: non-empty, RFC 6750 characters only.
 pub fn validate_scope(scope: &str) -> Result<(), BuildError> {
     if scope.is_empty() {
-        return Err(BuildError::invalid("scope", "empty scope"));
+        return Err(BuildError::invalid(SCOPE, "empty scope"));
     }
     if !scope.bytes().all(is_scope_char) {
         return Err(BuildError::invalid(
-            "scope",
+            SCOPE,
             format!(
                 "scope {:?} has characters outside the RFC 6750 set",
                 scope.escape_debug().to_string()

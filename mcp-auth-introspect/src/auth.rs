@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::config::setting;
 use base64::Engine as _;
 use http::HeaderValue;
 use mcp_auth_core::BuildError;
@@ -75,7 +76,7 @@ impl FromStr for AuthMethod {
             }
         }
         Err(BuildError::invalid(
-            "MCP_AUTH_INTROSPECT_AUTH_METHOD",
+            setting::AUTH_METHOD,
             format!(
                 "unknown method {:?}: use client_secret_basic, client_secret_post or bearer",
                 s.escape_debug().to_string()
@@ -144,13 +145,13 @@ impl ClientAuth {
             }
             ClientAuth::Bearer(secret) => {
                 if secret.expose().is_empty() {
-                    return Err(BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_SECRET"));
+                    return Err(BuildError::Missing(setting::CLIENT_SECRET));
                 }
                 Ok(PreparedAuth {
                     header: Some(sensitive(&format!("Bearer {}", secret.expose())).map_err(
                         |_| {
                             BuildError::invalid(
-                                "MCP_AUTH_INTROSPECT_CLIENT_SECRET",
+                                setting::CLIENT_SECRET,
                                 "a bearer credential must be printable ASCII",
                             )
                         },
@@ -164,10 +165,10 @@ impl ClientAuth {
 
 fn require_id_and_secret(id: &str, secret: &ClientSecret) -> Result<(), BuildError> {
     if id.is_empty() {
-        return Err(BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_ID"));
+        return Err(BuildError::Missing(setting::CLIENT_ID));
     }
     if secret.expose().is_empty() {
-        return Err(BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_SECRET"));
+        return Err(BuildError::Missing(setting::CLIENT_SECRET));
     }
     Ok(())
 }
@@ -178,12 +179,8 @@ pub(crate) fn form_encode(s: &str) -> String {
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, BuildError> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        BuildError::invalid(
-            "introspection client credentials",
-            "not a valid header value",
-        )
-    })?;
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| BuildError::invalid(setting::CLIENT_ID, "not a valid header value"))?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -253,13 +250,13 @@ mod tests {
             ClientAuth::new(AuthMethod::ClientSecretBasic, None, "x".into())
                 .prepare()
                 .unwrap_err(),
-            BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_ID")
+            BuildError::Missing(setting::CLIENT_ID)
         );
         assert_eq!(
             ClientAuth::new(AuthMethod::ClientSecretPost, Some("a".into()), "".into())
                 .prepare()
                 .unwrap_err(),
-            BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_SECRET")
+            BuildError::Missing(setting::CLIENT_SECRET)
         );
         assert!(
             ClientAuth::Bearer(ClientSecret::new("a\nb"))

@@ -69,14 +69,28 @@ fn deserialize_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::E
 }
 
 fn config_error(err: BuildError) -> ConfigError {
-    match err {
-        BuildError::Missing(v) => ConfigError::Missing { variable: v.into() },
-        BuildError::Invalid { setting, reason } => ConfigError::Invalid {
-            variable: setting,
-            reason: reason.into_owned(),
-        },
-        other => ConfigError::Other(other.to_string()),
-    }
+    ConfigError::from_build_in(&IntrospectConfig::ENV, err)
+}
+
+/// The builder settings, keyed on the configuration keys of [`IntrospectConfig::ENV`].
+pub(crate) mod setting {
+    use mcp_auth_core::Setting;
+    pub(crate) const URL: Setting = Setting::new("introspect_url", "introspection endpoint");
+    pub(crate) const CLIENT_ID: Setting =
+        Setting::new("introspect_client_id", "introspection client id");
+    pub(crate) const CLIENT_SECRET: Setting =
+        Setting::new("introspect_client_secret", "introspection client secret");
+    pub(crate) const AUTH_METHOD: Setting = Setting::new(
+        "introspect_auth_method",
+        "introspection client authentication",
+    );
+    pub(crate) const ISSUER: Setting = Setting::new("introspect_issuer", "issuer");
+    pub(crate) const AUDIENCE: Setting =
+        Setting::new("introspect_audience", "audience (or resource URL)");
+    pub(crate) const MAX_CONCURRENT: Setting = Setting::new(
+        "max_concurrent_introspections",
+        "max_concurrent_introspections",
+    );
 }
 
 impl IntrospectConfig {
@@ -131,6 +145,7 @@ impl IntrospectConfig {
         if let Some(u) = self.introspect_url {
             b = b.endpoint(u);
         }
+        let has_issuer = self.introspect_issuer.is_some();
         if let Some(i) = self.introspect_issuer {
             b = b.issuer(i);
         }
@@ -150,7 +165,13 @@ impl IntrospectConfig {
             });
         }
         b = b.audiences(self.introspect_audience);
-        // Accepted issuers: MCP_AUTH_INTROSPECT_ISSUER and the advertised authorization servers.
+        // Accepted issuers: MCP_AUTH_INTROSPECT_ISSUER and the advertised authorization servers;
+        // one of the two is required (accepting any issuer is code-only, dangerous_*).
+        if !has_issuer && self.authorization_servers.is_empty() {
+            return Err(ConfigError::Missing {
+                variable: "MCP_AUTH_INTROSPECT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS)".into(),
+            });
+        }
         b = b.issuers(self.authorization_servers);
         if let Some(secs) = self.introspect_cache_ttl_secs {
             b = b.cache_ttl(Duration::from_secs(secs));
@@ -228,6 +249,7 @@ mod tests {
             );
             jail.set_env("MCP_AUTH_INTROSPECT_CLIENT_SECRET", "s");
             jail.set_env("MCP_AUTH_RESOURCE_URL", "https://api.example.com/mcp");
+            jail.set_env("MCP_AUTH_AUTHORIZATION_SERVERS", "https://idp.example.com");
             assert_eq!(
                 load().unwrap_err().to_string(),
                 "MCP_AUTH_INTROSPECT_CLIENT_ID is missing"

@@ -23,7 +23,9 @@ use url::Url;
 
 use crate::ClientSecret;
 use crate::auth::{ClientAuth, PreparedAuth};
+use crate::config::setting;
 use crate::response::{Checks, Mapped, map_body};
+use mcp_auth_core::Setting;
 use mcp_auth_core::claims::ClaimRules;
 
 /// Default lifetime of a cached active result: also the longest time a revoked token keeps
@@ -406,23 +408,21 @@ impl IntrospectionVerifierBuilder {
     /// endpoint or issuer, with a non-https URL outside loopback, or without an audience (unless
     /// [`dangerous_skip_audience`](Self::dangerous_skip_audience)).
     pub fn build(self) -> Result<IntrospectionVerifier, BuildError> {
-        let auth = self
-            .auth
-            .ok_or(BuildError::Missing("MCP_AUTH_INTROSPECT_CLIENT_ID"))?;
+        let auth = self.auth.ok_or(BuildError::Missing(setting::CLIENT_ID))?;
         let prepared = auth.prepare()?;
 
         let issuer = self
             .issuer
             .as_deref()
-            .map(|i| parse_url("MCP_AUTH_INTROSPECT_ISSUER", i))
+            .map(|i| parse_url(setting::ISSUER, i))
             .transpose()?;
         let endpoint = match (&self.endpoint, &issuer) {
-            (Some(e), _) => Endpoint::Fixed(parse_url("MCP_AUTH_INTROSPECT_URL", e)?),
+            (Some(e), _) => Endpoint::Fixed(parse_url(setting::URL, e)?),
             (None, Some(iss)) => Endpoint::Discover {
                 issuer: iss.clone(),
                 url: OnceCell::new(),
             },
-            (None, None) => return Err(BuildError::Missing("MCP_AUTH_INTROSPECT_URL")),
+            (None, None) => return Err(BuildError::Missing(setting::URL)),
         };
 
         let mut audiences = self.audiences;
@@ -449,19 +449,14 @@ impl IntrospectionVerifierBuilder {
             );
             ClaimRules::dangerous_any_audience()
         } else if audiences.is_empty() {
-            return Err(BuildError::Missing(
-                "MCP_AUTH_INTROSPECT_AUDIENCE (or MCP_AUTH_RESOURCE_URL)",
-            ));
+            return Err(BuildError::Missing(setting::AUDIENCE));
         } else {
             ClaimRules::new(audiences)
         };
         let mut issuers: Vec<String> = self.issuer.iter().cloned().collect();
         for i in self.other_issuers {
             if i.trim().is_empty() {
-                return Err(BuildError::invalid(
-                    "MCP_AUTH_INTROSPECT_ISSUER",
-                    "empty issuer",
-                ));
+                return Err(BuildError::invalid(setting::ISSUER, "empty issuer"));
             }
             if !issuers.contains(&i) {
                 issuers.push(i);
@@ -477,9 +472,7 @@ impl IntrospectionVerifierBuilder {
                 rules
             }
             None => {
-                return Err(BuildError::Missing(
-                    "MCP_AUTH_INTROSPECT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS)",
-                ));
+                return Err(BuildError::Missing(setting::ISSUER));
             }
         }
         .leeway_secs(self.leeway.as_secs())
@@ -487,7 +480,7 @@ impl IntrospectionVerifierBuilder {
 
         if self.max_concurrent == 0 {
             return Err(BuildError::invalid(
-                "max_concurrent_introspections",
+                setting::MAX_CONCURRENT,
                 "must be at least 1",
             ));
         }
@@ -536,7 +529,7 @@ impl IntrospectionVerifierBuilder {
     }
 }
 
-fn parse_url(setting: &'static str, raw: &str) -> Result<Url, BuildError> {
+fn parse_url(setting: Setting, raw: &str) -> Result<Url, BuildError> {
     let url = Url::parse(raw.trim())
         .map_err(|e| BuildError::invalid(setting, format!("not a URL: {e}")))?;
     if check_url(&url).is_err() {

@@ -15,6 +15,23 @@ use crate::keys::{Key, is_hmac, parse_static};
 use crate::metrics::Metrics;
 use crate::verifier::{Inner, JwtVerifier, KeyStores};
 
+/// The builder settings, keyed on the configuration keys of [`crate::ENV`] so that
+/// configuration errors name the variable (`mcp_auth_core::config::ConfigError::from_build_in`).
+pub(crate) mod setting {
+    use mcp_auth_core::Setting;
+    pub(crate) const JWKS_URI: Setting = Setting::new("jwt_jwks_uri", "jwks_uri");
+    pub(crate) const ISSUER: Setting = Setting::new("jwt_issuer", "issuer");
+    pub(crate) const AUDIENCE: Setting = Setting::new("jwt_audience", "audience (or resource URL)");
+    pub(crate) const ALGORITHMS: Setting = Setting::new("jwt_algorithms", "algorithms");
+    pub(crate) const PUBLIC_KEY: Setting = Setting::new("jwt_public_key", "public key");
+    pub(crate) const HMAC_SECRET: Setting = Setting::new("hmac_secret", "hmac secret");
+    pub(crate) const JWKS_TTL_BOUNDS: Setting = Setting::new("jwks_ttl_bounds", "jwks_ttl_bounds");
+    pub(crate) const KEY_SOURCE: Setting = Setting::new(
+        "jwt_jwks_uri",
+        "a key source: jwks_uri, issuer (discovery), public_key or hmac_secret",
+    );
+}
+
 /// Default leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// Default minimum time between two JWKS fetches triggered by unknown keys (and retries after a
@@ -255,7 +272,9 @@ impl JwtVerifierBuilder {
     pub fn public_key(mut self, key: &str) -> Self {
         match parse_static(key) {
             Ok(keys) => self.static_keys.extend(keys),
-            Err(reason) => self.errors.push(BuildError::invalid("public key", reason)),
+            Err(reason) => self
+                .errors
+                .push(BuildError::invalid(setting::PUBLIC_KEY, reason)),
         }
         self
     }
@@ -267,7 +286,7 @@ impl JwtVerifierBuilder {
         let secret = secret.as_ref();
         if secret.len() < 32 {
             self.errors.push(BuildError::invalid(
-                "hmac secret",
+                setting::HMAC_SECRET,
                 "must be at least 32 bytes (RFC 7518 §3.2)",
             ));
         } else {
@@ -304,10 +323,10 @@ impl JwtVerifierBuilder {
             }
         }
         if audiences.iter().any(|a| a.trim().is_empty()) {
-            return Err(BuildError::invalid("audience", "empty audience"));
+            return Err(BuildError::invalid(setting::AUDIENCE, "empty audience"));
         }
         if audiences.is_empty() && !self.skip_audience {
-            return Err(BuildError::Missing("audience (or resource URL)"));
+            return Err(BuildError::Missing(setting::AUDIENCE));
         }
         if self.skip_audience {
             tracing::warn!(
@@ -315,11 +334,11 @@ impl JwtVerifierBuilder {
             );
         }
         if self.issuers.iter().any(|i| i.trim().is_empty()) {
-            return Err(BuildError::invalid("issuer", "empty issuer"));
+            return Err(BuildError::invalid(setting::ISSUER, "empty issuer"));
         }
         if self.issuers.is_empty() {
             if !self.any_issuer {
-                return Err(BuildError::Missing("issuer"));
+                return Err(BuildError::Missing(setting::ISSUER));
             }
             tracing::warn!(
                 "JWT issuer check is OFF (dangerous_accept_any_issuer): tokens of any issuer \
@@ -338,17 +357,20 @@ impl JwtVerifierBuilder {
             None => vec![Algorithm::RS256],
         };
         if algorithms.is_empty() {
-            return Err(BuildError::invalid("algorithms", "the allowlist is empty"));
+            return Err(BuildError::invalid(
+                setting::ALGORITHMS,
+                "the allowlist is empty",
+            ));
         }
         if algorithms.iter().any(|a| is_hmac(*a)) && self.hmac.is_none() {
             return Err(BuildError::invalid(
-                "algorithms",
+                setting::ALGORITHMS,
                 "HMAC algorithms need an explicit hmac_secret",
             ));
         }
         if self.hmac.is_some() && !algorithms.iter().any(|a| is_hmac(*a)) {
             return Err(BuildError::invalid(
-                "algorithms",
+                setting::ALGORITHMS,
                 "an HMAC secret is set but no HS* algorithm is allowed",
             ));
         }
@@ -356,20 +378,25 @@ impl JwtVerifierBuilder {
         let discovery = self.discovery || (self.static_keys.is_empty() && self.hmac.is_none());
         let sources: Vec<(Option<String>, Source)> = match &self.jwks_uri {
             Some(u) => {
-                let url = Url::parse(u)
-                    .map_err(|e| BuildError::invalid("jwks_uri", format!("not a URL: {e}")))?;
+                let url = Url::parse(u).map_err(|e| {
+                    BuildError::invalid(setting::JWKS_URI, format!("not a URL: {e}"))
+                })?;
                 check_url(&url).map_err(|_| {
-                    BuildError::invalid("jwks_uri", "must be https (http only on loopback)")
+                    BuildError::invalid(setting::JWKS_URI, "must be https (http only on loopback)")
                 })?;
                 vec![(None, Source::Jwks(url))]
             }
             None if discovery => {
                 let mut out = Vec::new();
                 for iss in &self.issuers {
-                    let url = Url::parse(iss)
-                        .map_err(|e| BuildError::invalid("issuer", format!("not a URL: {e}")))?;
+                    let url = Url::parse(iss).map_err(|e| {
+                        BuildError::invalid(setting::ISSUER, format!("not a URL: {e}"))
+                    })?;
                     check_url(&url).map_err(|_| {
-                        BuildError::invalid("issuer", "must be https (http only on loopback)")
+                        BuildError::invalid(
+                            setting::ISSUER,
+                            "must be https (http only on loopback)",
+                        )
                     })?;
                     out.push((
                         Some(iss.clone()),
@@ -383,16 +410,14 @@ impl JwtVerifierBuilder {
             None => Vec::new(),
         };
         if sources.is_empty() && self.static_keys.is_empty() && self.hmac.is_none() {
-            return Err(BuildError::Missing(
-                "a key source: jwks_uri, issuer (discovery), public_key or hmac_secret",
-            ));
+            return Err(BuildError::Missing(setting::KEY_SOURCE));
         }
         if sources.is_empty()
             && self.static_keys.is_empty()
             && algorithms.iter().any(|a| !is_hmac(*a))
         {
             return Err(BuildError::invalid(
-                "algorithms",
+                setting::ALGORITHMS,
                 "asymmetric algorithms are allowed but only an HMAC secret is configured",
             ));
         }
@@ -401,7 +426,10 @@ impl JwtVerifierBuilder {
             .ttl_bounds
             .unwrap_or((DEFAULT_JWKS_MIN_TTL, DEFAULT_JWKS_MAX_TTL));
         if min_ttl > max_ttl {
-            return Err(BuildError::invalid("jwks_ttl_bounds", "min is above max"));
+            return Err(BuildError::invalid(
+                setting::JWKS_TTL_BOUNDS,
+                "min is above max",
+            ));
         }
         let timing = JwksTiming {
             cooldown: self.cooldown.unwrap_or(DEFAULT_JWKS_COOLDOWN),

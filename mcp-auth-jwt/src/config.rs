@@ -80,7 +80,7 @@ impl JwtVerifier {
     pub fn from_figment(figment: &Figment) -> Result<JwtVerifier, ConfigError> {
         Self::builder_from_figment(figment)?
             .build()
-            .map_err(|e| ConfigError::Other(e.to_string()))
+            .map_err(|e| ConfigError::from_build_in(&ENV, e))
     }
 
     /// The builder with the configured settings applied, for callers (provider crates) that add

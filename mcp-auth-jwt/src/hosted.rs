@@ -14,7 +14,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use axum::Router;
-//! use mcp_auth_core::{AuthProvider, BuildError, ProtectedResource, TokenVerifier};
+//! use mcp_auth_core::{AuthProvider, BuildError, ProtectedResource, Setting, TokenVerifier};
 //! use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder};
 //!
 //! /// Acme's URLs, derived from the tenant name.
@@ -24,7 +24,7 @@
 //! impl AcmeUrls {
 //!     pub fn new(tenant: &str) -> Result<Self, BuildError> {
 //!         if tenant.is_empty() || !tenant.bytes().all(|b| b.is_ascii_alphanumeric()) {
-//!             return Err(BuildError::invalid("Acme tenant (ACME_TENANT)", "letters and digits only"));
+//!             return Err(BuildError::invalid(Setting::new("acme_tenant", "Acme tenant"), "letters and digits only"));
 //!         }
 //!         Ok(AcmeUrls { issuer: format!("https://{tenant}.acme-login.example") })
 //!     }
@@ -86,8 +86,11 @@ use mcp_auth_core::forward::MetadataForwarder;
 use mcp_auth_core::http::{HttpClient, check_url};
 use mcp_auth_core::{
     AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, RemoteAuthProviderBuilder,
-    ResourceUrl, TokenVerifier,
+    ResourceUrl, Setting, TokenVerifier,
 };
+
+/// The hosted IdP's data sheet (issuers, audience aliases), a code-only setting.
+const DATA_SHEET: Setting = Setting::new("hosted_idp", "hosted IdP data sheet");
 use url::Url;
 
 use crate::{Algorithm, JwtVerifier, JwtVerifierBuilder};
@@ -472,11 +475,11 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
             .core
             .resource_url
             .as_deref()
-            .ok_or(BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)"))?;
+            .ok_or(BuildError::Missing(Setting::RESOURCE_URL))?;
         let resource = ResourceUrl::parse(raw)?;
         let idp = sheet.hosted_idp();
         if idp.issuers.is_empty() {
-            return Err(BuildError::Missing("issuer of the hosted IdP"));
+            return Err(BuildError::Missing(DATA_SHEET));
         }
         if idp
             .issuers
@@ -485,7 +488,7 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
             .any(|v| v.trim().is_empty())
         {
             return Err(BuildError::invalid(
-                "hosted IdP data sheet",
+                DATA_SHEET,
                 "an issuer or audience alias is empty",
             ));
         }
@@ -554,10 +557,10 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
         }))
     }
 
-    /// [`build`](Self::build) for configuration loading: an error names the variable of `table`
-    /// that feeds the failing setting (a vendor setting names its variables in parentheses, as
-    /// in `"Scalekit resource id (SCALEKIT_RESOURCE_ID)"`), or else the `MCP_AUTH_*` variable of
-    /// core's setting ([`ConfigError::from_build_in`]).
+    /// [`build`](Self::build) for configuration loading: an error names the variable `table`
+    /// maps the failing setting's key to (a vendor setting's key is its configuration key, as in
+    /// `Setting::new("resource_id", "Scalekit resource id")`), or else the `MCP_AUTH_*` variable
+    /// of core's setting ([`ConfigError::from_build_in`]).
     pub fn build_for_config(self, table: &EnvTable) -> Result<S::Provider, ConfigError> {
         self.build()
             .map_err(|e| ConfigError::from_build_in(table, e))
@@ -570,12 +573,14 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
 ///
 /// ```
 /// use mcp_auth_jwt::hosted::base_url;
-/// let url = base_url(" https://sso.example.com/auth/ ", "Keycloak URL").unwrap();
+/// # use mcp_auth_core::Setting;
+/// const URL: Setting = Setting::new("keycloak_url", "Keycloak URL");
+/// let url = base_url(" https://sso.example.com/auth/ ", URL).unwrap();
 /// assert_eq!(url.as_str(), "https://sso.example.com/auth");
-/// assert!(base_url("http://sso.example.com", "Keycloak URL").is_err());
-/// assert!(base_url("https://user:pw@sso.example.com", "Keycloak URL").is_err());
+/// assert!(base_url("http://sso.example.com", URL).is_err());
+/// assert!(base_url("https://user:pw@sso.example.com", URL).is_err());
 /// ```
-pub fn base_url(raw: &str, setting: &'static str) -> Result<Url, BuildError> {
+pub fn base_url(raw: &str, setting: Setting) -> Result<Url, BuildError> {
     let trimmed = raw.trim().trim_end_matches('/');
     if trimmed.is_empty() {
         return Err(BuildError::Missing(setting));
@@ -603,10 +608,12 @@ pub fn base_url(raw: &str, setting: &'static str) -> Result<Url, BuildError> {
 ///
 /// ```
 /// use mcp_auth_jwt::hosted::origin;
-/// assert_eq!(origin("https://ACME.example.com:443/", "domain").unwrap(), "https://acme.example.com");
-/// assert!(origin("https://acme.example.com/path", "domain").is_err());
+/// # use mcp_auth_core::Setting;
+/// const DOMAIN: Setting = Setting::new("domain", "domain");
+/// assert_eq!(origin("https://ACME.example.com:443/", DOMAIN).unwrap(), "https://acme.example.com");
+/// assert!(origin("https://acme.example.com/path", DOMAIN).is_err());
 /// ```
-pub fn origin(raw: &str, setting: &'static str) -> Result<String, BuildError> {
+pub fn origin(raw: &str, setting: Setting) -> Result<String, BuildError> {
     let url = base_url(raw, setting)?;
     if url.path() != "/" {
         return Err(BuildError::invalid(
@@ -699,10 +706,7 @@ mod tests {
     #[test]
     fn fails_closed_on_missing_or_bad_facts() {
         let no_resource = sheet().builder().build().unwrap_err();
-        assert_eq!(
-            no_resource,
-            BuildError::Missing("resource URL (MCP_AUTH_RESOURCE_URL)")
-        );
+        assert_eq!(no_resource, BuildError::Missing(Setting::RESOURCE_URL));
         let r = "https://mcp.example.com/mcp";
         let no_issuer = HostedIdp::new("T", "https://i.example.com/k", "https://i.example.com/m")
             .authorization_server("https://i.example.com")
@@ -745,15 +749,12 @@ mod tests {
             )
             .build();
         assert!(empty_alias.is_err());
-        let vendor_error = HostedProviderBuilder::<HostedIdp>::new(Err(BuildError::Missing(
-            "Test tenant (TEST_TENANT)",
-        )))
-        .build()
-        .unwrap_err();
-        assert_eq!(
-            vendor_error,
-            BuildError::Missing("Test tenant (TEST_TENANT)")
-        );
+        let tenant = Setting::new("tenant", "Test tenant");
+        let vendor_error =
+            HostedProviderBuilder::<HostedIdp>::new(Err(BuildError::Missing(tenant)))
+                .build()
+                .unwrap_err();
+        assert_eq!(vendor_error, BuildError::Missing(tenant));
     }
 
     #[test]
@@ -783,13 +784,13 @@ mod tests {
             ("resource_url", "MCP_AUTH_RESOURCE_URL"),
         ]);
         let vendor = HostedProviderBuilder::<HostedIdp>::new(Err(BuildError::invalid(
-            "Test tenant (MCP_AUTH_TEST_TENANT)",
+            Setting::new("tenant", "Test tenant"),
             "bad",
         )))
         .build_for_config(&TABLE)
         .unwrap_err();
         assert!(
-            matches!(&vendor, ConfigError::Invalid { variable, .. } if variable == "MCP_AUTH_TEST_TENANT"),
+            matches!(&vendor, ConfigError::Invalid { variable, .. } if variable == "TEST_TENANT"),
             "{vendor:?}"
         );
         let missing = sheet().builder().build_for_config(&TABLE).unwrap_err();
@@ -808,8 +809,9 @@ mod tests {
 
     #[test]
     fn base_urls_and_origins() {
+        const S: Setting = Setting::new("s", "s");
         assert_eq!(
-            base_url("http://127.0.0.1:8080/", "s").unwrap().as_str(),
+            base_url("http://127.0.0.1:8080/", S).unwrap().as_str(),
             "http://127.0.0.1:8080/"
         );
         for bad in [
@@ -819,16 +821,13 @@ mod tests {
             "https://a.example.com/#f",
             "x",
         ] {
-            assert!(base_url(bad, "s").is_err(), "{bad:?}");
+            assert!(base_url(bad, S).is_err(), "{bad:?}");
         }
+        assert_eq!(base_url("", S).unwrap_err(), BuildError::Missing(S));
         assert_eq!(
-            base_url("", "setting (VAR)").unwrap_err(),
-            BuildError::Missing("setting (VAR)")
-        );
-        assert_eq!(
-            origin("https://a.example.com//", "s").unwrap(),
+            origin("https://a.example.com//", S).unwrap(),
             "https://a.example.com"
         );
-        assert!(origin("https://a.example.com/x", "s").is_err());
+        assert!(origin("https://a.example.com/x", S).is_err());
     }
 }

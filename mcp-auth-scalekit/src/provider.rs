@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use mcp_auth_core::{
-    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, TokenVerifier,
+    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, Setting, TokenVerifier,
 };
 use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder, origin};
 
@@ -12,9 +12,9 @@ use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderB
 pub const JWKS_PATH: &str = "/keys";
 
 /// Setting name of the environment URL in build errors.
-const ENV_SETTING: &str = "Scalekit environment URL (SCALEKIT_ENVIRONMENT_URL)";
+const ENV_SETTING: Setting = Setting::new("environment_url", "Scalekit environment URL");
 /// Setting name of the resource id in build errors.
-const RESOURCE_ID_SETTING: &str = "Scalekit resource id (SCALEKIT_RESOURCE_ID)";
+const RESOURCE_ID_SETTING: Setting = Setting::new("resource_id", "Scalekit resource id");
 
 /// The URLs Scalekit uses for one MCP server registration, derived from the environment URL and
 /// the resource id (`res_…`).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use mcp_auth_core::forward::AS_METADATA_PATH;
 use mcp_auth_core::{
-    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, TokenVerifier,
+    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, Setting, TokenVerifier,
 };
 use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder, origin};
 
@@ -13,7 +13,7 @@ use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderB
 pub const JWKS_PATH: &str = "/oauth2/jwks";
 
 /// Setting name of the domain in build errors.
-const DOMAIN_SETTING: &str = "AuthKit domain (AUTHKIT_DOMAIN)";
+const DOMAIN_SETTING: Setting = Setting::new("domain", "AuthKit domain");
 
 /// The URLs of one AuthKit environment, derived from its domain.
 ///

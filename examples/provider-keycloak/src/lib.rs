@@ -55,12 +55,12 @@ use std::sync::Arc;
 use axum::Router;
 use figment::Figment;
 use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable, extract_with_core, figment};
-use mcp_auth_core::{AuthProvider, BuildError, ProtectedResource, TokenVerifier};
+use mcp_auth_core::{AuthProvider, BuildError, ProtectedResource, Setting, TokenVerifier};
 use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder, base_url};
 use serde::Deserialize;
 
-const URL_SETTING: &str = "Keycloak URL (MCP_AUTH_KEYCLOAK_URL)";
-const REALM_SETTING: &str = "Keycloak realm (MCP_AUTH_KEYCLOAK_REALM)";
+const URL_SETTING: Setting = Setting::new("keycloak_url", "Keycloak URL");
+const REALM_SETTING: Setting = Setting::new("keycloak_realm", "Keycloak realm");
 
 /// The URLs of one Keycloak realm.
 ///
