@@ -91,6 +91,7 @@ mod builder;
 mod cache;
 mod claims;
 mod config;
+mod crypto;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod hosted;
