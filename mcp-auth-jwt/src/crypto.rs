@@ -59,6 +59,12 @@ pub(crate) enum KeyMaterial {
     Public(backend::PublicKey),
 }
 
+// Keys are shared by every task verifying tokens.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<KeyMaterial>();
+};
+
 impl KeyMaterial {
     /// Whether `signature_b64` (the third segment of a JWS compact serialization) is a valid
     /// signature of `message` under this key and `alg`. Never panics; anything malformed is
