@@ -2,8 +2,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use serde_json::Value;
+
+use crate::crypto::{KeyMaterial, ec_key, ed25519_key, rsa_key, rsa_public_key_der};
 
 /// The cryptographic kind of a key (type plus curve).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +62,8 @@ pub(crate) struct Key {
     pub(crate) kind: KeyKind,
     /// The JWK's own `alg`, when it names one: the token's `alg` must equal it.
     pub(crate) alg: Option<Algorithm>,
-    pub(crate) decoding: DecodingKey,
+    /// The key as the crypto backend uses it, parsed once when the key was loaded.
+    pub(crate) material: KeyMaterial,
     /// Identity of the key material (and kid, alg): verified-token cache entries refer to it.
     pub(crate) fingerprint: [u8; 32],
 }
@@ -89,7 +92,7 @@ impl Key {
             kid,
             kind: KeyKind::Hmac,
             alg: None,
-            decoding: DecodingKey::from_secret(secret),
+            material: KeyMaterial::Hmac(DecodingKey::from_secret(secret)),
             fingerprint: *h.finalize().as_bytes(),
         }
     }
@@ -144,23 +147,12 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
     };
     let alg_name = alg.map(|a| format!("{a:?}")).unwrap_or_default();
     let kid_bytes = kid.as_deref().unwrap_or("").as_bytes();
-    let (kind, decoding, fp) = match kty {
+    let (kind, material, fp) = match kty {
         "RSA" => {
             let n = b64(obj.get("n"))?;
             let e = b64(obj.get("e"))?;
-            let significant = n.iter().skip_while(|b| **b == 0).count();
-            if significant < 256 {
-                return Err("RSA modulus shorter than 2048 bits");
-            }
-            if e.is_empty() || e.len() > 8 {
-                return Err("bad RSA exponent");
-            }
             let fp = fingerprint(&[b"RSA", &n, &e, kid_bytes, alg_name.as_bytes()]);
-            (
-                KeyKind::Rsa,
-                DecodingKey::from_rsa_raw_components(&n, &e),
-                fp,
-            )
+            (KeyKind::Rsa, rsa_key(&n, &e, alg)?, fp)
         }
         "EC" => {
             let (kind, len) = match obj.get("crv").and_then(Value::as_str) {
@@ -178,7 +170,7 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
             let fp = fingerprint(&[b"EC", &point, kid_bytes, alg_name.as_bytes()]);
-            (kind, DecodingKey::from_ec_der(&point), fp)
+            (kind, ec_key(kind, &point)?, fp)
         }
         "OKP" => {
             if obj.get("crv").and_then(Value::as_str) != Some("Ed25519") {
@@ -189,7 +181,7 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
                 return Err("Ed25519 key has the wrong length");
             }
             let fp = fingerprint(&[b"OKP", &x, kid_bytes, alg_name.as_bytes()]);
-            (KeyKind::Ed25519, DecodingKey::from_ed_der(&x), fp)
+            (KeyKind::Ed25519, ed25519_key(&x)?, fp)
         }
         "oct" => return Err("symmetric keys from a key set are never used"),
         _ => return Err("unsupported kty"),
@@ -203,7 +195,7 @@ pub(crate) fn parse_jwk(jwk: &Value) -> Result<Key, &'static str> {
         kid,
         kind,
         alg,
-        decoding,
+        material,
         fingerprint: fp,
     })
 }
@@ -256,42 +248,46 @@ pub(crate) fn parse_static(text: &str) -> Result<Vec<Key>, String> {
     }
 }
 
+/// The contents jsonwebtoken read from a PEM key: an RSAPublicKey (RFC 8017 §A.1.1), an
+/// uncompressed EC point or the raw Ed25519 key, the bit string of the SubjectPublicKeyInfo.
+fn der(key: &DecodingKey) -> &[u8] {
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => bytes,
+        DecodingKeyKind::RsaModulusExponent { .. } => &[],
+    }
+}
+
 fn parse_pem(pem: &[u8]) -> Result<Key, String> {
     if pem.windows(7).any(|w| w == b"PRIVATE") {
         return Err("a private key was given where a public key is expected".to_owned());
     }
     let fp = fingerprint(&[b"PEM", pem]);
+    let key = |kind, material| Key {
+        kid: None,
+        kind,
+        alg: None,
+        material,
+        fingerprint: fp,
+    };
     if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
-        return Ok(Key {
-            kid: None,
-            kind: KeyKind::Rsa,
-            alg: None,
-            decoding: k,
-            fingerprint: fp,
-        });
+        let (n, e) = rsa_public_key_der(der(&k))
+            .ok_or_else(|| "the RSA public key is not a DER RSAPublicKey".to_owned())?;
+        let material = rsa_key(n, e, None).map_err(str::to_owned)?;
+        return Ok(key(KeyKind::Rsa, material));
     }
     if let Ok(k) = DecodingKey::from_ec_pem(pem) {
-        let kind = match k.kind() {
-            jsonwebtoken::DecodingKeyKind::SecretOrDer(b) if b.len() == 65 => KeyKind::EcP256,
-            jsonwebtoken::DecodingKeyKind::SecretOrDer(b) if b.len() == 97 => KeyKind::EcP384,
+        let point = der(&k);
+        let kind = match point.len() {
+            65 => KeyKind::EcP256,
+            97 => KeyKind::EcP384,
             _ => return Err("unsupported EC curve".to_owned()),
         };
-        return Ok(Key {
-            kid: None,
-            kind,
-            alg: None,
-            decoding: k,
-            fingerprint: fp,
-        });
+        let material = ec_key(kind, point).map_err(str::to_owned)?;
+        return Ok(key(kind, material));
     }
     if let Ok(k) = DecodingKey::from_ed_pem(pem) {
-        return Ok(Key {
-            kid: None,
-            kind: KeyKind::Ed25519,
-            alg: None,
-            decoding: k,
-            fingerprint: fp,
-        });
+        let material = ed25519_key(der(&k)).map_err(str::to_owned)?;
+        return Ok(key(KeyKind::Ed25519, material));
     }
     Err("not an RSA, EC (P-256/P-384) or Ed25519 public key in PEM form".to_owned())
 }
@@ -315,7 +311,10 @@ mod tests {
 
     #[test]
     fn fits_checks_type_curve_and_alg() {
-        let x = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        // The Ed25519 base point (RFC 8032 §5.1): a valid key, as every backend now checks.
+        let mut point = [0x66u8; 32];
+        point[0] = 0x58;
+        let x = URL_SAFE_NO_PAD.encode(point);
         let k =
             parse_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "EdDSA"})).unwrap();
         assert!(k.fits(Algorithm::EdDSA));

@@ -76,9 +76,11 @@
 //!
 //! ## Features
 //!
-//! * `aws-lc-rs` (default) or `rust-crypto`: jsonwebtoken's crypto backend. Exactly one must be
-//!   enabled. `build()` installs the matching jsonwebtoken crypto provider, so a dependency graph
-//!   that turns on both jsonwebtoken backends does not panic.
+//! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend. Public keys (RSA, EC, Ed25519)
+//!   are parsed by it once, when they are loaded, and kept for every verification; HMAC goes
+//!   through jsonwebtoken's matching backend. Exactly one must be enabled. `build()` installs
+//!   the matching jsonwebtoken crypto provider, so a dependency graph that turns on both
+//!   jsonwebtoken backends does not panic.
 //! * `dev`: `dev::DevIssuer`, development keys that mint tokens and serve their JWKS (the module
 //!   exists only with the feature on).
 #![deny(missing_docs)]
@@ -98,6 +100,7 @@ mod builder;
 mod cache;
 mod claims;
 mod config;
+mod crypto;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod hosted;
