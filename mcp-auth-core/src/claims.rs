@@ -152,16 +152,6 @@ impl ClaimRules {
     pub fn scope_claim_names(&self) -> &[String] {
         &self.scope_claims
     }
-
-    /// A copy whose audience list is narrowed to the values also in `within` (per-issuer lists
-    /// may narrow the resource's list, never widen it).
-    pub fn narrowed_to(&self, within: &[String]) -> Self {
-        let mut out = self.clone();
-        if let Some(a) = &self.audiences {
-            out.audiences = Some(a.iter().filter(|v| within.contains(v)).cloned().collect());
-        }
-        out
-    }
 }
 
 /// Why [`map_claims`] refused: the reason (sent to the client as a fixed text) and a detail for
@@ -508,12 +498,5 @@ mod tests {
         let vouched = rules().implicit_issuer(ISS);
         let t = map_claims(without("iss").as_object().unwrap().clone(), &vouched, NOW).unwrap();
         assert_eq!(t.issuer(), Some(ISS));
-    }
-
-    #[test]
-    fn narrowing_never_widens() {
-        let r = ClaimRules::new([R, "api://todo"])
-            .narrowed_to(&["api://todo".to_owned(), "x".to_owned()]);
-        assert_eq!(r.accepted_audiences(), Some(&["api://todo".to_owned()][..]));
     }
 }
