@@ -27,9 +27,17 @@
 //! | `MCP_AUTH_INTROSPECT_CLIENT_ID` | our client id at the IdP (read as a raw string) |
 //! | `MCP_AUTH_INTROSPECT_CLIENT_SECRET` | its secret, or the bearer credential (raw string) |
 //! | `MCP_AUTH_INTROSPECT_AUTH_METHOD` | `client_secret_basic` (default), `client_secret_post`, `bearer` |
-//! | `MCP_AUTH_INTROSPECT_AUDIENCE` | accepted audiences (default: `MCP_AUTH_RESOURCE_URL`) |
-//! | `MCP_AUTH_INTROSPECT_ISSUER` | required `iss`; also the discovery base |
+//! | `MCP_AUTH_INTROSPECT_AUDIENCE` | audience aliases accepted next to `MCP_AUTH_RESOURCE_URL` |
+//! | `MCP_AUTH_INTROSPECT_ISSUER` | the issuer (required, else `MCP_AUTH_AUTHORIZATION_SERVERS`): a response's `iss`, when present, must be a configured issuer; a response without `iss` is vouched for by the endpoint; also the discovery base |
 //! | `MCP_AUTH_INTROSPECT_CACHE_TTL_SECS` | cache lifetime of an active result, default 60 (0 = off) |
+//!
+//! ## Claims
+//!
+//! An active response is mapped by core's identity model ([`mcp_auth_core::claims`]), the same
+//! rules as for JWTs: one leeway for `exp`, `nbf` and `iat`; `aud` a string or an array of
+//! strings; scopes from `scope` (string or array); `client_id`, else `azp`; a user principal when
+//! `sub` is present, a machine principal (client credentials: RFC 7662 makes `sub` optional)
+//! otherwise, and a refusal when the response names neither; duplicate members refused.
 //!
 //! ## Revocation lag
 //!
