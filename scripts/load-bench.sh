@@ -23,7 +23,9 @@
 #   fastmcp-stateless              stateless_http=True
 #   fastmcp-json                   stateless_http=True, json_response=True
 #
-# Every mode is measured twice on the same server process:
+# Modes compared with each other run next to each other, in LOAD_ROUNDS rounds (3); the figures
+# compared are the medians over the rounds (the fresh-token mode runs in the first round only).
+# In each round every mode is measured twice on a server process of its own:
 #   sequential   one keep-alive connection, each request sent when the previous answer is read
 #                (LOAD_SEQ_DURATION s): the latency one client sees, p50 and p99
 #   load         LOAD_CONNECTIONS keep-alive connections, closed loop (LOAD_DURATION s after
@@ -36,20 +38,21 @@
 # for this client's delayed ACK (the 40 ms stall of issue 20). A request that fails is reported,
 # is not counted as throughput, and makes the whole run fail (exit status 1).
 #
-# Knobs: LOAD_DURATION (s, 10), LOAD_WARMUP (s, 2), LOAD_SEQ_DURATION (s, 3),
+# Knobs: LOAD_ROUNDS (3), LOAD_DURATION (s, 10), LOAD_WARMUP (s, 2), LOAD_SEQ_DURATION (s, 3),
 # LOAD_CONNECTIONS (16), LOAD_FRESH_TOKENS (200000: RS256 tokens minted before the runs; the
 # fresh mode ends early, and says so, if they run out), LOAD_PORT (18090; the issuer uses +1),
 # LOAD_CLIENT_THREADS (1), LOAD_JWT_CACHE_BYTES (the verifier's token-cache budget of the
 # jwt-json modes; unset: the crate's default), LOAD_MODES (comma-separated mode names to run;
 # default all), LOAD_TODO_BIN (the todo binary to measure; default: this tree's, built here in
 # release, e.g. a build from before a change to compare against).
-# Every process started here is stopped on exit; the whole run is bounded by LOAD_TIMEOUT (1500 s).
+# Every process started here is stopped on exit; the whole run is bounded by LOAD_TIMEOUT (2400 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${LOAD_DURATION:-10}
 WARMUP=${LOAD_WARMUP:-2}
 SEQ_DURATION=${LOAD_SEQ_DURATION:-3}
+ROUNDS=${LOAD_ROUNDS:-3}
 CONNS=${LOAD_CONNECTIONS:-16}
 FRESH=${LOAD_FRESH_TOKENS:-200000}
 PORT=${LOAD_PORT:-18090}
@@ -60,7 +63,7 @@ MODES=${LOAD_MODES:-all}
 CACHE_FLAGS=()
 [[ -n "${LOAD_JWT_CACHE_BYTES:-}" ]] && CACHE_FLAGS=(--cache-bytes "$LOAD_JWT_CACHE_BYTES")
 FASTMCP_VERSION=$(sed -n 's/^fastmcp==//p' scripts/loadbench/requirements.txt)
-TIMEOUT=${LOAD_TIMEOUT:-1500}
+TIMEOUT=${LOAD_TIMEOUT:-2400}
 
 if [[ -z "${LOADBENCH_BOUNDED:-}" ]]; then
     # Re-run under a hard time bound (the trap below still stops every child).
@@ -153,6 +156,7 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 declare -A R
 FAILED=()
 RAN=()
+ROUND=1
 
 # One load run; sets R[$key.*] from its RESULT line. Returns 1 when it failed.
 measure() { # key log [load flags...]
@@ -167,6 +171,7 @@ measure() { # key log [load flags...]
 }
 
 # run NAME READY_PATTERN TOKENS_FILE [load flags...] -- SERVER COMMAND...
+# Measures round $ROUND of mode NAME into R[NAME@ROUND.*] (sequential: R[NAME@ROUND.seq.*]).
 run() {
     local name=$1 ready=$2 tokens=$3
     shift 3
@@ -174,72 +179,49 @@ run() {
     local flags=()
     while [[ $1 != -- ]]; do flags+=("$1"); shift; done
     shift
-    "$@" >"$OUT/$name.log" 2>"$OUT/$name.err" &
+    local key=$name@$ROUND
+    local base=$OUT/$name.$ROUND
+    "$@" >"$base.log" 2>"$base.err" &
     local pid=$!
     PIDS+=("$pid")
-    wait_for "$OUT/$name.log" "$ready" 120 "$pid" "server $name"
+    wait_for "$base.log" "$ready" 120 "$pid" "server $name"
     local i
     for ((i = 0; i < 100; i++)); do
         (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
         sleep 0.1
     done
-    RAN+=("$name")
+    [[ " ${RAN[*]} " == *" $name "* ]] || RAN+=("$name")
     local failed=0
     # Sequential requests on one keep-alive connection first (the fresh mode then continues
     # with the tokens it left).
-    measure "$name.seq" "$OUT/$name.seq.err" --tokens "$tokens" --connections 1 \
-        --duration "$SEQ_DURATION" --warmup 1 "${flags[@]}" || failed=1
-    local offset=${R[$name.seq.tokens_used]:-0}
+    local fresh=0 offset=0
+    [[ " ${flags[*]} " == *" --fresh "* ]] && fresh=1 offset=${FRESH_NEXT:-0}
+    measure "$key.seq" "$base.seq.err" --tokens "$tokens" --connections 1 \
+        --duration "$SEQ_DURATION" --warmup 1 --offset "$offset" "${flags[@]}" || failed=1
+    offset=$((offset + ${R[$key.seq.tokens_used]:-0}))
     local before cpu0 cpu1
     before=$(load_now)
     cpu0=$(cpu_ticks "$pid")
-    measure "$name" "$OUT/$name.load.err" --tokens "$tokens" --connections "$CONNS" \
+    measure "$key" "$base.load.err" --tokens "$tokens" --connections "$CONNS" \
         --duration "$DURATION" --warmup "$WARMUP" --offset "$offset" "${flags[@]}" || failed=1
+    [[ $fresh == 1 ]] && FRESH_NEXT=$((offset + ${R[$key.tokens_used]:-0}))
     cpu1=$(cpu_ticks "$pid")
-    R[$name.hwm]=$(hwm_kib "$pid")
+    R[$key.hwm]=$(hwm_kib "$pid")
     stop "$pid"
-    R[$name.cpu_us]=$(awk -v c=$((cpu1 - cpu0)) -v t="$TICK" -v n="${R[$name.all_requests]:-0}" \
+    R[$key.cpu_us]=$(awk -v c=$((cpu1 - cpu0)) -v t="$TICK" -v n="${R[$key.all_requests]:-0}" \
         'BEGIN { if (n > 0) printf "%.1f", c / t * 1e6 / n; else print "n/a" }')
     printf '  %-30s %9s req/s  p50 %6s ms  p99 %6s ms | sequential p50 %6s ms  p99 %6s ms | CPU %6s us/req  RSS %5.1f MiB  (load avg %s)\n' \
-        "$name" "${R[$name.rps]:-?}" "$(ms "${R[$name.p50_us]:-0}")" "$(ms "${R[$name.p99_us]:-0}")" \
-        "$(ms "${R[$name.seq.p50_us]:-0}")" "$(ms "${R[$name.seq.p99_us]:-0}")" "${R[$name.cpu_us]}" \
-        "$(awk -v k="${R[$name.hwm]:-0}" 'BEGIN{print k/1024}')" "$before"
+        "$name" "${R[$key.rps]:-?}" "$(ms "${R[$key.p50_us]:-0}")" "$(ms "${R[$key.p99_us]:-0}")" \
+        "$(ms "${R[$key.seq.p50_us]:-0}")" "$(ms "${R[$key.seq.p99_us]:-0}")" "${R[$key.cpu_us]}" \
+        "$(awk -v k="${R[$key.hwm]:-0}" 'BEGIN{print k/1024}')" "$before"
     if [[ $failed == 1 ]]; then
-        FAILED+=("$name")
-        echo "    FAILED: ${R[$name.seq.failed]:-?} sequential and ${R[$name.failed]:-?} load requests failed, or the run did not complete:"
-        sed 's/^/    /' "$OUT/$name.seq.err" "$OUT/$name.load.err" "$OUT/$name.err" | head -20
+        FAILED+=("$name@$ROUND")
+        echo "    FAILED: ${R[$key.seq.failed]:-?} sequential and ${R[$key.failed]:-?} load requests failed, or the run did not complete:"
+        sed 's/^/    /' "$base.seq.err" "$base.load.err" "$base.err" | head -20
     else
-        sed 's/^/    /' "$OUT/$name.seq.err" "$OUT/$name.load.err"
+        sed 's/^/    /' "$base.seq.err" "$base.load.err"
     fi
 }
-
-TODO_ENV=(env -i "PATH=$PATH" RUST_LOG=warn MCP_AUTH_PROVIDER=jwt "MCP_AUTH_RESOURCE_URL=$URL" "MCP_AUTH_JWT_JWKS_URI=$JWKS"
-    "MCP_AUTH_JWT_ISSUER=$ISSUER")
-SERVE=("$BIN" serve --bind "127.0.0.1:$PORT")
-TOKEN=$OUT/token.txt
-
-echo "== runs: sequential ${SEQ_DURATION}s, then ${DURATION}s after ${WARMUP}s warm-up on $CONNS connections (machine: $(nproc) cores)"
-run todo-sessions-cached-token "listening on" "$TOKEN" --sessions -- \
-    "${TODO_ENV[@]}" "$TODO_BIN" --bind "127.0.0.1:$PORT"
-run todo-stateless-cached-token "listening on" "$TOKEN" -- \
-    "${TODO_ENV[@]}" TODO_STATELESS=1 "$TODO_BIN" --bind "127.0.0.1:$PORT"
-run unprotected-sessions READY "$TOKEN" --sessions -- "${SERVE[@]}" --mode unprotected --sessions --sse
-run unprotected-stateless READY "$TOKEN" -- "${SERVE[@]}" --mode unprotected --sse
-run unprotected-json READY "$TOKEN" -- "${SERVE[@]}" --mode unprotected
-run trivial-json READY "$TOKEN" -- "${SERVE[@]}" --mode trivial
-run jwt-json-cached-token READY "$TOKEN" -- "${SERVE[@]}" --mode jwt --jwks-uri "$JWKS" \
-    --issuer "$ISSUER" "${CACHE_FLAGS[@]}"
-FRESH_WARMUP=$WARMUP
-WARMUP=0.5 # spend the fresh tokens on the measurement
-run jwt-json-fresh-token READY "$OUT/fresh.txt" --fresh -- "${SERVE[@]}" --mode jwt \
-    --jwks-uri "$JWKS" --issuer "$ISSUER" "${CACHE_FLAGS[@]}"
-WARMUP=$FRESH_WARMUP
-if [[ -n "$IDP_PID" ]]; then
-    run introspect-json-cached-token READY "$OUT/opaque.txt" -- "${SERVE[@]}" --mode introspect \
-        --introspect-endpoint "$IDP_INTROSPECT" --issuer "$IDP_ISSUER" \
-        --client-id "$IDP_CLIENT_ID" --client-secret "$IDP_CLIENT_SECRET"
-    stop "$IDP_PID"
-fi
 
 HAVE_FASTMCP=0
 if [[ "$FASTMCP" == 1 ]] && command -v python3 >/dev/null && wanted_prefix fastmcp; then
@@ -250,16 +232,84 @@ if [[ "$FASTMCP" == 1 ]] && command -v python3 >/dev/null && wanted_prefix fastm
         python3 -m venv "$VENV"
         "$VENV/bin/pip" install -q -r scripts/loadbench/requirements.txt
     fi
-    echo "== FastMCP $("$VENV/bin/python" -c 'import fastmcp; print(fastmcp.__version__)') (uvicorn, JWTVerifier on the same JWKS)"
-    for m in sessions stateless json; do
-        run "fastmcp-$m" READY "$TOKEN" $([[ $m == sessions ]] && echo --sessions) -- \
-            "$VENV/bin/python" scripts/loadbench/fastmcp_server.py "$PORT" "$JWKS" "$ISSUER" "$URL" "$m"
-    done
+    FASTMCP_VERSION=$("$VENV/bin/python" -c 'import fastmcp; print(fastmcp.__version__)')
+    echo "== FastMCP $FASTMCP_VERSION (uvicorn, JWTVerifier on the same JWKS) in $VENV"
     HAVE_FASTMCP=1
 else
     echo "  (FastMCP reference skipped: no python3, LOAD_FASTMCP=0, or not in LOAD_MODES)"
 fi
+
+TODO_ENV=(env -i "PATH=$PATH" RUST_LOG=warn MCP_AUTH_PROVIDER=jwt "MCP_AUTH_RESOURCE_URL=$URL"
+    "MCP_AUTH_JWT_JWKS_URI=$JWKS" "MCP_AUTH_JWT_ISSUER=$ISSUER")
+SERVE=("$BIN" serve --bind "127.0.0.1:$PORT")
+TOKEN=$OUT/token.txt
+fastmcp() { # MODE [load flags...]
+    local m=$1
+    shift
+    [[ $HAVE_FASTMCP == 1 ]] || return 0
+    run "fastmcp-$m" READY "$TOKEN" "$@" -- \
+        "$VENV/bin/python" scripts/loadbench/fastmcp_server.py "$PORT" "$JWKS" "$ISSUER" "$URL" "$m"
+}
+
+echo "== $ROUNDS rounds; each mode: sequential ${SEQ_DURATION}s, then ${DURATION}s after ${WARMUP}s warm-up on $CONNS connections (machine: $(nproc) cores)"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    echo "-- round $ROUND"
+    # Modes compared with each other run next to each other.
+    run todo-sessions-cached-token "listening on" "$TOKEN" --sessions -- \
+        "${TODO_ENV[@]}" "$TODO_BIN" --bind "127.0.0.1:$PORT"
+    run unprotected-sessions READY "$TOKEN" --sessions -- "${SERVE[@]}" --mode unprotected --sessions --sse
+    fastmcp sessions --sessions
+    run todo-stateless-cached-token "listening on" "$TOKEN" -- \
+        "${TODO_ENV[@]}" TODO_STATELESS=1 "$TODO_BIN" --bind "127.0.0.1:$PORT"
+    run unprotected-stateless READY "$TOKEN" -- "${SERVE[@]}" --mode unprotected --sse
+    fastmcp stateless
+    run jwt-json-cached-token READY "$TOKEN" -- "${SERVE[@]}" --mode jwt --jwks-uri "$JWKS" \
+        --issuer "$ISSUER" "${CACHE_FLAGS[@]}"
+    run unprotected-json READY "$TOKEN" -- "${SERVE[@]}" --mode unprotected
+    run trivial-json READY "$TOKEN" -- "${SERVE[@]}" --mode trivial
+    fastmcp json
+    if [[ -n "$IDP_PID" ]]; then
+        run introspect-json-cached-token READY "$OUT/opaque.txt" -- "${SERVE[@]}" --mode introspect \
+            --introspect-endpoint "$IDP_INTROSPECT" --issuer "$IDP_ISSUER" \
+            --client-id "$IDP_CLIENT_ID" --client-secret "$IDP_CLIENT_SECRET"
+    fi
+    if [[ $ROUND == 1 ]]; then
+        # First round only: it spends the minted tokens.
+        FULL_WARMUP=$WARMUP
+        WARMUP=0.5
+        run jwt-json-fresh-token READY "$OUT/fresh.txt" --fresh -- "${SERVE[@]}" --mode jwt \
+            --jwks-uri "$JWKS" --issuer "$ISSUER" "${CACHE_FLAGS[@]}"
+        WARMUP=$FULL_WARMUP
+    fi
+done
+[[ -n "$IDP_PID" ]] && stop "$IDP_PID"
 stop "$ISS_PID"
+
+# The median over the rounds of each figure (peak RSS: the maximum) into R[NAME.*].
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for m in "${RAN[@]}"; do
+    for f in rps p50_us p99_us cpu_us seq.p50_us seq.p99_us seq.requests hwm exhausted elapsed_s; do
+        vals=()
+        for ((k = 1; k <= ROUNDS; k++)); do
+            v=${R[$m@$k.$f]:-}
+            [[ -n "$v" && "$v" != n/a ]] && vals+=("$v")
+        done
+        [[ ${#vals[@]} -gt 0 ]] || continue
+        if [[ $f == hwm ]]; then
+            R[$m.$f]=$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)
+        else
+            R[$m.$f]=$(printf '%s\n' "${vals[@]}" | median)
+        fi
+    done
+done
+
+echo
+echo "== medians over the rounds"
+for m in "${RAN[@]}"; do
+    printf '  %-30s %9.1f req/s  p50 %6s ms  p99 %6s ms | sequential p50 %6s ms  p99 %6s ms | CPU %6s us/req\n' \
+        "$m" "${R[$m.rps]:-0}" "$(ms "${R[$m.p50_us]:-0}")" "$(ms "${R[$m.p99_us]:-0}")" \
+        "$(ms "${R[$m.seq.p50_us]:-0}")" "$(ms "${R[$m.seq.p99_us]:-0}")" "${R[$m.cpu_us]:-n/a}"
+done
 
 has() { [[ -n "${R[$1.rps]:-}" ]]; }
 # ratio A B [digits]: A / B, or n/a when either is missing.
