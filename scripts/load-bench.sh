@@ -241,7 +241,7 @@ fi
 
 TODO_ENV=(env -i "PATH=$PATH" RUST_LOG=warn MCP_AUTH_PROVIDER=jwt "MCP_AUTH_RESOURCE_URL=$URL"
     "MCP_AUTH_JWT_JWKS_URI=$JWKS" "MCP_AUTH_JWT_ISSUER=$ISSUER")
-SERVE=("$BIN" serve --bind "127.0.0.1:$PORT")
+SERVE=(env RUST_LOG=warn "$BIN" serve --bind "127.0.0.1:$PORT")
 TOKEN=$OUT/token.txt
 fastmcp() { # MODE [load flags...]
     local m=$1

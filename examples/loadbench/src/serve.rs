@@ -23,6 +23,14 @@ pub fn serve(args: &Args) -> Result<(), String> {
     let bind = args.loopback("bind")?;
     let mode = args.req("mode")?.to_owned();
     let resource = format!("http://{bind}/mcp");
+    // The log set up as the `todo` binary sets it up (RUST_LOG, default info), so the
+    // unprotected baseline differs from the binary only by its auth layers.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
