@@ -11,6 +11,8 @@
 //!   `WWW-Authenticate` challenges of RFC 6750 and RFC 9728.
 //! * [`forward::MetadataForwarder`]: serves an IdP's authorization-server metadata on our origin.
 //! * [`config`]: figment-based configuration whose errors name the variable to fix.
+//! * `serve` (feature `rmcp`): the serving helper (a listener with `TCP_NODELAY`, rmcp's service
+//!   shared, the hosts rmcp accepts for R, graceful shutdown).
 //!
 //! ## Quick start
 //!
@@ -82,6 +84,8 @@ mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp_ext;
 mod scope;
+#[cfg(feature = "rmcp")]
+pub mod serve;
 mod token;
 mod verifier;
 

@@ -1,32 +1,58 @@
-//! `serve`: the todo MCP app (stateless, JSON responses) in one of the bench modes.
+//! `serve`: the todo MCP app in one of the bench modes, built by the code the `todo` binary
+//! uses (`mcp_auth_examples::app`) and served by core's serving helper, as the binary serves it.
 
 use std::sync::Arc;
 
 use axum::Router;
-use mcp_auth_core::metadata::mcp_cors;
-use mcp_auth_core::{AccessToken, AuthProvider, RemoteAuthProvider};
-use mcp_auth_examples::app::{AppOptions, MAX_BODY_BYTES, SharedMcpService, todo_app};
-use mcp_auth_examples::todo::{READ, Store, TodoServer, WRITE};
+use mcp_auth_core::serve::{self as helper, NoDelayListener};
+use mcp_auth_core::{AccessToken, AuthProvider, RemoteAuthProvider, TokenVerifier};
+use mcp_auth_examples::app::{AppOptions, todo_app, unprotected_todo_app};
+use mcp_auth_examples::todo::{READ, WRITE};
 use mcp_auth_introspect::IntrospectionVerifier;
 use mcp_auth_jwt::JwtVerifier;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::args::{Args, loopback_url};
 
-/// `serve --mode unprotected|trivial|jwt|introspect --bind 127.0.0.1:PORT ...`: prints `READY <url>` on
-/// stdout once listening, serves until killed.
+/// `serve --mode unprotected|trivial|jwt|introspect --bind 127.0.0.1:PORT [--sessions] [--sse]
+/// ...`: prints `READY <url>` on stdout once listening, serves until SIGINT or SIGTERM.
+///
+/// Without `--sessions` and `--sse` the app is stateless with JSON answers (the tuned
+/// configuration); `--sessions` is rmcp's session mode, `--sse` answers as event streams (the
+/// `todo` binary's defaults are both).
 pub fn serve(args: &Args) -> Result<(), String> {
     let bind = args.loopback("bind")?;
     let mode = args.req("mode")?.to_owned();
     let resource = format!("http://{bind}/mcp");
+    // The log set up as the `todo` binary sets it up (RUST_LOG, default info), so the
+    // unprotected baseline differs from the binary only by its auth layers.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
+        let shutdown = helper::shutdown_on_signal();
+        let options = AppOptions {
+            session_mode: args.flag("sessions"),
+            json_response: !args.flag("sse"),
+            shutdown: shutdown.clone(),
+        };
         let app = match mode.as_str() {
-            "unprotected" => unprotected(bind, &resource)?,
+            "unprotected" => {
+                // The same app without its auth layers: the ratios measure what
+                // authentication costs.
+                let provider = provider(
+                    &resource,
+                    "http://127.0.0.1/",
+                    Arc::new(Fixed(identity(&resource))),
+                )?;
+                unprotected_todo_app(provider, &options, identity(&resource)).0
+            }
             "jwt" => {
                 let jwks = args.req("jwks-uri")?;
                 loopback_url(jwks)?;
@@ -43,15 +69,15 @@ pub fn serve(args: &Args) -> Result<(), String> {
                     builder = builder.token_cache(true, bytes);
                 }
                 let verifier = builder.build().map_err(|e| e.to_string())?;
-                protected(&resource, issuer, Arc::new(verifier))?
+                protected(provider(&resource, issuer, Arc::new(verifier))?, &options)?
             }
             "trivial" => {
                 // The whole auth stack (CORS, bearer layer, policy layer, in-tool checks) around
                 // a verifier that costs nothing: isolates the layers from the verification.
+                let verifier = Arc::new(Fixed(identity(&resource)));
                 protected(
-                    &resource,
-                    "http://127.0.0.1/",
-                    Arc::new(Fixed(identity(&resource))),
+                    provider(&resource, "http://127.0.0.1/", verifier)?,
+                    &options,
                 )?
             }
             "introspect" => {
@@ -65,25 +91,27 @@ pub fn serve(args: &Args) -> Result<(), String> {
                     .resource_url(resource.clone())
                     .build()
                     .map_err(|e| e.to_string())?;
-                protected(&resource, issuer, Arc::new(verifier))?
+                protected(provider(&resource, issuer, Arc::new(verifier))?, &options)?
             }
             other => return Err(format!("unknown --mode {other:?}")),
         };
-        let listener = tokio::net::TcpListener::bind(bind)
+        let listener = NoDelayListener::bind(bind)
             .await
             .map_err(|e| format!("bind {bind}: {e}"))?;
         println!("READY {resource}");
-        axum::serve(listener, app).await.map_err(|e| e.to_string())
+        helper::serve(listener, app, shutdown)
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
-/// The todo app behind the bearer and policy layers of a [`RemoteAuthProvider`].
-fn protected(
+/// A [`RemoteAuthProvider`] for `resource` with `verifier`, as the `todo` binary configures it.
+fn provider(
     resource: &str,
     issuer: &str,
-    verifier: Arc<dyn mcp_auth_core::TokenVerifier>,
-) -> Result<Router, String> {
-    let provider: Arc<dyn AuthProvider> = Arc::new(
+    verifier: Arc<dyn TokenVerifier>,
+) -> Result<Arc<dyn AuthProvider>, String> {
+    Ok(Arc::new(
         RemoteAuthProvider::builder(verifier)
             .resource_url(resource)
             .authorization_server(issuer)
@@ -91,50 +119,13 @@ fn protected(
             .initial_scopes([READ])
             .build()
             .map_err(|e| e.to_string())?,
-    );
-    let (app, _store) = todo_app(
-        provider,
-        &AppOptions {
-            session_mode: false,
-            json_response: true,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(app)
+    ))
 }
 
-/// The same rmcp service with no auth layers. The todo tools read the caller from the request,
-/// so a fixed identity is put where the bearer layer would put the verified token (one `Arc`
-/// clone per request: the tools then do exactly the same work as in the protected modes).
-fn unprotected(bind: std::net::SocketAddr, resource: &str) -> Result<Router, String> {
-    let store = Arc::new(Store::default());
-    let server = TodoServer::new(store);
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts([
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            bind.to_string(),
-        ])
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
-        .with_max_request_body_bytes(MAX_BODY_BYTES);
-    let service: StreamableHttpService<TodoServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-    let identity = identity(resource);
-    let inject = axum::middleware::map_request(move |mut req: axum::extract::Request| {
-        let identity = identity.clone();
-        async move {
-            req.extensions_mut().insert(identity);
-            req
-        }
-    });
-    // Routed, shared and wrapped in CORS the way `todo_app` does it: this mode is the same app
-    // without authentication, so the ratios measure what authentication costs.
-    let service = SharedMcpService::new(service);
-    Ok(Router::new()
-        .route_service("/mcp", service)
-        .layer(inject)
-        .layer(mcp_cors()))
+/// The todo app behind the bearer and policy layers of `provider`.
+fn protected(provider: Arc<dyn AuthProvider>, options: &AppOptions) -> Result<Router, String> {
+    let (app, _store) = todo_app(provider, options).map_err(|e| e.to_string())?;
+    Ok(app)
 }
 
 /// The identity of the unprotected and trivial modes.
@@ -151,7 +142,7 @@ fn identity(resource: &str) -> AccessToken {
 struct Fixed(AccessToken);
 
 #[mcp_auth_core::async_trait]
-impl mcp_auth_core::TokenVerifier for Fixed {
+impl TokenVerifier for Fixed {
     async fn verify(&self, _token: &str) -> Result<AccessToken, mcp_auth_core::VerifyError> {
         Ok(self.0.clone())
     }

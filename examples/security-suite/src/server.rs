@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
 use axum::Router;
+use mcp_auth_core::serve::{self, CancellationToken, NoDelayListener};
 use mcp_auth_core::{AuthProvider, RemoteAuthProvider, TokenVerifier};
 use mcp_auth_examples::app::{AppOptions, todo_app};
 use tokio::net::TcpListener;
@@ -54,11 +55,17 @@ pub async fn bind() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
-/// Serves `app` on `listener`.
+/// Serves `app` on `listener` the way the `todo` binary serves it (core's serving helper:
+/// `TCP_NODELAY` on every accepted socket).
 pub fn spawn(listener: TcpListener, app: Router) -> Running {
     let addr = listener.local_addr().expect("local addr");
     let handle = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = serve::serve(
+            NoDelayListener::from(listener),
+            app,
+            CancellationToken::new(),
+        )
+        .await;
     });
     Running { addr, handle }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use mcp_auth_core::serve::{self, NoDelayListener};
 use mcp_auth_core::{AuthProvider, ProtectedResource, RemoteAuthProvider, TokenVerifier};
 use mcp_auth_examples::app::{AppOptions, todo_app};
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
@@ -47,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_while(|a| a != "--bind")
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8001".into());
-    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    let listener = NoDelayListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
     if !addr.ip().is_loopback() {
         return Err("this example uses the development issuer: bind to loopback".into());
@@ -62,7 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .initial_scopes(["todo:read"])
         .build()?;
     let provider = Arc::new(WithStatus { inner: base });
-    let (app, _) = todo_app(provider, &AppOptions::default())?;
+    let shutdown = serve::shutdown_on_signal();
+    let options = AppOptions {
+        shutdown: shutdown.clone(),
+        ..AppOptions::default()
+    };
+    let (app, _) = todo_app(provider, &options)?;
     let token = dev.mint(
         TokenSpec::new("dev-user")
             .audience(&resource)
@@ -72,6 +78,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("status:        http://{addr}/status");
     println!("token (read+write, 1 h): {token}");
     println!("listening on {addr}");
-    axum::serve(listener, app).await?;
+    serve::serve(listener, app, shutdown).await?;
     Ok(())
 }

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use mcp_auth_core::config::CoreConfig;
+use mcp_auth_core::serve::{self, NoDelayListener};
 use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
 use mcp_auth_examples::app::{AppOptions, todo_app};
 use mcp_auth_jwt::JwtVerifier;
@@ -36,12 +37,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = JwtVerifier::from_env()?;
     let provider = RemoteAuthProvider::from_config(&CoreConfig::from_env()?, Arc::new(verifier))?;
     let bind = std::env::var("ENV_ONLY_BIND").unwrap_or_else(|_| "127.0.0.1:8002".into());
-    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    let listener = NoDelayListener::bind(&bind).await?;
     let pr = provider.protected_resource();
     println!("MCP endpoint:  {}", pr.resource());
     println!("metadata:      {}", pr.resource().metadata_url());
     println!("listening on {}", listener.local_addr()?);
-    let (app, _) = todo_app(Arc::new(provider), &AppOptions::default())?;
-    axum::serve(listener, app).await?;
+    let shutdown = serve::shutdown_on_signal();
+    let options = AppOptions {
+        shutdown: shutdown.clone(),
+        ..AppOptions::default()
+    };
+    let (app, _) = todo_app(Arc::new(provider), &options)?;
+    serve::serve(listener, app, shutdown).await?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use mcp_auth_core::config::{ConfigError, CoreConfig};
+use mcp_auth_core::serve::{self, NoDelayListener};
 use mcp_auth_examples::app::{AppOptions, todo_app};
 use mcp_auth_examples::providers::{self, ProviderKind};
 
@@ -43,18 +44,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             reason: "the development issuer listens on loopback only".into(),
         }));
     }
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let listener = NoDelayListener::bind(bind).await?;
     let bound = listener.local_addr()?;
     let resource = providers::resource_url(&CoreConfig::from_env()?, bound)?;
     let selected = providers::build(kind, &resource).await?;
     let session_mode = std::env::var("TODO_STATELESS")
         .map(|v| v != "1")
         .unwrap_or(true);
+    let shutdown = serve::shutdown_on_signal();
     let (app, _store) = todo_app(
         selected.provider.clone(),
         &AppOptions {
             session_mode,
             json_response: false,
+            shutdown: shutdown.clone(),
         },
     )?;
     let app = app.merge(selected.extra_routes.clone());
@@ -92,11 +95,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("development issuer in use: tokens are minted by this process");
     }
     println!("listening on {bound}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // TCP_NODELAY on every connection (SSE answers would otherwise wait up to 40 ms for the
+    // client's delayed ACK), graceful shutdown on SIGINT or SIGTERM.
+    serve::serve(listener, app, shutdown).await?;
     Ok(())
 }
 

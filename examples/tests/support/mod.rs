@@ -112,6 +112,31 @@ impl Todo {
             .unwrap_or_else(|| panic!("nothing printed for {prefix}: {:?}", self.info.keys()))
     }
 
+    /// The server's stderr (its log), once: later calls return `None`.
+    pub fn take_stderr(&mut self) -> Option<tokio::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Sends SIGTERM and waits (up to 5 s, half the serving helper's grace period) for the
+    /// server to exit; returns whether it exited with success in time.
+    pub async fn terminate(mut self) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if !sent {
+            return false;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => false,
+        }
+    }
+
     /// Stops the server.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
@@ -179,6 +204,11 @@ impl Mcp {
             req = req.header("mcp-session-id", s);
         }
         req.json(&body).send().await.unwrap()
+    }
+
+    /// The session id the server gave at `initialize` (session mode).
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     /// `initialize` + `notifications/initialized`.
