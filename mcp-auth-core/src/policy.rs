@@ -675,15 +675,11 @@ where
                     ));
                 }
             };
-            // Only session binding needs the principal (three string copies): skip it otherwise.
-            let principal = policy
-                .inner
-                .sessions
-                .as_ref()
-                .and_then(|_| token.principal().cloned());
+            // Compared by reference; copied only when a new session is bound to it.
+            let principal = token.principal();
             if let Some(id) = &session {
                 match policy.bound_principal(id) {
-                    Some(Some(owner)) if Some(&*owner) != principal.as_ref() => {
+                    Some(Some(owner)) if Some(&*owner) != principal => {
                         tracing::warn!(
                             reason = "session_principal_mismatch",
                             "request with another principal's session id refused"
@@ -756,7 +752,7 @@ where
                 if let (Operation::Initialize, true, Some(new_id), Some(principal)) =
                     (&op, ok, created, principal)
                 {
-                    sessions.insert(Arc::from(new_id), Arc::new(principal));
+                    sessions.insert(Arc::from(new_id), Arc::new(principal.clone()));
                 }
                 if let (true, true, Some(id)) = (is_delete, ok, &session) {
                     sessions.invalidate(id);
