@@ -141,9 +141,11 @@ impl<S> FromContextPart<PromptContext<'_, S>> for Auth {
 }
 
 impl McpPolicy {
-    /// Logs (warn) and returns the tools of an rmcp `ToolRouter` that have no rule.
+    /// Logs (warn) and returns the tools of an rmcp `ToolRouter` that have no rule; also logs
+    /// the methods, resources and prompts without one ([`McpPolicy::report_without_rule`]).
     pub fn report_router<S: Send + Sync + 'static>(&self, router: &ToolRouter<S>) -> Vec<String> {
         let tools = router.list_all();
+        self.report_without_rule();
         self.report_tools_without_rule(tools.iter().map(|t| t.name.as_ref()))
     }
 }

@@ -116,6 +116,11 @@ async fn app(session_mode: bool) -> App {
         .unwrap();
     let policy = McpPolicy::builder()
         .tool("export", Rule::scopes(["todo:read"]))
+        // Under default-deny the task methods need rules of their own; BoundTaskManager then
+        // decides whose task it is.
+        .method("tasks/get", Rule::authenticated())
+        .method("tasks/update", Rule::authenticated())
+        .method("tasks/cancel", Rule::authenticated())
         .default_deny(true)
         .max_body_bytes(64 * 1024)
         .build(&provider)
