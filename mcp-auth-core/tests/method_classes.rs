@@ -595,7 +595,15 @@ async fn every_list_is_filtered_in_json_and_sse() {
     let a = app(true).await;
     let none = token("");
     let reader = token("todo:read");
-    let cases: [(&str, &str, &str, Vec<&str>, Vec<&str>); 5] = [
+    // (method, result field, entry key, shown to no scope, shown to todo:read)
+    type ListCase = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<&'static str>,
+        Vec<&'static str>,
+    );
+    let cases: [ListCase; 5] = [
         (
             "tools/list",
             "tools",
