@@ -336,8 +336,9 @@ impl Shared {
             Err(VerifyError::Unavailable { retry_after }) => {
                 bump(&self.metrics.unavailable);
                 tracing::warn!("identity provider unavailable: answering 503");
+                // A custom verifier's hint is capped like an IdP's (`http::MAX_RETRY_AFTER`).
                 let secs = retry_after
-                    .map(|d| d.as_secs().max(1))
+                    .map(|d| d.as_secs().clamp(1, crate::http::MAX_RETRY_AFTER.as_secs()))
                     .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
                 return Err(challenge::unavailable(secs));
             }
