@@ -120,6 +120,14 @@ impl KeyStore {
             .is_some_and(|s| s.keys.iter().any(|k| &k.fingerprint == fp))
     }
 
+    /// Whether the current set holds the key with fingerprint `fp` and is still within its stale
+    /// bound (what a token-cache hit needs: past the bound nothing verifies).
+    pub(crate) fn holds_usable(&self, fp: &[u8; 32]) -> bool {
+        self.snapshot().is_some_and(|s| {
+            Instant::now() < s.usable_until && s.keys.iter().any(|k| &k.fingerprint == fp)
+        })
+    }
+
     pub(crate) fn key_count(&self) -> usize {
         self.snapshot().map_or(0, |s| s.keys.len())
     }

@@ -198,6 +198,34 @@ async fn after_a_key_set_is_held_refetches_wait_the_cooldown() {
     .await;
 }
 
+/// A cached token stops verifying when its key set passes the stale bound, like an uncached one.
+#[tokio::test]
+async fn token_cache_hits_stop_past_the_stale_bound() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        let v = builder(&stub)
+            .prefetch(false)
+            .jwks_default_ttl(Duration::ZERO)
+            .jwks_ttl_bounds(Duration::ZERO, Duration::ZERO)
+            .jwks_max_stale(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::RS256);
+        v.verify(&t).await.unwrap();
+        v.verify(&t).await.unwrap();
+        assert!(
+            v.metrics().token_cache_hits >= 1,
+            "the second call is a cache hit"
+        );
+        stub.set_mode(Mode::Down);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let err = v.verify(&t).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+    })
+    .await;
+}
+
 /// Huge timing settings saturate instead of overflowing `Instant` arithmetic.
 #[tokio::test]
 async fn huge_jwks_timings_do_not_panic() {
