@@ -65,6 +65,10 @@ const POLICY: Setting = Setting::new("policy", "policy");
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The MCP session header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// How long an unused session binding is kept by default: twice rmcp's default session
+/// keep-alive (`SessionConfig::DEFAULT_KEEP_ALIVE`, 5 min), after which rmcp has closed an idle
+/// session anyway.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(10 * 60);
 
 type Predicate = Arc<dyn Fn(&AccessToken) -> bool + Send + Sync>;
 
@@ -625,7 +629,12 @@ impl McpPolicyBuilder {
     }
 
     /// How many session bindings are kept (default 100,000) and for how long unused (default
-    /// 8 h). A session whose binding was dropped must be re-initialized.
+    /// [`DEFAULT_SESSION_IDLE`]; keep it at least the `keep_alive` of rmcp's `SessionConfig`).
+    /// A binding also goes when rmcp answers that it no longer knows the session, or when the
+    /// session is deleted. When the capacity is reached the least recently used binding goes,
+    /// so a new session is always bound (one principal opening sessions in a loop cannot get
+    /// everybody else's new sessions refused). A session whose binding was dropped must be
+    /// re-initialized.
     pub fn session_limits(mut self, capacity: u64, idle: Duration) -> Self {
         self.session_capacity = Some(capacity);
         self.session_idle = Some(idle);
@@ -708,7 +717,10 @@ impl McpPolicyBuilder {
         let sessions = self.session_binding.unwrap_or(true).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(self.session_capacity.unwrap_or(100_000))
-                .time_to_idle(self.session_idle.unwrap_or(Duration::from_secs(8 * 3600)))
+                .time_to_idle(self.session_idle.unwrap_or(DEFAULT_SESSION_IDLE))
+                // moka's default (TinyLFU) may refuse to admit a new entry in favour of often-
+                // used ones: a new user's session would then be refused as unknown.
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build()
         });
         Ok(McpPolicy {
@@ -1147,6 +1159,11 @@ where
                     sessions.insert(Arc::from(new_id), Arc::new(principal));
                 }
                 if let (true, true, Some(id)) = (is_delete, ok, &session) {
+                    sessions.invalidate(id);
+                }
+                // rmcp no longer knows the session (closed after its keep-alive, or shut down):
+                // the binding goes with it.
+                if let (StatusCode::NOT_FOUND, Some(id)) = (resp.status(), &session) {
                     sessions.invalidate(id);
                 }
             }

@@ -719,3 +719,158 @@ async fn the_bearer_layer_answers_preflights_itself() {
     assert_eq!(reached.load(Ordering::SeqCst), 0);
     srv.stop().await;
 }
+
+/// A stub issuing a new session id per `initialize` and answering everything else; with
+/// `x-forget` it answers as rmcp does for a session it no longer knows (404). Counts calls.
+fn session_stub(calls: Arc<AtomicUsize>) -> Router {
+    let next = Arc::new(AtomicUsize::new(0));
+    Router::new().route(
+        "/mcp",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let next = next.clone();
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if headers.contains_key("x-forget") {
+                    let mut resp = axum::response::Response::new(axum::body::Body::from(
+                        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}"#,
+                    ));
+                    *resp.status_mut() = StatusCode::NOT_FOUND;
+                    return resp;
+                }
+                let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let mut resp = axum::response::Response::new(axum::body::Body::from(
+                    json!({"jsonrpc":"2.0","id":msg["id"],"result":{}}).to_string(),
+                ));
+                if msg["method"] == "initialize" {
+                    let id = format!("session-{}", next.fetch_add(1, Ordering::SeqCst));
+                    resp.headers_mut()
+                        .insert("mcp-session-id", id.parse().unwrap());
+                }
+                resp
+            }
+        }),
+    )
+}
+
+/// One principal opening and using many sessions cannot get another principal's new session
+/// refused: at capacity the least recently used binding goes, a new one is always admitted.
+#[tokio::test]
+async fn a_new_session_is_always_bound_even_when_the_bindings_are_full() {
+    let provider = provider();
+    let policy = McpPolicy::builder()
+        .tool("whoami", Rule::authenticated())
+        .session_limits(4, std::time::Duration::from_secs(3600))
+        .build(&provider)
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let srv = Server::start(
+        session_stub(calls)
+            .layer(policy.layer())
+            .layer(provider.layer()),
+    )
+    .await;
+    let url = srv.url("/mcp");
+    let init = rpc(
+        "initialize",
+        json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}),
+    );
+    let call = rpc("tools/call", json!({"name": "whoami"}));
+    let alice = token_of("alice");
+    let bob = token_of("bob");
+    let open = |bearer: String| {
+        let (url, init) = (url.clone(), init.clone());
+        async move {
+            let resp = post_body(&url, &bearer, None, init).await;
+            assert_eq!(resp.status(), 200);
+            resp.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    // Alice's sessions, each used often (what moka's default admission policy favours).
+    let mut hers = Vec::new();
+    for _ in 0..8 {
+        let sid = open(alice.clone()).await;
+        for _ in 0..10 {
+            let resp = post_body(&url, &alice, Some(&sid), call.clone()).await;
+            assert_eq!(resp.status(), 200);
+        }
+        hers.push(sid);
+    }
+    for round in 0..5 {
+        let sid = open(bob.clone()).await;
+        for i in 0..40 {
+            let resp = post_body(&url, &bob, Some(&sid), call.clone()).await;
+            assert_eq!(
+                resp.status(),
+                200,
+                "bob's new session refused (round {round}, call {i})"
+            );
+        }
+    }
+    srv.stop().await;
+}
+
+fn token_of(subject: &str) -> String {
+    mint_claims(json!({
+        "sub": subject, "client_id": "client-1", "iss": "https://idp.example.com",
+        "aud": R, "scope": "todo:read", "exp": now() + 3600,
+    }))
+}
+
+/// When rmcp answers that it no longer knows a session (closed after its keep-alive), the
+/// binding goes too: bindings live as long as rmcp keeps the session.
+#[tokio::test]
+async fn a_binding_goes_when_rmcp_forgets_the_session() {
+    let provider = provider();
+    let policy = McpPolicy::builder()
+        .tool("whoami", Rule::authenticated())
+        .build(&provider)
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let srv = Server::start(
+        session_stub(calls.clone())
+            .layer(policy.layer())
+            .layer(provider.layer()),
+    )
+    .await;
+    let url = srv.url("/mcp");
+    let alice = token_of("alice");
+    let init = rpc(
+        "initialize",
+        json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}),
+    );
+    let resp = post_body(&url, &alice, None, init).await;
+    let sid = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let call = rpc("tools/call", json!({"name": "whoami"}));
+    assert_eq!(
+        post_body(&url, &alice, Some(&sid), call.clone())
+            .await
+            .status(),
+        200
+    );
+    let gone = common::post_as(
+        "2025-06-18",
+        &url,
+        &alice,
+        Some(&sid),
+        &[("x-forget", "1".into())],
+        call.clone(),
+    )
+    .await;
+    assert_eq!(gone.status(), 404);
+    let before = calls.load(Ordering::SeqCst);
+    let again = post_body(&url, &alice, Some(&sid), call).await;
+    assert_eq!(again.status(), 404);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "the binding outlived rmcp's session"
+    );
+    srv.stop().await;
+}
