@@ -238,8 +238,9 @@ pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Byte
 }
 
 /// The longest `Retry-After` taken from an IdP (and passed on to clients): a hint of hours or
-/// years from a confused or hostile IdP must not keep clients away that long.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// years from a confused or hostile IdP must not keep clients away that long. The same cap for
+/// JWKS, discovery and introspection answers, and for a custom verifier's hint.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// `Retry-After` in delta-seconds form (HTTP dates are ignored), capped at
 /// [`MAX_RETRY_AFTER`].

@@ -239,7 +239,7 @@ async fn idp_unavailable_is_503_with_retry_after_never_401() {
         ("idp-down", "7"),
         ("idp-down-no-hint", "5"),
         // A verifier's hint is capped like an IdP's `Retry-After`.
-        ("idp-down-for-ever", "120"),
+        ("idp-down-for-ever", "300"),
     ] {
         let resp = c
             .post(srv.url("/mcp"))
