@@ -1375,6 +1375,94 @@ mod tests {
     }
 
     #[test]
+    fn parses_every_method_class() {
+        let op = |b: &str| parse_operation(b.as_bytes());
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"a://b"}}"#
+            ),
+            Ok(Operation::Resources {
+                method: "resources/subscribe".into(),
+                uris: vec!["a://b".into()]
+            })
+        );
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["a://1","a://2"]}}}"#
+            ),
+            Ok(Operation::Resources {
+                method: "subscriptions/listen".into(),
+                uris: vec!["a://1".into(), "a://2".into()]
+            })
+        );
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}}"#
+            ),
+            Ok(Operation::CompletePrompt("p".into()))
+        );
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"a://{x}"}}}"#
+            ),
+            Ok(Operation::CompleteResource("a://{x}".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}"#),
+            Ok(Operation::List(ListKind::ResourceTemplates))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"info"}}"#),
+            Ok(Operation::Housekeeping("logging/setLevel".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"admin/reset"}"#),
+            Ok(Operation::Method("admin/reset".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            Ok(Operation::Response)
+        );
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":["a"]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[1]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+        ] {
+            assert_eq!(op(bad), Err(ParseError::Invalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shadowed_patterns() {
+        assert!(shadows("todo://*", "todo://tenant/*"));
+        assert!(shadows("todo://*", "todo://a"));
+        assert!(shadows("a*c", "a*b*c"));
+        assert!(shadows("x", "x"));
+        assert!(!shadows("todo://tenant/*", "todo://*"));
+        assert!(!shadows("a*", "*b"));
+        assert!(!shadows("todo://a", "todo://*"));
+    }
+
+    #[test]
+    fn sse_events_are_written_back_line_by_line() {
+        let mut out = Vec::new();
+        let event = sse_stream::Sse {
+            event: Some("message".into()),
+            data: Some("{\n\"a\": 1\n}".into()),
+            id: Some("7".into()),
+            retry: Some(3000),
+        };
+        encode_sse(&event, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event: message\nid: 7\nretry: 3000\ndata: {\ndata: \"a\": 1\ndata: }\n\n"
+        );
+    }
+
+    #[test]
     fn wildcards() {
         assert!(wildcard_match("todo://*", "todo://a/b"));
         assert!(wildcard_match("todo://*/items", "todo://x/items"));
