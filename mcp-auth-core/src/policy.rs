@@ -190,7 +190,8 @@ struct CompiledRule {
 ///
 /// - **discovery and housekeeping**, open to any valid token: `initialize`
 ///   ([`Operation::Initialize`]), the lists ([`Operation::List`]), `ping`, `server/discover`,
-///   `logging/setLevel` and every notification ([`Operation::Housekeeping`]);
+///   `logging/setLevel` and every notification, that is a `notifications/…` message without an
+///   `id` ([`Operation::Housekeeping`]);
 /// - **methods on named targets**, decided by the rules of every target they name:
 ///   `tools/call` ([`Operation::ToolCall`]), `prompts/get` ([`Operation::PromptGet`]),
 ///   `resources/read` ([`Operation::ResourceRead`]), the other methods taking resource URIs
@@ -350,6 +351,8 @@ pub enum ParseError {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
@@ -449,6 +452,9 @@ pub fn parse_operation(body: &[u8]) -> Result<Operation, ParseError> {
             }
         }
         "initialize" => Operation::Initialize,
+        // A "notification" carrying an id is a request (JSON-RPC 2.0 §4.1): a server could
+        // answer it, so it is not open to every token.
+        m if m.starts_with("notifications/") && env.id.is_some() => Operation::Method(m.to_owned()),
         m => match ListKind::ALL.iter().find(|k| k.method() == m) {
             Some(kind) => Operation::List(*kind),
             None if method_class(m) == MethodClass::Open => Operation::Housekeeping(m.to_owned()),
@@ -1418,6 +1424,15 @@ mod tests {
         assert_eq!(
             op(r#"{"jsonrpc":"2.0","id":1,"method":"admin/reset"}"#),
             Ok(Operation::Method("admin/reset".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"notifications/x"}"#),
+            Ok(Operation::Method("notifications/x".into())),
+            "a notification with an id is a request"
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
+            Ok(Operation::Housekeeping("notifications/x".into()))
         );
         assert_eq!(
             op(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),

@@ -463,6 +463,15 @@ async fn default_deny_covers_every_method_class() {
     ] {
         expect(&a, &writer, method, rpc(method, json!({})), denied()).await;
     }
+    // A notification method sent with an id is a request: no longer open.
+    expect(
+        &a,
+        &writer,
+        "notification with an id",
+        rpc("notifications/initialized", json!({})),
+        denied(),
+    )
+    .await;
     a.srv.stop().await;
 }
 

@@ -639,6 +639,7 @@ fn common_cases(ctx: &Ctx) -> Vec<Case> {
         rw_body("class: unknown method admin/reset", br#"{"jsonrpc":"2.0","id":2,"method":"admin/reset","params":{}}"#, forbid_unknown.clone()),
         rw_body("class: unknown method without params", br#"{"jsonrpc":"2.0","id":2,"method":"admin/reset"}"#, forbid_unknown.clone()),
         rw_body("class: escaped unknown method", br#"{"jsonrpc":"2.0","id":2,"method":"\u0061dmin\/reset","params":{}}"#, forbid_unknown.clone()),
+        rw_body("class: notification method sent with an id", br#"{"jsonrpc":"2.0","id":2,"method":"notifications/reset","params":{}}"#, forbid_unknown.clone()),
         rw_body("class: method differing in case", br#"{"jsonrpc":"2.0","id":2,"method":"Tools/call","params":{"name":"list_todos"}}"#, forbid_unknown.clone()),
         rw_body("class: method with trailing space", br#"{"jsonrpc":"2.0","id":2,"method":"tools/call ","params":{"name":"list_todos"}}"#, forbid_unknown.clone()),
         rw_body("class: tasks/get without a rule", br#"{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId":"t"}}"#, forbid_unknown.clone()),
