@@ -75,9 +75,10 @@ const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client cr
 /// Garbage from a 200 maps to "unavailable" rather than "internal" because what usually sends it
 /// is a proxy or a half-deployed IdP, which a retry outlives; it never blames the token.
 ///
-/// Results are cached per token: active results for `min(cache_ttl, exp - now)`, rejections only
-/// when a negative TTL is set (never "not yet valid"), errors never. Concurrent misses for one
-/// token share one call; distinct misses are bounded by a semaphore. Cheap to clone (shared
+/// Results are cached per token: active results for `min(cache_ttl, exp - now)`, the IdP's
+/// `active: false` only when a negative TTL is set (never a refusal decided locally on an active
+/// answer), errors never. Concurrent misses for one token share one call; distinct misses are
+/// bounded by a semaphore, with a reserve for tokens seen active before. Cheap to clone (shared
 /// state); the cache belongs to this verifier (and its clones) only.
 ///
 /// The cache key is the 256-bit BLAKE3 digest of the token, so the cache never holds a token and
@@ -375,8 +376,11 @@ impl IntrospectionVerifierBuilder {
         self
     }
 
-    /// Caches rejections (inactive, wrong audience, ...) for `ttl` (default: not cached). Keep it
-    /// short; it spares the IdP repeated calls for the same bad token.
+    /// Caches the IdP's `active: false` answers for `ttl` (default: not cached). Keep it short;
+    /// it spares the IdP repeated calls for the same bad token. Refusals decided here on an
+    /// active answer (wrong audience, …) and errors are never cached. Random bearer strings are
+    /// each new, so this does not help against a flood of them: the reserve of
+    /// [`IntrospectionVerifierBuilder::reserved_introspections_for_known_tokens`] does.
     pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = (!ttl.is_zero()).then_some(ttl);
         self
@@ -677,9 +681,10 @@ impl Inner {
                     weight: u32::try_from(body_len.saturating_mul(2) + 128).unwrap_or(u32::MAX),
                 })
             }
-            // `nbf` in the future may become valid: never cache that.
-            Mapped::Rejected(r @ InvalidToken::NotYetValid) => Err(r.into()),
-            Mapped::Rejected(r) => match self.negative_ttl {
+            // Only the IdP's own "not active" is cached negatively: a refusal decided here (an
+            // active token with the wrong audience, not yet valid, …) is decided again on the
+            // next answer, and errors are never cached.
+            Mapped::Rejected(r @ InvalidToken::Inactive) => match self.negative_ttl {
                 Some(ttl) => Ok(Entry {
                     outcome: Outcome::Rejected(r),
                     ttl,
@@ -687,6 +692,7 @@ impl Inner {
                 }),
                 None => Err(r.into()),
             },
+            Mapped::Rejected(r) => Err(r.into()),
         }
     }
 

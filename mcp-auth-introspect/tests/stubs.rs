@@ -490,6 +490,27 @@ async fn negative_cache_is_off_by_default_and_short_when_on() {
     assert_eq!(stub.calls(), 2);
 }
 
+/// Negative entries hold the IdP's `active: false` only: a refusal decided locally on an active
+/// answer (here the audience) is not cached, so the next answer decides again.
+#[tokio::test]
+async fn only_inactive_answers_are_cached_negatively() {
+    let mut other_audience = active();
+    other_audience["aud"] = json!("https://other.example/mcp");
+    let stub = Stub::json(other_audience).await;
+    let v = builder(&stub)
+        .negative_cache_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let err = verify(&v, "t").await.unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Invalid(InvalidToken::Audience)),
+            "{err:?}"
+        );
+    }
+    assert_eq!(stub.calls(), 3);
+}
+
 #[tokio::test]
 async fn errors_are_not_cached() {
     let active_text = active().to_string();
