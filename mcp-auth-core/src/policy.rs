@@ -65,6 +65,8 @@ const POLICY: Setting = Setting::new("policy", "policy");
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The MCP session header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// The longest idle time a session binding gets (longer settings are capped to it).
+const MAX_SESSION_IDLE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long an unused session binding is kept by default: twice rmcp's default session
 /// keep-alive (`SessionConfig::DEFAULT_KEEP_ALIVE`, 5 min), after which rmcp has closed an idle
 /// session anyway.
@@ -723,7 +725,13 @@ impl McpPolicyBuilder {
         let sessions = self.session_binding.unwrap_or(true).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(self.session_capacity.unwrap_or(100_000))
-                .time_to_idle(self.session_idle.unwrap_or(DEFAULT_SESSION_IDLE))
+                // moka refuses (panics on) an idle time over 1000 years: a longer one means
+                // "never idle out", which a century already is.
+                .time_to_idle(
+                    self.session_idle
+                        .unwrap_or(DEFAULT_SESSION_IDLE)
+                        .min(MAX_SESSION_IDLE),
+                )
                 // moka's default (TinyLFU) may refuse to admit a new entry in favour of often-
                 // used ones: a new user's session would then be refused as unknown.
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
@@ -1448,6 +1456,26 @@ mod tests {
         ] {
             assert_eq!(op(bad), Err(ParseError::Invalid), "{bad}");
         }
+    }
+
+    #[test]
+    fn huge_session_limits_do_not_panic() {
+        struct V;
+        #[async_trait::async_trait]
+        impl crate::TokenVerifier for V {
+            async fn verify(&self, _: &str) -> Result<AccessToken, crate::VerifyError> {
+                Err(crate::InvalidToken::Malformed.into())
+            }
+        }
+        let provider = crate::RemoteAuthProvider::builder(Arc::new(V))
+            .resource_url("http://127.0.0.1:8000/mcp")
+            .authorization_server("https://idp.example.com")
+            .build()
+            .unwrap();
+        let policy = McpPolicy::builder()
+            .session_limits(u64::MAX, Duration::MAX)
+            .build(&provider);
+        assert!(policy.is_ok());
     }
 
     #[test]
