@@ -1,5 +1,6 @@
-//! MCP-aware authorization: which scopes (and claims) each tool, resource and prompt needs,
-//! decided on the parsed JSON-RPC body before the MCP server runs, plus session binding.
+//! MCP-aware authorization: which scopes (and claims) each tool, resource, prompt and method
+//! needs, decided on the parsed JSON-RPC body before the MCP server runs (see [`Operation`] for
+//! the three classes of methods), list answers filtered per caller, plus session binding.
 //!
 //! Stack [`McpPolicyLayer`] *inside* the bearer layer (authentication first, then the body is
 //! read):
@@ -24,9 +25,11 @@
 //!     .build()?;
 //! let policy = McpPolicy::builder()
 //!     .tool("list_todos", Rule::scopes(["todo:read"]))
-//!     .tool("add_todo", Rule::scopes(["todo:write"]))
+//!     // Listed to read-only callers too, so that calling it meets the step-up challenge.
+//!     .tool("add_todo", Rule::scopes(["todo:write"]).listed_when_refused())
 //!     .tool("whoami", Rule::authenticated())
 //!     .resource("todo://tenant/acme/*", Rule::scopes(["todo:read"]).require_claim("org", "acme"))
+//!     .method("tasks/get", Rule::authenticated())
 //!     .default_deny(true)
 //!     .filter_lists(true)
 //!     .build(&provider)?;
