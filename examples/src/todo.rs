@@ -151,18 +151,21 @@ impl ServerHandler for TodoServer {
 }
 
 /// The per-tool policy: reads need `todo:read`, changes `todo:write`, `whoami` any valid token;
-/// anything else is refused (default-deny), and `tools/list` shows only what the caller may call.
+/// every other tool, prompt, resource and method is refused (default-deny). Lists are filtered
+/// per caller, but the write tools stay listed to read-only callers: a client that looks them up
+/// in `tools/list` before calling them then meets the 403 step-up challenge naming `todo:write`
+/// instead of "tool not found".
 pub fn policy<P: AuthProvider + ?Sized>(
     provider: &P,
     max_body: usize,
 ) -> Result<McpPolicy, BuildError> {
     McpPolicy::builder()
         .tool("list_todos", Rule::scopes([READ]))
-        .tool("add_todo", Rule::scopes([WRITE]))
-        .tool("complete_todo", Rule::scopes([WRITE]))
+        .tool("add_todo", Rule::scopes([WRITE]).listed_when_refused())
+        .tool("complete_todo", Rule::scopes([WRITE]).listed_when_refused())
         .tool("whoami", Rule::authenticated())
         .default_deny(true)
-        .filter_tools_list(true)
+        .filter_lists(true)
         .max_body_bytes(max_body)
         .build(provider)
 }

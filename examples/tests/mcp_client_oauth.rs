@@ -109,8 +109,8 @@ async fn an_mcp_client_discovers_registers_logs_in_and_steps_up() {
     names.sort();
     assert_eq!(
         names,
-        vec!["list_todos", "whoami"],
-        "filtered to what todo:read may call"
+        vec!["add_todo", "complete_todo", "list_todos", "whoami"],
+        "the write tools stay listed to a reader, so a call reaches the step-up challenge"
     );
     let listed = client
         .call_tool(call("list_todos", serde_json::json!({})))

@@ -88,7 +88,8 @@ async fn dev_mode_serves_the_todo_tools_with_per_tool_scopes() {
         serde_json::json!(["todo:read", "todo:write"])
     );
 
-    // tools/list shows the read-only caller only what it may call.
+    // tools/list shows the read-only caller what it may call plus the write tools (listed to
+    // every caller, so a client that reads the list first can reach the step-up challenge).
     let listed = body_message(
         reader
             .send(serde_json::json!({"jsonrpc":"2.0","id":9,"method":"tools/list","params":{}}))
@@ -102,7 +103,10 @@ async fn dev_mode_serves_the_todo_tools_with_per_tool_scopes() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["list_todos", "whoami"]);
+    assert_eq!(
+        names,
+        vec!["add_todo", "complete_todo", "list_todos", "whoami"]
+    );
     todo.stop().await;
 }
 

@@ -29,8 +29,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(method, Some("resources/read"));
             assert_eq!(param("uri"), Some(uri.as_str()));
         }
-        Operation::ToolsList => assert_eq!(method, Some("tools/list")),
+        Operation::Resources { method: m, uris } => {
+            assert_eq!(method, Some(m.as_str()));
+            if m != "subscriptions/listen" {
+                assert_eq!(param("uri"), uris.first().map(String::as_str));
+            }
+        }
+        Operation::List(kind) => assert_eq!(method, Some(kind.method())),
         Operation::Initialize => assert_eq!(method, Some("initialize")),
+        Operation::Method(m) | Operation::Housekeeping(m) => assert_eq!(method, Some(m.as_str())),
+        Operation::Response => assert_eq!(method, None),
         _ => {}
     }
 });

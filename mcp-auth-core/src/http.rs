@@ -237,16 +237,25 @@ pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Byte
     Ok(buf.freeze())
 }
 
-/// `Retry-After` in delta-seconds form (HTTP dates are ignored).
+/// The longest `Retry-After` taken from an IdP (and passed on to clients): a hint of hours or
+/// years from a confused or hostile IdP must not keep clients away that long. The same cap for
+/// JWKS, discovery and introspection answers, and for a custom verifier's hint.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// `Retry-After` in delta-seconds form (HTTP dates are ignored), capped at
+/// [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    headers
+    let text = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Too many digits for u64 is still "very long": the cap, not a missing hint.
+    let secs = text.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
 /// `max-age` from `Cache-Control`; `no-store` and `no-cache` count as zero.
@@ -291,6 +300,23 @@ mod tests {
         assert_eq!(cache_max_age(&h), Some(Duration::ZERO));
         h.insert(http::header::CACHE_CONTROL, "public".parse().unwrap());
         assert_eq!(cache_max_age(&h), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped_and_never_overflows() {
+        let hint = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::RETRY_AFTER, v.parse().unwrap());
+            retry_after(&h)
+        };
+        assert_eq!(hint("7"), Some(Duration::from_secs(7)));
+        assert_eq!(hint(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(hint("86400"), Some(MAX_RETRY_AFTER));
+        assert_eq!(hint("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(hint("99999999999999999999999999"), Some(MAX_RETRY_AFTER));
+        for bad in ["", "-1", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT", "+3"] {
+            assert_eq!(hint(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -25,8 +25,12 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 /// twice, 503 with `Retry-After` when the IdP is unavailable. On success the [`AccessToken`]
 /// (bound to the resource) is in the request extensions.
 ///
-/// Works on any axum `Router` or tower service; CORS preflights (`OPTIONS` with
-/// `Access-Control-Request-Method`) pass without authentication. Get one from
+/// Works on any axum `Router` or tower service. A CORS preflight (`OPTIONS` with
+/// `Access-Control-Request-Method`, which browsers send without credentials) is answered by the
+/// layer itself with an empty `204 No Content` and no CORS headers of its own: nothing behind
+/// the layer runs without a token, not even an `.options()` or `any()` route. Put the CORS layer
+/// (for instance [`crate::metadata::mcp_cors`]) *outermost*, where it answers preflights first
+/// with the headers browsers need. Get one from
 /// [`crate::AuthProvider::layer`], or build it from a verifier and a [`ProtectedResource`].
 ///
 /// ```
@@ -332,8 +336,9 @@ impl Shared {
             Err(VerifyError::Unavailable { retry_after }) => {
                 bump(&self.metrics.unavailable);
                 tracing::warn!("identity provider unavailable: answering 503");
+                // A custom verifier's hint is capped like an IdP's (`http::MAX_RETRY_AFTER`).
                 let secs = retry_after
-                    .map(|d| d.as_secs().max(1))
+                    .map(|d| d.as_secs().clamp(1, crate::http::MAX_RETRY_AFTER.as_secs()))
                     .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
                 return Err(challenge::unavailable(secs));
             }
@@ -391,7 +396,14 @@ impl Shared {
     }
 }
 
-fn is_preflight<B>(req: &Request<B>) -> bool {
+/// The layer's own answer to a CORS preflight: `204 No Content`, empty, no CORS headers.
+pub(crate) fn preflight_response() -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = http::StatusCode::NO_CONTENT;
+    resp
+}
+
+pub(crate) fn is_preflight<B>(req: &Request<B>) -> bool {
     req.method() == Method::OPTIONS
         && req
             .headers()
@@ -419,13 +431,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            if !is_preflight(&req) {
-                match shared.authenticate(req.headers(), req.uri()).await {
-                    Ok(token) => {
-                        req.extensions_mut().insert(token);
-                    }
-                    Err(resp) => return Ok(resp),
+            if is_preflight(&req) {
+                // Never call the inner service without a token (fail closed): a CORS layer
+                // outside this one has already answered a real preflight.
+                return Ok(preflight_response());
+            }
+            match shared.authenticate(req.headers(), req.uri()).await {
+                Ok(token) => {
+                    req.extensions_mut().insert(token);
                 }
+                Err(resp) => return Ok(resp),
             }
             inner.call(req).await.map(|resp| resp.map(Body::new))
         })

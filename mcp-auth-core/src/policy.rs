@@ -1,5 +1,6 @@
-//! MCP-aware authorization: which scopes (and claims) each tool, resource and prompt needs,
-//! decided on the parsed JSON-RPC body before the MCP server runs, plus session binding.
+//! MCP-aware authorization: which scopes (and claims) each tool, resource, prompt and method
+//! needs, decided on the parsed JSON-RPC body before the MCP server runs (see [`Operation`] for
+//! the three classes of methods), list answers filtered per caller, plus session binding.
 //!
 //! Stack [`McpPolicyLayer`] *inside* the bearer layer (authentication first, then the body is
 //! read):
@@ -24,11 +25,13 @@
 //!     .build()?;
 //! let policy = McpPolicy::builder()
 //!     .tool("list_todos", Rule::scopes(["todo:read"]))
-//!     .tool("add_todo", Rule::scopes(["todo:write"]))
+//!     // Listed to read-only callers too, so that calling it meets the step-up challenge.
+//!     .tool("add_todo", Rule::scopes(["todo:write"]).listed_when_refused())
 //!     .tool("whoami", Rule::authenticated())
 //!     .resource("todo://tenant/acme/*", Rule::scopes(["todo:read"]).require_claim("org", "acme"))
+//!     .method("tasks/get", Rule::authenticated())
 //!     .default_deny(true)
-//!     .filter_tools_list(true)
+//!     .filter_lists(true)
 //!     .build(&provider)?;
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|| async { "rmcp goes here" }))
@@ -65,6 +68,12 @@ const POLICY: Setting = Setting::new("policy", "policy");
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The MCP session header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// The longest idle time a session binding gets (longer settings are capped to it).
+const MAX_SESSION_IDLE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// How long an unused session binding is kept by default: twice rmcp's default session
+/// keep-alive (`SessionConfig::DEFAULT_KEEP_ALIVE`, 5 min), after which rmcp has closed an idle
+/// session anyway.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(10 * 60);
 
 type Predicate = Arc<dyn Fn(&AccessToken) -> bool + Send + Sync>;
 
@@ -82,6 +91,7 @@ type Predicate = Arc<dyn Fn(&AccessToken) -> bool + Send + Sync>;
 pub struct Rule {
     scopes: Vec<String>,
     predicates: Vec<Predicate>,
+    listed: bool,
 }
 
 impl std::fmt::Debug for Rule {
@@ -89,6 +99,7 @@ impl std::fmt::Debug for Rule {
         f.debug_struct("Rule")
             .field("scopes", &self.scopes)
             .field("predicates", &self.predicates.len())
+            .field("listed", &self.listed)
             .finish()
     }
 }
@@ -108,7 +119,29 @@ impl Rule {
         Rule {
             scopes: scopes.into_iter().map(Into::into).collect(),
             predicates: Vec::new(),
+            listed: false,
         }
+    }
+
+    /// Lists what this rule guards to every caller, also to callers it refuses: they see the
+    /// tool (prompt, resource) in the lists and meet the 403 `insufficient_scope` step-up
+    /// challenge when they call it.
+    ///
+    /// By default a rule *hides* its target from the lists of callers it refuses (when
+    /// [`McpPolicyBuilder::filter_lists`] is on). Hiding tells a weak token less about the
+    /// server, but clients that look a tool up in `tools/list` before calling it (the MCP
+    /// Inspector CLI among them) then report "tool not found" and never reach the challenge
+    /// that would let the user step up. Listing is the right choice for targets a user is
+    /// expected to unlock by consenting to more scopes.
+    ///
+    /// ```
+    /// use mcp_auth_core::policy::Rule;
+    /// let rule = Rule::scopes(["todo:write"]).listed_when_refused();
+    /// # let _ = rule;
+    /// ```
+    pub fn listed_when_refused(mut self) -> Rule {
+        self.listed = true;
+        self
     }
 
     /// Also requires `predicate(token)` to hold.
@@ -153,9 +186,29 @@ struct CompiledRule {
     /// Global required scopes plus the rule's: what the 403 challenge names.
     challenge_scope: String,
     predicates: Vec<Predicate>,
+    listed: bool,
 }
 
 /// The operation a JSON-RPC message asks for, as far as the policy cares.
+///
+/// Every method falls in one of three classes:
+///
+/// - **discovery and housekeeping**, open to any valid token: `initialize`
+///   ([`Operation::Initialize`]), the lists ([`Operation::List`]), `ping`, `server/discover`,
+///   `logging/setLevel` and every notification, that is a `notifications/…` message without an
+///   `id` ([`Operation::Housekeeping`]);
+/// - **methods on named targets**, decided by the rules of every target they name:
+///   `tools/call` ([`Operation::ToolCall`]), `prompts/get` ([`Operation::PromptGet`]),
+///   `resources/read` ([`Operation::ResourceRead`]), the other methods taking resource URIs
+///   (`resources/subscribe`, `resources/unsubscribe`, `resources/directory/read`, `skills/get`,
+///   and `subscriptions/listen` with each URI of its filter: [`Operation::Resources`]) and
+///   `completion/complete` through the prompt or resource it refers to
+///   ([`Operation::CompletePrompt`], [`Operation::CompleteResource`]);
+/// - **every other method**, known or not ([`Operation::Method`]): allowed under default-deny
+///   only by an explicit [`McpPolicyBuilder::method`] rule.
+///
+/// JSON-RPC responses (no `method`: answers to the server's own elicitation or sampling
+/// requests) are [`Operation::Response`] and pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Operation {
@@ -165,12 +218,126 @@ pub enum Operation {
     ResourceRead(String),
     /// `prompts/get` of the named prompt.
     PromptGet(String),
-    /// `tools/list`.
-    ToolsList,
+    /// Another method on resources named by URI: allowed only when every URI is (the rules of
+    /// [`McpPolicyBuilder::resource`]). A `subscriptions/listen` that names no resource is
+    /// allowed.
+    Resources {
+        /// The JSON-RPC method (`resources/subscribe`, `subscriptions/listen`, …).
+        method: String,
+        /// Every resource URI the request names.
+        uris: Vec<String>,
+    },
+    /// `completion/complete` for an argument of the named prompt (`ref/prompt`): decided as
+    /// `prompts/get` of that prompt.
+    CompletePrompt(String),
+    /// `completion/complete` for a resource template (`ref/resource`): decided as
+    /// `resources/read` of that URI.
+    CompleteResource(String),
+    /// One of the lists (open to any valid token; results filtered per caller when
+    /// [`McpPolicyBuilder::filter_lists`] is on).
+    List(ListKind),
     /// `initialize`.
     Initialize,
-    /// Anything else (notifications, responses, other methods): no per-operation rule.
+    /// `ping`, `server/discover`, `logging/setLevel` or a notification: open to any valid token.
+    Housekeeping(String),
+    /// Any other method, known or not: needs an explicit [`McpPolicyBuilder::method`] rule
+    /// under default-deny.
+    Method(String),
+    /// A JSON-RPC response or error (a body without `method`).
+    Response,
+}
+
+/// The lists an MCP server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ListKind {
+    /// `tools/list`: entries decided as `tools/call` of their `name`.
+    Tools,
+    /// `resources/list`: entries decided as `resources/read` of their `uri`.
+    Resources,
+    /// `resources/templates/list`: entries decided as `resources/read` of their `uriTemplate`
+    /// text (so `todo://tenant/acme/*` covers `todo://tenant/acme/{id}`).
+    ResourceTemplates,
+    /// `prompts/list`: entries decided as `prompts/get` of their `name`.
+    Prompts,
+    /// `skills/list`: entries decided as `skills/get` of their `uri`.
+    Skills,
+}
+
+impl ListKind {
+    /// The JSON-RPC method of the list.
+    pub fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/list",
+            ListKind::Resources => "resources/list",
+            ListKind::ResourceTemplates => "resources/templates/list",
+            ListKind::Prompts => "prompts/list",
+            ListKind::Skills => "skills/list",
+        }
+    }
+
+    /// The array of the result holding the entries.
+    fn field(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Resources => "resources",
+            ListKind::ResourceTemplates => "resourceTemplates",
+            ListKind::Prompts => "prompts",
+            ListKind::Skills => "skills",
+        }
+    }
+
+    /// The key of an entry naming its target.
+    fn key(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources | ListKind::Skills => "uri",
+            ListKind::ResourceTemplates => "uriTemplate",
+        }
+    }
+
+    const ALL: [ListKind; 5] = [
+        ListKind::Tools,
+        ListKind::Resources,
+        ListKind::ResourceTemplates,
+        ListKind::Prompts,
+        ListKind::Skills,
+    ];
+}
+
+/// Which class a method name falls in (see [`Operation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MethodClass {
+    Open,
+    Targeted,
     Other,
+}
+
+/// Methods taking one resource `uri` besides `resources/read`.
+const URI_METHODS: [&str; 4] = [
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "resources/directory/read",
+    "skills/get",
+];
+
+/// Methods of the third class that rmcp 3.11 knows: the start-up report names those without a
+/// rule.
+const KNOWN_OTHER_METHODS: [&str; 3] = ["tasks/get", "tasks/update", "tasks/cancel"];
+
+fn method_class(method: &str) -> MethodClass {
+    match method {
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" => MethodClass::Open,
+        m if m.starts_with("notifications/") => MethodClass::Open,
+        m if ListKind::ALL.iter().any(|k| k.method() == m) => MethodClass::Open,
+        "tools/call"
+        | "prompts/get"
+        | "resources/read"
+        | "subscriptions/listen"
+        | "completion/complete" => MethodClass::Targeted,
+        m if URI_METHODS.contains(&m) => MethodClass::Targeted,
+        _ => MethodClass::Other,
+    }
 }
 
 /// Why a body could not be parsed for the policy check (answered 400 with a JSON-RPC parse
@@ -189,6 +356,8 @@ pub enum ParseError {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
@@ -206,6 +375,33 @@ struct UriParams<'a> {
     uri: Cow<'a, str>,
 }
 
+#[derive(Deserialize)]
+struct ListenParams {
+    notifications: ListenFilter,
+}
+
+#[derive(Deserialize)]
+struct ListenFilter {
+    #[serde(rename = "resourceSubscriptions", default)]
+    resource_subscriptions: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct CompleteParams {
+    #[serde(rename = "ref")]
+    reference: CompleteRef,
+}
+
+#[derive(Deserialize)]
+struct CompleteRef {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+}
+
 fn starts_with_object(bytes: &[u8]) -> bool {
     bytes
         .iter()
@@ -221,7 +417,7 @@ pub fn parse_operation(body: &[u8]) -> Result<Operation, ParseError> {
     }
     let env: Envelope<'_> = serde_json::from_slice(body).map_err(|_| ParseError::Invalid)?;
     let Some(method) = env.method else {
-        return Ok(Operation::Other);
+        return Ok(Operation::Response);
     };
     let params = || -> Result<&str, ParseError> {
         let raw = env.params.ok_or(ParseError::Invalid)?.get();
@@ -231,25 +427,44 @@ pub fn parse_operation(body: &[u8]) -> Result<Operation, ParseError> {
             Err(ParseError::Invalid)
         }
     };
-    Ok(match method.as_ref() {
-        "tools/call" => {
-            let p: NameParams<'_> =
-                serde_json::from_str(params()?).map_err(|_| ParseError::Invalid)?;
-            Operation::ToolCall(p.name.into_owned())
-        }
-        "prompts/get" => {
-            let p: NameParams<'_> =
-                serde_json::from_str(params()?).map_err(|_| ParseError::Invalid)?;
-            Operation::PromptGet(p.name.into_owned())
-        }
+    fn read<'de, T: Deserialize<'de>>(raw: &'de str) -> Result<T, ParseError> {
+        serde_json::from_str(raw).map_err(|_| ParseError::Invalid)
+    }
+    let m = method.as_ref();
+    Ok(match m {
+        "tools/call" => Operation::ToolCall(read::<NameParams<'_>>(params()?)?.name.into_owned()),
+        "prompts/get" => Operation::PromptGet(read::<NameParams<'_>>(params()?)?.name.into_owned()),
         "resources/read" => {
-            let p: UriParams<'_> =
-                serde_json::from_str(params()?).map_err(|_| ParseError::Invalid)?;
-            Operation::ResourceRead(p.uri.into_owned())
+            Operation::ResourceRead(read::<UriParams<'_>>(params()?)?.uri.into_owned())
         }
-        "tools/list" => Operation::ToolsList,
+        m if URI_METHODS.contains(&m) => Operation::Resources {
+            method: m.to_owned(),
+            uris: vec![read::<UriParams<'_>>(params()?)?.uri.into_owned()],
+        },
+        "subscriptions/listen" => Operation::Resources {
+            method: m.to_owned(),
+            uris: read::<ListenParams>(params()?)?
+                .notifications
+                .resource_subscriptions
+                .unwrap_or_default(),
+        },
+        "completion/complete" => {
+            let r = read::<CompleteParams>(params()?)?.reference;
+            match (r.kind.as_str(), r.name, r.uri) {
+                ("ref/prompt", Some(name), _) => Operation::CompletePrompt(name),
+                ("ref/resource", _, Some(uri)) => Operation::CompleteResource(uri),
+                _ => return Err(ParseError::Invalid),
+            }
+        }
         "initialize" => Operation::Initialize,
-        _ => Operation::Other,
+        // A "notification" carrying an id is a request (JSON-RPC 2.0 §4.1): a server could
+        // answer it, so it is not open to every token.
+        m if m.starts_with("notifications/") && env.id.is_some() => Operation::Method(m.to_owned()),
+        m => match ListKind::ALL.iter().find(|k| k.method() == m) {
+            Some(kind) => Operation::List(*kind),
+            None if method_class(m) == MethodClass::Open => Operation::Housekeeping(m.to_owned()),
+            None => Operation::Method(m.to_owned()),
+        },
     })
 }
 
@@ -275,7 +490,24 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// The policy: rules per tool, resource pattern and prompt. Build with [`McpPolicy::builder`].
+/// Whether every URI `later` matches is also matched by `earlier` (so `later` never decides
+/// anything). Conservative: `earlier` must match `later`'s text with its `*` read literally,
+/// which `*` in `earlier` always does.
+fn shadows(earlier: &str, later: &str) -> bool {
+    wildcard_match(earlier, later)
+}
+
+/// What one rule is looked up for.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Tool(&'a str),
+    Prompt(&'a str),
+    Resource(&'a str),
+    Method(&'a str),
+}
+
+/// The policy: rules per tool, resource pattern, prompt and method. Build with
+/// [`McpPolicy::builder`].
 #[derive(Clone)]
 pub struct McpPolicy {
     inner: Arc<PolicyInner>,
@@ -285,8 +517,9 @@ struct PolicyInner {
     tools: HashMap<String, CompiledRule>,
     resources: Vec<(String, CompiledRule)>,
     prompts: HashMap<String, CompiledRule>,
+    methods: HashMap<String, CompiledRule>,
     default_deny: bool,
-    filter_tools_list: bool,
+    filter_lists: bool,
     max_body: usize,
     metadata_url: String,
     global_scope: String,
@@ -301,8 +534,9 @@ pub struct McpPolicyBuilder {
     tools: Vec<(String, Rule)>,
     resources: Vec<(String, Rule)>,
     prompts: Vec<(String, Rule)>,
+    methods: Vec<(String, Rule)>,
     default_deny: bool,
-    filter_tools_list: bool,
+    filter_lists: bool,
     max_body: Option<usize>,
     session_binding: Option<bool>,
     session_capacity: Option<u64>,
@@ -316,28 +550,79 @@ impl McpPolicyBuilder {
         self
     }
 
-    /// The rule for `resources/read` of URIs matching `pattern` (`*` is a wildcard; the first
-    /// matching pattern wins).
+    /// The rule for every method on resources whose URI matches `pattern` (`*` is a wildcard;
+    /// the first matching pattern wins): `resources/read`, `resources/subscribe`,
+    /// `resources/unsubscribe`, `resources/directory/read`, `skills/get` (the skill's
+    /// `SKILL.md` URI), `subscriptions/listen` (every URI of its filter) and
+    /// `completion/complete` of a `ref/resource`. A pattern that an earlier one already covers
+    /// never decides anything: [`McpPolicyBuilder::build`] warns about it.
     pub fn resource(mut self, pattern: impl Into<String>, rule: Rule) -> Self {
         self.resources.push((pattern.into(), rule));
         self
     }
 
-    /// The rule for `prompts/get` of `name`.
+    /// The rule for `prompts/get` of `name` (and `completion/complete` of its arguments).
     pub fn prompt(mut self, name: impl Into<String>, rule: Rule) -> Self {
         self.prompts.push((name.into(), rule));
         self
     }
 
-    /// Refuse (403) tool calls, resource reads and prompt gets that have no rule.
+    /// The rule for a JSON-RPC method that names no tool, prompt or resource and is not
+    /// discovery or housekeeping (see [`Operation`]): `tasks/get`, `tasks/cancel`, or a custom
+    /// method of your server. Under default-deny such a method is refused without a rule.
+    ///
+    /// [`McpPolicyBuilder::build`] refuses a rule for a method that is open to every valid
+    /// token (`ping`, the lists, …) or decided per target (`tools/call`: use
+    /// [`McpPolicyBuilder::tool`]).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use mcp_auth_core::{async_trait, AccessToken, InvalidToken, VerifyError};
+    /// # struct MyVerifier;
+    /// # #[async_trait]
+    /// # impl mcp_auth_core::TokenVerifier for MyVerifier {
+    /// #     async fn verify(&self, _: &str) -> Result<AccessToken, VerifyError> {
+    /// #         Err(InvalidToken::Malformed.into())
+    /// #     }
+    /// # }
+    /// use mcp_auth_core::policy::{McpPolicy, Rule};
+    /// use mcp_auth_core::RemoteAuthProvider;
+    /// let provider = RemoteAuthProvider::builder(Arc::new(MyVerifier))
+    ///     .resource_url("http://127.0.0.1:8000/mcp")
+    ///     .authorization_server("https://idp.example.com")
+    ///     .build()?;
+    /// let policy = McpPolicy::builder()
+    ///     .method("tasks/get", Rule::authenticated())
+    ///     .method("admin/reset", Rule::scopes(["todo:admin"]))
+    ///     .default_deny(true)
+    ///     .build(&provider)?;
+    /// assert!(McpPolicy::builder()
+    ///     .method("tools/call", Rule::authenticated())
+    ///     .build(&provider)
+    ///     .is_err());
+    /// # let _ = policy;
+    /// # Ok::<(), mcp_auth_core::BuildError>(())
+    /// ```
+    pub fn method(mut self, name: impl Into<String>, rule: Rule) -> Self {
+        self.methods.push((name.into(), rule));
+        self
+    }
+
+    /// Refuse (403) every tool call, prompt, resource method and other method that has no rule
+    /// (see [`Operation`] for what needs one).
     pub fn default_deny(mut self, on: bool) -> Self {
         self.default_deny = on;
         self
     }
 
-    /// Remove from `tools/list` results the tools the caller may not call.
-    pub fn filter_tools_list(mut self, on: bool) -> Self {
-        self.filter_tools_list = on;
+    /// Remove from every list result (`tools/list`, `resources/list`,
+    /// `resources/templates/list`, `prompts/list`, `skills/list`, in JSON and SSE answers) the
+    /// entries the caller may not use, except those whose rule is
+    /// [`Rule::listed_when_refused`]. A filtered list is marked `cacheScope: "private"` where the
+    /// protocol version has that field (2026-07-28). A list answer that cannot be parsed is
+    /// never passed on unfiltered: the caller gets a 500.
+    pub fn filter_lists(mut self, on: bool) -> Self {
+        self.filter_lists = on;
         self
     }
 
@@ -355,7 +640,12 @@ impl McpPolicyBuilder {
     }
 
     /// How many session bindings are kept (default 100,000) and for how long unused (default
-    /// 8 h). A session whose binding was dropped must be re-initialized.
+    /// [`DEFAULT_SESSION_IDLE`]; keep it at least the `keep_alive` of rmcp's `SessionConfig`).
+    /// A binding also goes when rmcp answers that it no longer knows the session, or when the
+    /// session is deleted. When the capacity is reached the least recently used binding goes,
+    /// so a new session is always bound (one principal opening sessions in a loop cannot get
+    /// everybody else's new sessions refused). A session whose binding was dropped must be
+    /// re-initialized.
     pub fn session_limits(mut self, capacity: u64, idle: Duration) -> Self {
         self.session_capacity = Some(capacity);
         self.session_idle = Some(idle);
@@ -375,6 +665,7 @@ impl McpPolicyBuilder {
                 scopes,
                 challenge_scope: all.to_header_value(),
                 predicates: rule.predicates,
+                listed: rule.listed,
             })
         };
         let mut tools = HashMap::new();
@@ -397,15 +688,56 @@ impl McpPolicyBuilder {
                 ));
             }
         }
-        let mut resources = Vec::new();
+        let mut methods = HashMap::new();
+        for (name, rule) in self.methods {
+            match method_class(&name) {
+                MethodClass::Other => {}
+                class => {
+                    let why = if class == MethodClass::Open {
+                        "is open to every valid token"
+                    } else {
+                        "is decided by the rules of the tools, prompts or resources it names"
+                    };
+                    return Err(BuildError::invalid(
+                        POLICY,
+                        format!("method {name} {why}: it takes no method rule"),
+                    ));
+                }
+            }
+            let compiled = compile(&format!("method {name}"), rule)?;
+            if methods.insert(name.clone(), compiled).is_some() {
+                return Err(BuildError::invalid(
+                    POLICY,
+                    format!("method {name} listed twice"),
+                ));
+            }
+        }
+        let mut resources: Vec<(String, CompiledRule)> = Vec::new();
         for (pattern, rule) in self.resources {
             let compiled = compile(&format!("resource {pattern}"), rule)?;
+            if let Some((earlier, _)) = resources.iter().find(|(p, _)| shadows(p, &pattern)) {
+                tracing::warn!(
+                    pattern = %pattern,
+                    earlier = %earlier,
+                    "resource pattern never decides anything: an earlier pattern matches every \
+                     URI it matches (the first matching pattern wins)"
+                );
+            }
             resources.push((pattern, compiled));
         }
         let sessions = self.session_binding.unwrap_or(true).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(self.session_capacity.unwrap_or(100_000))
-                .time_to_idle(self.session_idle.unwrap_or(Duration::from_secs(8 * 3600)))
+                // moka refuses (panics on) an idle time over 1000 years: a longer one means
+                // "never idle out", which a century already is.
+                .time_to_idle(
+                    self.session_idle
+                        .unwrap_or(DEFAULT_SESSION_IDLE)
+                        .min(MAX_SESSION_IDLE),
+                )
+                // moka's default (TinyLFU) may refuse to admit a new entry in favour of often-
+                // used ones: a new user's session would then be refused as unknown.
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build()
         });
         Ok(McpPolicy {
@@ -413,8 +745,9 @@ impl McpPolicyBuilder {
                 tools,
                 resources,
                 prompts,
+                methods,
                 default_deny: self.default_deny,
-                filter_tools_list: self.filter_tools_list,
+                filter_lists: self.filter_lists,
                 max_body: self.max_body.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 metadata_url: pr.resource().metadata_url(),
                 global_scope: global.to_header_value(),
@@ -468,30 +801,72 @@ impl McpPolicy {
         }
     }
 
-    fn rule_for(&self, op: &Operation) -> Option<Option<&CompiledRule>> {
+    fn rule_for(&self, target: Target<'_>) -> Option<&CompiledRule> {
         let i = &self.inner;
-        match op {
-            Operation::ToolCall(name) => Some(i.tools.get(name)),
-            Operation::PromptGet(name) => Some(i.prompts.get(name)),
-            Operation::ResourceRead(uri) => Some(
-                i.resources
-                    .iter()
-                    .find(|(p, _)| wildcard_match(p, uri))
-                    .map(|(_, r)| r),
-            ),
-            _ => None,
+        match target {
+            Target::Tool(name) => i.tools.get(name),
+            Target::Prompt(name) => i.prompts.get(name),
+            Target::Resource(uri) => i
+                .resources
+                .iter()
+                .find(|(p, _)| wildcard_match(p, uri))
+                .map(|(_, r)| r),
+            Target::Method(name) => i.methods.get(name),
+        }
+    }
+
+    fn decide_target(&self, token: &AccessToken, target: Target<'_>) -> Decision {
+        match self.rule_for(target) {
+            None if self.inner.default_deny => Decision::Denied {
+                scope: self.inner.global_scope.clone(),
+            },
+            None => Decision::Allow,
+            Some(rule) => self.check_rule(token, rule),
+        }
+    }
+
+    /// Every URI must be allowed. A refusal by a claims predicate or default-deny wins; missing
+    /// scopes are named together, so that one step-up covers them all.
+    fn decide_all(&self, token: &AccessToken, uris: &[String]) -> Decision {
+        let mut missing: Vec<&str> = Vec::new();
+        let mut scopes = Vec::new();
+        for uri in uris {
+            match self.decide_target(token, Target::Resource(uri)) {
+                Decision::Allow => {}
+                Decision::MissingScope { scope } => scopes.push(scope),
+                denied => return denied,
+            }
+        }
+        for s in scopes.iter().flat_map(|s| s.split(' ')) {
+            if !s.is_empty() && !missing.contains(&s) {
+                missing.push(s);
+            }
+        }
+        if scopes.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::MissingScope {
+                scope: missing.join(" "),
+            }
         }
     }
 
     /// Decides whether `token` may perform `op`.
     pub fn decide(&self, token: &AccessToken, op: &Operation) -> Decision {
-        match self.rule_for(op) {
-            None => Decision::Allow,
-            Some(None) if self.inner.default_deny => Decision::Denied {
-                scope: self.inner.global_scope.clone(),
-            },
-            Some(None) => Decision::Allow,
-            Some(Some(rule)) => self.check_rule(token, rule),
+        match op {
+            Operation::ToolCall(name) => self.decide_target(token, Target::Tool(name)),
+            Operation::PromptGet(name) | Operation::CompletePrompt(name) => {
+                self.decide_target(token, Target::Prompt(name))
+            }
+            Operation::ResourceRead(uri) | Operation::CompleteResource(uri) => {
+                self.decide_target(token, Target::Resource(uri))
+            }
+            Operation::Resources { uris, .. } => self.decide_all(token, uris),
+            Operation::Method(name) => self.decide_target(token, Target::Method(name)),
+            Operation::List(_)
+            | Operation::Initialize
+            | Operation::Housekeeping(_)
+            | Operation::Response => Decision::Allow,
         }
     }
 
@@ -513,10 +888,61 @@ impl McpPolicy {
         Decision::Allow
     }
 
-    /// Whether `token` may call the tool `name` (what `tools/list` filtering uses).
+    /// Whether `token` may call the tool `name`.
     pub fn may_call_tool(&self, token: &AccessToken, name: &str) -> bool {
-        self.decide(token, &Operation::ToolCall(name.to_owned()))
-            .is_allowed()
+        self.decide_target(token, Target::Tool(name)).is_allowed()
+    }
+
+    /// Whether an entry of a `kind` list naming `target` is shown to `token` (what list
+    /// filtering uses): the caller may use it, or its rule is [`Rule::listed_when_refused`].
+    pub fn lists(&self, token: &AccessToken, kind: ListKind, target: &str) -> bool {
+        let target = match kind {
+            ListKind::Tools => Target::Tool(target),
+            ListKind::Prompts => Target::Prompt(target),
+            ListKind::Resources | ListKind::ResourceTemplates | ListKind::Skills => {
+                Target::Resource(target)
+            }
+        };
+        if self.rule_for(target).is_some_and(|r| r.listed) {
+            return true;
+        }
+        self.decide_target(token, target).is_allowed()
+    }
+
+    /// The methods rmcp knows that need a [`McpPolicyBuilder::method`] rule and have none
+    /// (`tasks/get`, `tasks/update`, `tasks/cancel`), plus a note when no resource or prompt
+    /// has a rule at all: what default-deny refuses outright, or what any valid token may do
+    /// without it.
+    pub fn without_rule(&self) -> Vec<String> {
+        let mut out: Vec<String> = KNOWN_OTHER_METHODS
+            .iter()
+            .filter(|m| !self.inner.methods.contains_key(**m))
+            .map(|m| format!("method {m}"))
+            .collect();
+        if self.inner.resources.is_empty() {
+            out.push("resources (every URI)".to_owned());
+        }
+        if self.inner.prompts.is_empty() {
+            out.push("prompts (every name)".to_owned());
+        }
+        out
+    }
+
+    /// Logs (warn) what [`McpPolicy::without_rule`] returns, and returns it.
+    pub fn report_without_rule(&self) -> Vec<String> {
+        let missing = self.without_rule();
+        if !missing.is_empty() {
+            tracing::warn!(unruled = ?missing, "no policy rule: {}", self.mode());
+        }
+        missing
+    }
+
+    fn mode(&self) -> &'static str {
+        if self.inner.default_deny {
+            "they are refused (default-deny)"
+        } else {
+            "any valid token may use them"
+        }
     }
 
     /// The tool names among `tools` that have no rule: log them at start-up, or fail in
@@ -539,12 +965,7 @@ impl McpPolicy {
     {
         let missing = self.tools_without_rule(tools);
         if !missing.is_empty() {
-            let mode = if self.inner.default_deny {
-                "they are refused (default-deny)"
-            } else {
-                "any valid token may call them"
-            };
-            tracing::warn!(tools = ?missing, "tools without a policy rule: {mode}");
+            tracing::warn!(tools = ?missing, "tools without a policy rule: {}", self.mode());
         }
         missing
     }
@@ -646,17 +1067,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
         Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            if parts.method == Method::OPTIONS
-                && parts
-                    .headers
-                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-            {
-                return Ok(inner
-                    .call(Request::from_parts(parts, Body::new(body)))
-                    .await?
-                    .map(Body::new));
+            if crate::layer::is_preflight(&req) {
+                // The bearer layer outside answers preflights; never run the server without a
+                // token should this layer be stacked on its own.
+                return Ok(crate::layer::preflight_response());
             }
+            let (mut parts, body) = req.into_parts();
             let Some(token) = parts.extensions.get::<AccessToken>().cloned() else {
                 tracing::error!(
                     "McpPolicyLayer found no AccessToken: stack it inside the bearer layer"
@@ -694,7 +1110,7 @@ where
                 }
             }
 
-            let mut op = Operation::Other;
+            let mut op = None;
             let body = if parts.method == Method::POST {
                 let limited = http_body_util::Limited::new(body, policy.inner.max_body);
                 let bytes = match limited.collect().await {
@@ -716,7 +1132,7 @@ where
                         ));
                     }
                 };
-                op = match parse_operation(&bytes) {
+                let parsed = match parse_operation(&bytes) {
                     Ok(op) => op,
                     Err(_) => {
                         tracing::debug!(reason = "unparseable_body", "request refused");
@@ -727,11 +1143,12 @@ where
                         ));
                     }
                 };
-                let decision = policy.decide(&token, &op);
+                let decision = policy.decide(&token, &parsed);
                 if !decision.is_allowed() {
-                    tracing::debug!(operation = ?op, decision = ?decision, "request refused by policy");
+                    tracing::debug!(operation = ?parsed, decision = ?decision, "request refused by policy");
                     return Ok(policy.forbidden(&decision));
                 }
+                op = Some(parsed);
                 Body::from(bytes)
             } else {
                 Body::new(body)
@@ -749,7 +1166,7 @@ where
                     .headers()
                     .get(SESSION_HEADER)
                     .and_then(|v| v.to_str().ok());
-                if let (Operation::Initialize, true, Some(new_id), Some(principal)) =
+                if let (Some(Operation::Initialize), true, Some(new_id), Some(principal)) =
                     (&op, ok, created, principal)
                 {
                     sessions.insert(Arc::from(new_id), Arc::new(principal.clone()));
@@ -757,29 +1174,45 @@ where
                 if let (true, true, Some(id)) = (is_delete, ok, &session) {
                     sessions.invalidate(id);
                 }
+                // rmcp no longer knows the session (closed after its keep-alive, or shut down):
+                // the binding goes with it.
+                if let (StatusCode::NOT_FOUND, Some(id)) = (resp.status(), &session) {
+                    sessions.invalidate(id);
+                }
             }
-            if op == Operation::ToolsList && policy.inner.filter_tools_list {
-                return Ok(filter_tools_response(resp, &policy, &token).await);
+            if let (Some(Operation::List(kind)), true) = (&op, policy.inner.filter_lists) {
+                return Ok(filter_list_response(resp, &policy, &token, *kind).await);
             }
             Ok(resp)
         })
     }
 }
 
-/// Cap on a `tools/list` response the filter buffers.
+/// Cap on a list response the filter buffers.
 const MAX_LIST_RESPONSE: usize = 16 * 1024 * 1024;
 
-async fn filter_tools_response(
+/// Why a list answer could not be filtered (it is then refused, never passed on).
+#[derive(Debug)]
+struct Unfilterable(&'static str);
+
+async fn filter_list_response(
     resp: Response<Body>,
     policy: &McpPolicy,
     token: &AccessToken,
+    kind: ListKind,
 ) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
-    let is_sse = parts
+    let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.trim_start().to_ascii_lowercase());
+    let is_sse = content_type
+        .as_deref()
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let is_json = content_type
+        .as_deref()
+        .is_some_and(|ct| ct.starts_with("application/json"));
     let bytes = match http_body_util::Limited::new(body, MAX_LIST_RESPONSE)
         .collect()
         .await
@@ -788,55 +1221,117 @@ async fn filter_tools_response(
         Err(_) => return challenge::server_error(),
     };
     let filtered = if is_sse {
-        filter_sse(&bytes, policy, token)
+        filter_sse(bytes, policy, token, kind).await
+    } else if is_json {
+        filter_json_message(&bytes, policy, token, kind)
+    } else if !parts.status.is_success() || bytes.is_empty() {
+        // An HTTP-level error (rmcp's 4xx answers) carries no list: nothing to filter.
+        Ok(bytes.to_vec())
     } else {
-        filter_json_message(&bytes, policy, token).unwrap_or_else(|| bytes.to_vec())
+        Err(Unfilterable("list answer of an unknown content type"))
     };
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(filtered))
-}
-
-fn filter_json_message(data: &[u8], policy: &McpPolicy, token: &AccessToken) -> Option<Vec<u8>> {
-    let mut msg: serde_json::Value = serde_json::from_slice(data).ok()?;
-    let tools = msg.get_mut("result")?.get_mut("tools")?.as_array_mut()?;
-    tools.retain(|t| {
-        t.get("name")
-            .and_then(|n| n.as_str())
-            .is_some_and(|n| policy.may_call_tool(token, n))
-    });
-    serde_json::to_vec(&msg).ok()
-}
-
-fn filter_sse(bytes: &[u8], policy: &McpPolicy, token: &AccessToken) -> Vec<u8> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for event in text.split_inclusive("\n\n") {
-        let mut data = String::new();
-        let mut others = Vec::new();
-        for line in event.lines() {
-            if let Some(d) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(d.strip_prefix(' ').unwrap_or(d));
-            } else if !line.is_empty() {
-                others.push(line);
-            }
+    match filtered {
+        Ok(filtered) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(filtered))
         }
-        match filter_json_message(data.as_bytes(), policy, token) {
-            Some(filtered) if !data.is_empty() => {
-                for l in others {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-                out.push_str("data: ");
-                out.push_str(&String::from_utf8_lossy(&filtered));
-                out.push_str("\n\n");
-            }
-            _ => out.push_str(event),
+        Err(Unfilterable(why)) => {
+            tracing::error!(
+                list = kind.method(),
+                reason = why,
+                "list answer refused: it cannot be filtered"
+            );
+            challenge::server_error()
         }
     }
-    out.into_bytes()
+}
+
+/// Filters one JSON-RPC message. A message that is not a response (a notification or a request
+/// of the server) and an error response pass; a result must hold the list.
+fn filter_json_message(
+    data: &[u8],
+    policy: &McpPolicy,
+    token: &AccessToken,
+    kind: ListKind,
+) -> Result<Vec<u8>, Unfilterable> {
+    let mut msg: serde_json::Value =
+        serde_json::from_slice(data).map_err(|_| Unfilterable("not JSON"))?;
+    let obj = msg
+        .as_object_mut()
+        .ok_or(Unfilterable("not a JSON-RPC object"))?;
+    let Some(result) = obj.get_mut("result") else {
+        if obj.contains_key("error") || obj.contains_key("method") {
+            return Ok(data.to_vec());
+        }
+        return Err(Unfilterable("neither a result, an error nor a message"));
+    };
+    let result = result
+        .as_object_mut()
+        .ok_or(Unfilterable("the result is not an object"))?;
+    let entries = result
+        .get_mut(kind.field())
+        .and_then(|v| v.as_array_mut())
+        .ok_or(Unfilterable("the result holds no list"))?;
+    entries.retain(|e| {
+        e.get(kind.key())
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| policy.lists(token, kind, n))
+    });
+    // 2026-07-28 results carry `resultType` and `cacheScope` (SEP-2549): a list filtered for
+    // this caller must not be cached for anyone else.
+    if result.contains_key("cacheScope") || result.contains_key("resultType") {
+        result.insert("cacheScope".into(), serde_json::Value::from("private"));
+    }
+    serde_json::to_vec(&msg).map_err(|_| Unfilterable("cannot serialize"))
+}
+
+/// Filters every message of an SSE answer, parsed by `sse-stream` (the parser rmcp's own client
+/// uses: CRLF, CR or LF line ends, events split anywhere). Any event that cannot be parsed
+/// refuses the whole answer.
+async fn filter_sse(
+    bytes: Bytes,
+    policy: &McpPolicy,
+    token: &AccessToken,
+    kind: ListKind,
+) -> Result<Vec<u8>, Unfilterable> {
+    use futures_util::StreamExt;
+    let mut events = sse_stream::SseStream::new(http_body_util::Full::new(bytes));
+    let mut out = Vec::new();
+    while let Some(event) = events.next().await {
+        let mut event = event.map_err(|_| Unfilterable("malformed SSE"))?;
+        if let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) {
+            let filtered = filter_json_message(data.as_bytes(), policy, token, kind)?;
+            let text = String::from_utf8(filtered).map_err(|_| Unfilterable("not UTF-8"))?;
+            event.data = Some(text);
+        }
+        encode_sse(&event, &mut out);
+    }
+    Ok(out)
+}
+
+/// Writes one event back (WHATWG HTML §9.2.5): one `data:` line per line of its data.
+fn encode_sse(event: &sse_stream::Sse, out: &mut Vec<u8>) {
+    let mut field = |name: &str, value: &str| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'\n');
+    };
+    if let Some(e) = &event.event {
+        field("event", e);
+    }
+    if let Some(id) = &event.id {
+        field("id", id);
+    }
+    if let Some(retry) = event.retry {
+        field("retry", &retry.to_string());
+    }
+    if let Some(data) = &event.data {
+        for line in data.split('\n') {
+            field("data", line);
+        }
+    }
+    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -858,7 +1353,10 @@ mod tests {
         );
         assert_eq!(op, Ok(Operation::ResourceRead("todo://a".into())));
         let op = parse_operation(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        assert_eq!(op, Ok(Operation::Other));
+        assert_eq!(
+            op,
+            Ok(Operation::Housekeeping("notifications/initialized".into()))
+        );
     }
 
     #[test]
@@ -886,6 +1384,123 @@ mod tests {
         assert_eq!(
             parse_operation(body.as_bytes()),
             Ok(Operation::ToolCall("a".into()))
+        );
+    }
+
+    #[test]
+    fn parses_every_method_class() {
+        let op = |b: &str| parse_operation(b.as_bytes());
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"a://b"}}"#
+            ),
+            Ok(Operation::Resources {
+                method: "resources/subscribe".into(),
+                uris: vec!["a://b".into()]
+            })
+        );
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["a://1","a://2"]}}}"#
+            ),
+            Ok(Operation::Resources {
+                method: "subscriptions/listen".into(),
+                uris: vec!["a://1".into(), "a://2".into()]
+            })
+        );
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}}"#
+            ),
+            Ok(Operation::CompletePrompt("p".into()))
+        );
+        assert_eq!(
+            op(
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"a://{x}"}}}"#
+            ),
+            Ok(Operation::CompleteResource("a://{x}".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}"#),
+            Ok(Operation::List(ListKind::ResourceTemplates))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"info"}}"#),
+            Ok(Operation::Housekeeping("logging/setLevel".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"admin/reset"}"#),
+            Ok(Operation::Method("admin/reset".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"method":"notifications/x"}"#),
+            Ok(Operation::Method("notifications/x".into())),
+            "a notification with an id is a request"
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
+            Ok(Operation::Housekeeping("notifications/x".into()))
+        );
+        assert_eq!(
+            op(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            Ok(Operation::Response)
+        );
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":["a"]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[1]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+        ] {
+            assert_eq!(op(bad), Err(ParseError::Invalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn huge_session_limits_do_not_panic() {
+        struct V;
+        #[async_trait::async_trait]
+        impl crate::TokenVerifier for V {
+            async fn verify(&self, _: &str) -> Result<AccessToken, crate::VerifyError> {
+                Err(crate::InvalidToken::Malformed.into())
+            }
+        }
+        let provider = crate::RemoteAuthProvider::builder(Arc::new(V))
+            .resource_url("http://127.0.0.1:8000/mcp")
+            .authorization_server("https://idp.example.com")
+            .build()
+            .unwrap();
+        let policy = McpPolicy::builder()
+            .session_limits(u64::MAX, Duration::MAX)
+            .build(&provider);
+        assert!(policy.is_ok());
+    }
+
+    #[test]
+    fn shadowed_patterns() {
+        assert!(shadows("todo://*", "todo://tenant/*"));
+        assert!(shadows("todo://*", "todo://a"));
+        assert!(shadows("a*c", "a*b*c"));
+        assert!(shadows("x", "x"));
+        assert!(!shadows("todo://tenant/*", "todo://*"));
+        assert!(!shadows("a*", "*b"));
+        assert!(!shadows("todo://a", "todo://*"));
+    }
+
+    #[test]
+    fn sse_events_are_written_back_line_by_line() {
+        let mut out = Vec::new();
+        let event = sse_stream::Sse {
+            event: Some("message".into()),
+            data: Some("{\n\"a\": 1\n}".into()),
+            id: Some("7".into()),
+            retry: Some(3000),
+        };
+        encode_sse(&event, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event: message\nid: 7\nretry: 3000\ndata: {\ndata: \"a\": 1\ndata: }\n\n"
         );
     }
 

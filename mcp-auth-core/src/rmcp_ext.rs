@@ -141,9 +141,11 @@ impl<S> FromContextPart<PromptContext<'_, S>> for Auth {
 }
 
 impl McpPolicy {
-    /// Logs (warn) and returns the tools of an rmcp `ToolRouter` that have no rule.
+    /// Logs (warn) and returns the tools of an rmcp `ToolRouter` that have no rule; also logs
+    /// the methods, resources and prompts without one ([`McpPolicy::report_without_rule`]).
     pub fn report_router<S: Send + Sync + 'static>(&self, router: &ToolRouter<S>) -> Vec<String> {
         let tools = router.list_all();
+        self.report_without_rule();
         self.report_tools_without_rule(tools.iter().map(|t| t.name.as_ref()))
     }
 }
@@ -193,10 +195,42 @@ pub struct BoundTaskManager {
 
 #[derive(Default)]
 struct Owners {
-    by_task: HashMap<String, Principal>,
-    /// Size at which the next spawn drops the bindings of tasks rmcp has forgotten (expired or
-    /// shut down), so the map never outgrows the manager by more than a factor of two.
+    by_task: HashMap<String, Binding>,
+    /// Size at which the next spawn drops the bindings of tasks rmcp has forgotten, so the map
+    /// stays within a factor of two of the tasks rmcp keeps, at amortized constant cost.
     prune_at: usize,
+}
+
+/// Who owns a task, and what tells when rmcp forgets it.
+struct Binding {
+    owner: Principal,
+    /// The task's `ttl_ms`: rmcp evicts a finished task once it has been terminal that long
+    /// (tasks without one are kept as long as the manager).
+    ttl: Option<std::time::Duration>,
+    /// When the operation's future ended (completed, failed, cancelled, aborted by rmcp's TTL
+    /// sweep, or dropped by a shutdown).
+    ended: Arc<std::sync::OnceLock<std::time::Instant>>,
+}
+
+impl Binding {
+    /// Whether rmcp has forgotten (or is about to forget) the task. Decided from our own record,
+    /// so pruning never calls into rmcp: each of its calls sweeps every task under its lock,
+    /// which made pruning quadratic and held our lock across those sweeps.
+    fn expired(&self) -> bool {
+        match (self.ttl, self.ended.get()) {
+            (Some(ttl), Some(end)) => end.elapsed() >= ttl,
+            _ => false,
+        }
+    }
+}
+
+/// Records when the task's future is dropped, whichever way it ends.
+struct EndGuard(Arc<std::sync::OnceLock<std::time::Instant>>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.0.set(std::time::Instant::now());
+    }
 }
 
 impl std::fmt::Debug for BoundTaskManager {
@@ -234,14 +268,26 @@ impl BoundTaskManager {
         let principal = token.principal().cloned().ok_or_else(|| {
             ErrorData::invalid_request("the access token names no principal", None)
         })?;
-        let task = self.tasks.spawn(options, make_future);
+        let ended = Arc::new(std::sync::OnceLock::new());
+        let guard = EndGuard(ended.clone());
+        let task = self.tasks.spawn(options, move |ctx| {
+            let future = make_future(ctx);
+            Box::pin(async move {
+                let _guard = guard;
+                future.await
+            })
+        });
+        let binding = Binding {
+            owner: principal,
+            ttl: task.ttl_ms.map(std::time::Duration::from_millis),
+            ended,
+        };
         let mut owners = self.owners();
         if owners.by_task.len() >= owners.prune_at {
-            let tasks = &self.tasks;
-            owners.by_task.retain(|id, _| tasks.get_task(id).is_ok());
+            owners.by_task.retain(|_, b| !b.expired());
             owners.prune_at = (owners.by_task.len() * 2).max(64);
         }
-        owners.by_task.insert(task.task_id.clone(), principal);
+        owners.by_task.insert(task.task_id.clone(), binding);
         Ok(task)
     }
 
@@ -255,7 +301,7 @@ impl BoundTaskManager {
         let (token, _) = token_from_request(context)?;
         let owners = self.owners();
         match owners.by_task.get(task_id) {
-            Some(owner) if Some(owner) == token.principal() => Ok(()),
+            Some(b) if Some(&b.owner) == token.principal() => Ok(()),
             Some(_) => {
                 tracing::warn!(
                     reason = "task_principal_mismatch",
@@ -296,6 +342,12 @@ impl BoundTaskManager {
     ) -> Result<(), ErrorData> {
         self.check_owner(context, task_id)?;
         self.tasks.cancel_task(task_id)
+    }
+
+    /// Number of task bindings held (all principals): tasks rmcp may still know. Bounded by
+    /// twice what rmcp keeps.
+    pub fn bound_task_count(&self) -> usize {
+        self.owners().by_task.len()
     }
 
     /// Number of tasks not yet in a terminal state (all principals).

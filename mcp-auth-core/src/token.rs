@@ -78,11 +78,25 @@ impl AccessToken {
         self.data.expires_at
     }
 
-    /// Expiry (`exp`) as a `SystemTime`.
+    /// Expiry (`exp`) as a `SystemTime`. An `exp` beyond what the platform's `SystemTime` can
+    /// hold saturates to a time that far in the future instead of panicking (the value comes
+    /// from the token issuer).
+    ///
+    /// ```
+    /// use mcp_auth_core::AccessToken;
+    /// let token = AccessToken::builder().subject("u").expires_at_unix(u64::MAX).build();
+    /// assert!(token.expires_at().unwrap() > std::time::SystemTime::now());
+    /// ```
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.data
-            .expires_at
-            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        self.data.expires_at.map(|secs| {
+            let mut secs = secs;
+            loop {
+                if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
+                    return t;
+                }
+                secs /= 2;
+            }
+        })
     }
 
     /// Whether the token has expired at `now` (no leeway; tokens without `exp` never expire here).

@@ -119,7 +119,7 @@ async fn app_with(session_mode: bool, default_deny: bool, swap: bool) -> App {
             Rule::scopes(["todo:read"]).require_claim("tenant", "acme"),
         )
         .default_deny(default_deny)
-        .filter_tools_list(true)
+        .filter_lists(true)
         .max_body_bytes(64 * 1024)
         .build(&provider)
         .unwrap();

@@ -222,3 +222,108 @@ fn rmcp_parses_the_plain_cases() {
     let dup = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_todos","name":"add_todo","arguments":{}}}"#;
     assert!(parse_operation(dup.as_bytes()).is_err());
 }
+
+/// The methods decided by the resources they name: wherever rmcp reads a request, the policy
+/// read the same targets (or refused the body).
+#[test]
+fn resource_methods_agree_with_rmcp() {
+    use rmcp::model::{ClientRequest, JsonRpcMessage};
+    let uris = [
+        r#""todo://a""#,
+        r#""todo:\/\/a""#,
+        r#""\u0074odo://a""#,
+        r#""todo://a","uri":"file:///x""#,
+        "7",
+        "null",
+    ];
+    let mut bodies = Vec::new();
+    for method in [
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "resources/directory/read",
+        "skills/get",
+    ] {
+        for uri in uris {
+            bodies.push(format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":{uri}}}}}"#
+            ));
+        }
+    }
+    for list in [
+        r#"["todo://a","file:///x"]"#,
+        r#"[]"#,
+        r#""todo://a""#,
+        r#"["todo://a"],"resourceSubscriptions":["file:///x"]"#,
+    ] {
+        bodies.push(format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{{"name":"t","version":"1"}},"io.modelcontextprotocol/clientCapabilities":{{}}}},"notifications":{{"resourceSubscriptions":{list}}}}}}}"#
+        ));
+    }
+    for r in [
+        r#"{"type":"ref/prompt","name":"p"}"#,
+        r#"{"type":"ref/resource","uri":"todo://{id}"}"#,
+        r#"{"type":"ref/prompt","name":"p","uri":"file:///x"}"#,
+        r#"{"type":"ref/prompt","name":"p","type":"ref/resource"}"#,
+    ] {
+        bodies.push(format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{{"ref":{r},"argument":{{"name":"a","value":""}}}}}}"#
+        ));
+    }
+    let mut agreed = 0;
+    for body in &bodies {
+        let ours = parse_operation(body.as_bytes());
+        let Ok(JsonRpcMessage::Request(req)) =
+            serde_json::from_str::<rmcp::model::ClientJsonRpcMessage>(body)
+        else {
+            continue;
+        };
+        let expected = match &req.request {
+            ClientRequest::ReadResourceRequest(r) => Operation::ResourceRead(r.params.uri.clone()),
+            ClientRequest::SubscribeRequest(r) => Operation::Resources {
+                method: "resources/subscribe".into(),
+                uris: vec![r.params.uri.clone()],
+            },
+            ClientRequest::UnsubscribeRequest(r) => Operation::Resources {
+                method: "resources/unsubscribe".into(),
+                uris: vec![r.params.uri.clone()],
+            },
+            ClientRequest::ReadResourceDirectoryRequest(r) => Operation::Resources {
+                method: "resources/directory/read".into(),
+                uris: vec![r.params.uri.clone()],
+            },
+            ClientRequest::GetSkillRequest(r) => Operation::Resources {
+                method: "skills/get".into(),
+                uris: vec![r.params.uri.clone()],
+            },
+            ClientRequest::SubscriptionsListenRequest(r) => Operation::Resources {
+                method: "subscriptions/listen".into(),
+                uris: r
+                    .params
+                    .notifications
+                    .resource_subscriptions
+                    .clone()
+                    .unwrap_or_default(),
+            },
+            ClientRequest::CompleteRequest(r) => match &r.params.r#ref {
+                rmcp::model::Reference::Prompt(p) => Operation::CompletePrompt(p.name.clone()),
+                rmcp::model::Reference::Resource(res) => {
+                    Operation::CompleteResource(res.uri.clone())
+                }
+                _ => continue,
+            },
+            // rmcp falls back to a custom request (last duplicate key wins) for what it cannot
+            // read as the typed request: the policy must have refused that body.
+            ClientRequest::CustomRequest(_) => {
+                assert!(ours.is_err(), "{body}: policy read {ours:?}");
+                continue;
+            }
+            other => panic!("{body}: rmcp read {other:?}"),
+        };
+        if let Ok(op) = &ours {
+            assert_eq!(op, &expected, "{body}");
+            agreed += 1;
+        }
+    }
+    assert!(agreed >= 15, "only {agreed} bodies read by both");
+}

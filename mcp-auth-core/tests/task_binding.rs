@@ -60,6 +60,14 @@ impl ServerHandler for Srv {
             })?;
             return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
         }
+        if request.name == "quick" && tasks_ok {
+            // Done at once and kept for no time after (ttl 0): rmcp forgets it right away.
+            let options = TaskOptions::new().with_ttl_ms(0);
+            let task = self.tasks.spawn(&context, options, |_ctx| {
+                Box::pin(async { Ok(rmcp::model::CallToolResult::success(Vec::new())) })
+            })?;
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+        }
         let tcc = ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await
     }
@@ -116,6 +124,12 @@ async fn app(session_mode: bool) -> App {
         .unwrap();
     let policy = McpPolicy::builder()
         .tool("export", Rule::scopes(["todo:read"]))
+        .tool("quick", Rule::authenticated())
+        // Under default-deny the task methods need rules of their own; BoundTaskManager then
+        // decides whose task it is.
+        .method("tasks/get", Rule::authenticated())
+        .method("tasks/update", Rule::authenticated())
+        .method("tasks/cancel", Rule::authenticated())
         .default_deny(true)
         .max_body_bytes(64 * 1024)
         .build(&provider)
@@ -331,6 +345,33 @@ async fn tasks_are_bound_to_their_principal_in_session_mode() {
 #[tokio::test]
 async fn tasks_are_bound_to_their_principal_in_stateless_mode() {
     tasks_are_bound_to_their_principal(false).await;
+}
+
+/// Bindings of tasks rmcp has forgotten are pruned as tasks are created, so the bindings stay
+/// within a small factor of what rmcp keeps; a running task's binding is never pruned.
+#[tokio::test]
+async fn bindings_of_forgotten_tasks_are_pruned() {
+    let a = app(true).await;
+    let url = a.srv.url("/mcp");
+    let alice = Caller::new(&url, token("alice", "todo:read", "a1"), true).await;
+    let (_, created) = alice
+        .request("tools/call", json!({"name": "export", "arguments": {}}))
+        .await;
+    let running = created["result"]["taskId"].as_str().unwrap().to_owned();
+    for _ in 0..300 {
+        let (status, msg) = alice
+            .request("tools/call", json!({"name": "quick", "arguments": {}}))
+            .await;
+        assert_eq!(status, 200, "{msg}");
+        assert!(msg["result"]["taskId"].is_string(), "{msg}");
+    }
+    let bound = a.tasks.bound_task_count();
+    assert!(
+        bound <= 130,
+        "{bound} bindings for 1 running task and 300 forgotten ones"
+    );
+    assert_eq!(alice.task_status(&running).await.unwrap(), "working");
+    a.srv.stop().await;
 }
 
 #[tokio::test]

@@ -235,7 +235,12 @@ async fn idp_unavailable_is_503_with_retry_after_never_401() {
     let p = provider(fake());
     let (srv, hits) = start(&p).await;
     let c = client();
-    for (token, retry) in [("idp-down", "7"), ("idp-down-no-hint", "5")] {
+    for (token, retry) in [
+        ("idp-down", "7"),
+        ("idp-down-no-hint", "5"),
+        // A verifier's hint is capped like an IdP's `Retry-After`.
+        ("idp-down-for-ever", "300"),
+    ] {
         let resp = c
             .post(srv.url("/mcp"))
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -539,8 +544,10 @@ async fn non_utf8_authorization_bytes_are_rejected_cleanly() {
     srv.stop().await;
 }
 
+/// A preflight is answered by the layer itself (the `.options()` handler behind it never runs
+/// without a token); a plain OPTIONS is authenticated.
 #[tokio::test]
-async fn cors_preflight_passes_without_auth() {
+async fn cors_preflight_is_answered_without_auth_and_without_the_route() {
     let p = provider(fake());
     let app = Router::new()
         .route(
@@ -556,7 +563,8 @@ async fn cors_preflight_passes_without_auth() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.text().await.unwrap(), "", "the options() handler ran");
     // A plain OPTIONS (not a preflight) is authenticated like anything else.
     let plain = client()
         .request(http::Method::OPTIONS, srv.url("/mcp"))

@@ -39,10 +39,17 @@ pub const DEFAULT_MAX_CONCURRENT: usize = 32;
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Default clock leeway for `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Default number of extra introspection slots that only tokens seen active before may use.
+pub const DEFAULT_RESERVED_FOR_KNOWN: usize = 8;
+/// How many tokens seen active are remembered (their BLAKE3 hash and `exp`), for the reserved
+/// slots.
+const SEEN_ACTIVE_CAPACITY: u64 = 100_000;
+/// The longest a token is remembered as seen active (when it carries no `exp`).
+const SEEN_ACTIVE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The `Retry-After` hint when every introspection slot is busy.
 pub const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
-/// The largest `Retry-After` passed on from the IdP.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// The largest `Retry-After` passed on from the IdP (core's cap, the same for every verifier).
+pub const MAX_RETRY_AFTER: Duration = mcp_auth_core::http::MAX_RETRY_AFTER;
 
 const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client credentials: check \
     MCP_AUTH_INTROSPECT_CLIENT_ID, MCP_AUTH_INTROSPECT_CLIENT_SECRET and \
@@ -63,14 +70,15 @@ const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client cr
 /// | 401, 403 (our credentials refused) | `Internal` (error log naming `MCP_AUTH_INTROSPECT_CLIENT_ID`) | 500 |
 /// | 429, 5xx, timeout, connection error | `Unavailable` with the IdP's `Retry-After` (at most 300 s) | 503 |
 /// | redirect (never followed), other statuses | `Internal` (error log naming `MCP_AUTH_INTROSPECT_URL`) | 500 |
-/// | all introspection slots busy | `Unavailable`, retry after 1 s | 503 |
+/// | all introspection slots busy (a token seen active before may also use a reserve of its own) | `Unavailable`, retry after 1 s | 503 |
 ///
 /// Garbage from a 200 maps to "unavailable" rather than "internal" because what usually sends it
 /// is a proxy or a half-deployed IdP, which a retry outlives; it never blames the token.
 ///
-/// Results are cached per token: active results for `min(cache_ttl, exp - now)`, rejections only
-/// when a negative TTL is set (never "not yet valid"), errors never. Concurrent misses for one
-/// token share one call; distinct misses are bounded by a semaphore. Cheap to clone (shared
+/// Results are cached per token: active results for `min(cache_ttl, exp - now)`, the IdP's
+/// `active: false` only when a negative TTL is set (never a refusal decided locally on an active
+/// answer), errors never. Concurrent misses for one token share one call; distinct misses are
+/// bounded by a semaphore, with a reserve for tokens seen active before. Cheap to clone (shared
 /// state); the cache belongs to this verifier (and its clones) only.
 ///
 /// The cache key is the 256-bit BLAKE3 digest of the token, so the cache never holds a token and
@@ -111,6 +119,13 @@ struct Inner {
     negative_ttl: Option<Duration>,
     permits: Semaphore,
     max_concurrent: usize,
+    /// Slots only tokens seen active before may use: random bearer strings, each new, cannot
+    /// take every slot from users whose cached result just expired.
+    known_permits: Semaphore,
+    /// Tokens seen active (BLAKE3 hash) and their `exp` (unix seconds).
+    seen_active: moka::sync::Cache<[u8; 32], u64>,
+    last_saturated_log: AtomicU64,
+    saturated_unlogged: AtomicU64,
     ready: AtomicBool,
     stats: Counters,
     started: Instant,
@@ -218,6 +233,7 @@ pub struct IntrospectionVerifierBuilder {
     negative_ttl: Option<Duration>,
     cache_max_bytes: u64,
     max_concurrent: usize,
+    reserved_for_known: usize,
     leeway: Duration,
     http: Option<HttpClient>,
     timeout: Option<Duration>,
@@ -239,6 +255,7 @@ impl Default for IntrospectionVerifierBuilder {
             negative_ttl: None,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
+            reserved_for_known: DEFAULT_RESERVED_FOR_KNOWN,
             leeway: DEFAULT_LEEWAY,
             http: None,
             timeout: None,
@@ -359,8 +376,11 @@ impl IntrospectionVerifierBuilder {
         self
     }
 
-    /// Caches rejections (inactive, wrong audience, ...) for `ttl` (default: not cached). Keep it
-    /// short; it spares the IdP repeated calls for the same bad token.
+    /// Caches the IdP's `active: false` answers for `ttl` (default: not cached). Keep it short;
+    /// it spares the IdP repeated calls for the same bad token. Refusals decided here on an
+    /// active answer (wrong audience, …) and errors are never cached. Random bearer strings are
+    /// each new, so this does not help against a flood of them: the reserve of
+    /// [`IntrospectionVerifierBuilder::reserved_introspections_for_known_tokens`] does.
     pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = (!ttl.is_zero()).then_some(ttl);
         self
@@ -377,6 +397,15 @@ impl IntrospectionVerifierBuilder {
     /// exhaust the IdP or get our client throttled.
     pub fn max_concurrent_introspections(mut self, n: usize) -> Self {
         self.max_concurrent = n;
+        self
+    }
+
+    /// Extra introspection slots (default [`DEFAULT_RESERVED_FOR_KNOWN`]) that only tokens seen
+    /// active before may use, once the shared ones are busy: a flood of random bearer strings
+    /// (each one new, so no cache helps) cannot starve users whose cached result just expired.
+    /// Zero turns the reserve off.
+    pub fn reserved_introspections_for_known_tokens(mut self, n: usize) -> Self {
+        self.reserved_for_known = n;
         self
     }
 
@@ -519,6 +548,13 @@ impl IntrospectionVerifierBuilder {
                 negative_ttl: self.negative_ttl,
                 permits: Semaphore::new(self.max_concurrent),
                 max_concurrent: self.max_concurrent,
+                known_permits: Semaphore::new(self.reserved_for_known),
+                seen_active: moka::sync::Cache::builder()
+                    .max_capacity(SEEN_ACTIVE_CAPACITY)
+                    .time_to_live(SEEN_ACTIVE_TTL)
+                    .build(),
+                last_saturated_log: AtomicU64::new(u64::MAX),
+                saturated_unlogged: AtomicU64::new(0),
                 ready: AtomicBool::new(false),
                 stats: Counters::default(),
                 started: Instant::now(),
@@ -604,7 +640,7 @@ impl IntrospectionVerifier {
         let inner = &self.inner;
         let entry = cache
             .try_get_with(key, async move {
-                let mapped = inner.introspect_bounded(token).await?;
+                let mapped = inner.introspect_bounded(token, &key).await?;
                 inner.to_entry(mapped)
             })
             .await
@@ -645,9 +681,10 @@ impl Inner {
                     weight: u32::try_from(body_len.saturating_mul(2) + 128).unwrap_or(u32::MAX),
                 })
             }
-            // `nbf` in the future may become valid: never cache that.
-            Mapped::Rejected(r @ InvalidToken::NotYetValid) => Err(r.into()),
-            Mapped::Rejected(r) => match self.negative_ttl {
+            // Only the IdP's own "not active" is cached negatively: a refusal decided here (an
+            // active token with the wrong audience, not yet valid, …) is decided again on the
+            // next answer, and errors are never cached.
+            Mapped::Rejected(r @ InvalidToken::Inactive) => match self.negative_ttl {
                 Some(ttl) => Ok(Entry {
                     outcome: Outcome::Rejected(r),
                     ttl,
@@ -655,6 +692,7 @@ impl Inner {
                 }),
                 None => Err(r.into()),
             },
+            Mapped::Rejected(r) => Err(r.into()),
         }
     }
 
@@ -754,26 +792,59 @@ impl Inner {
     }
 
     fn error_log_due(&self) -> bool {
+        self.log_due(&self.last_error_log)
+    }
+
+    /// At most one log line per 10 s per `slot` (seconds since start, `u64::MAX` for never).
+    fn log_due(&self, slot: &AtomicU64) -> bool {
         let now = self.started.elapsed().as_secs();
-        let last = self.last_error_log.load(Ordering::Relaxed);
+        let last = slot.load(Ordering::Relaxed);
         let due = last == u64::MAX || now >= last.saturating_add(10);
-        due && self
-            .last_error_log
+        due && slot
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     }
 
-    /// One introspection call, if a slot is free.
-    async fn introspect_bounded(&self, token: &str) -> Result<(Mapped, usize), VerifyError> {
-        let Ok(_permit) = self.permits.try_acquire() else {
+    /// Whether the token with BLAKE3 hash `key` was seen active and has not expired since.
+    fn seen_active(&self, key: &[u8; 32]) -> bool {
+        self.seen_active
+            .get(key)
+            .is_some_and(|exp| now_unix() < exp.saturating_add(self.checks.rules.leeway()))
+    }
+
+    /// One introspection call, if a slot is free: a shared one, or for a token seen active
+    /// before, a reserved one.
+    async fn introspect_bounded(
+        &self,
+        token: &str,
+        key: &[u8; 32],
+    ) -> Result<(Mapped, usize), VerifyError> {
+        let permit = match self.permits.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) if self.seen_active(key) => self.known_permits.try_acquire().ok(),
+            Err(_) => None,
+        };
+        let Some(_permit) = permit else {
             self.stats.saturated.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                max = self.max_concurrent,
-                "every introspection slot is busy: answering 503"
-            );
+            // A flood makes one of these per request: one warning per 10 s, with the count.
+            let unlogged = self.saturated_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.log_due(&self.last_saturated_log) {
+                self.saturated_unlogged.store(0, Ordering::Relaxed);
+                tracing::warn!(
+                    max = self.max_concurrent,
+                    refused = unlogged,
+                    "every introspection slot is busy: answering 503"
+                );
+            } else {
+                tracing::debug!("every introspection slot is busy: answering 503");
+            }
             return Err(unavailable(Some(SATURATED_RETRY_AFTER)));
         };
         let result = self.introspect(token).await;
+        if let Ok((Mapped::Active { exp, .. }, _)) = &result {
+            let until = exp.unwrap_or_else(|| now_unix().saturating_add(SEEN_ACTIVE_TTL.as_secs()));
+            self.seen_active.insert(*key, until);
+        }
         if let Err(VerifyError::Unavailable { .. }) = &result {
             self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
         }
@@ -890,7 +961,8 @@ impl TokenVerifier for IntrospectionVerifier {
         match &self.inner.cache {
             Some(cache) => self.verify_cached(cache, token).await,
             None => {
-                let (mapped, _) = self.inner.introspect_bounded(token).await?;
+                let key: [u8; 32] = blake3::hash(token.as_bytes()).into();
+                let (mapped, _) = self.inner.introspect_bounded(token, &key).await?;
                 match mapped {
                     Mapped::Active { token, .. } => Ok(token),
                     Mapped::Rejected(r) => Err(r.into()),

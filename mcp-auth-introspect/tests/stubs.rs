@@ -490,6 +490,27 @@ async fn negative_cache_is_off_by_default_and_short_when_on() {
     assert_eq!(stub.calls(), 2);
 }
 
+/// Negative entries hold the IdP's `active: false` only: a refusal decided locally on an active
+/// answer (here the audience) is not cached, so the next answer decides again.
+#[tokio::test]
+async fn only_inactive_answers_are_cached_negatively() {
+    let mut other_audience = active();
+    other_audience["aud"] = json!("https://other.example/mcp");
+    let stub = Stub::json(other_audience).await;
+    let v = builder(&stub)
+        .negative_cache_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let err = verify(&v, "t").await.unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Invalid(InvalidToken::Audience)),
+            "{err:?}"
+        );
+    }
+    assert_eq!(stub.calls(), 3);
+}
+
 #[tokio::test]
 async fn errors_are_not_cached() {
     let active_text = active().to_string();
@@ -579,4 +600,66 @@ async fn discovery_refuses_foreign_issuer_and_foreign_endpoint() {
         0,
         "credentials go only to the issuer's origin"
     );
+}
+
+/// Random bearer strings (each new, so no cache helps) hold every shared introspection slot; a
+/// token seen active before, whose cached result has expired, still gets through on the
+/// reserve that never-seen tokens cannot use.
+#[tokio::test]
+async fn tokens_seen_active_keep_a_reserve_that_junk_cannot_take() {
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let notify = arrived.clone();
+    let app = axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move |body: String| {
+            let notify = notify.clone();
+            async move {
+                if body.contains("token=good") {
+                    let mut a = active();
+                    a["exp"] = json!(now() + 3600);
+                    return a.to_string();
+                }
+                // Junk: hold the slot (the test ends long before).
+                notify.notify_one();
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                r#"{"active":false}"#.to_owned()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let v = Arc::new(
+        IntrospectionVerifier::builder()
+            .endpoint(format!("http://{addr}/introspect"))
+            .issuer("https://issuer.test")
+            .client_secret_basic("rs-client", "secret")
+            .audience(AUD)
+            .timeout(Duration::from_secs(30))
+            .max_concurrent_introspections(1)
+            .reserved_introspections_for_known_tokens(1)
+            .build()
+            .unwrap(),
+    );
+    verify(&v, "good").await.expect("active");
+    // Its cached result expires (as after the cache TTL).
+    v.invalidate_cache();
+    let junk = {
+        let v = v.clone();
+        tokio::spawn(async move { v.verify("junk-1").await })
+    };
+    bounded(arrived.notified()).await;
+    // The only shared slot is taken: a never-seen token is refused at once...
+    let refused = verify(&v, "junk-2").await.unwrap_err();
+    assert!(refused.is_unavailable(), "{refused:?}");
+    // ...and a token seen active before is not.
+    let again = verify(&v, "good")
+        .await
+        .expect("the reserve serves a known token");
+    assert_eq!(again.subject(), Some("alice"));
+    assert_eq!(v.stats().saturated, 1);
+    junk.abort();
+    server.abort();
 }

@@ -86,8 +86,9 @@ impl TokenCache {
         self.index.hash_one(token.as_bytes())
     }
 
-    /// The cached result for `token`, if any and not expired.
-    pub(crate) fn get(&self, key: &u64, token: &str) -> Option<AccessToken> {
+    /// The cached result for `token` and the fingerprint of the key that verified it, if any and
+    /// not expired.
+    pub(crate) fn get(&self, key: &u64, token: &str) -> Option<(AccessToken, [u8; 32])> {
         let entry = self.cache.get(key)?;
         if !mcp_auth_core::constant_time_eq(entry.token.as_bytes(), token.as_bytes()) {
             return None;
@@ -96,7 +97,7 @@ impl TokenCache {
             self.cache.invalidate(key);
             return None;
         }
-        Some(entry.access.clone())
+        Some((entry.access.clone(), entry.key_fp))
     }
 
     pub(crate) fn insert(

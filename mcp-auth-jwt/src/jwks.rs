@@ -42,6 +42,25 @@ pub(crate) struct KeySet {
 struct Attempts {
     last_completed: Option<Instant>,
     last_retry_after: Option<Duration>,
+    /// Consecutive failed fetches while no key set was ever held.
+    failures_without_keys: u32,
+}
+
+/// The first retry delay while no key set was ever fetched; it doubles per failure up to the
+/// cooldown. An IdP that starts after the MCP server is the normal case in containers: waiting a
+/// whole cooldown before the second attempt would refuse every request for that long.
+pub(crate) const FIRST_FETCH_BACKOFF: Duration = Duration::from_millis(250);
+
+/// `now + d`, saturating far in the future instead of overflowing (durations come from
+/// configuration and from the IdP's `Cache-Control`).
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    let mut d = d;
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        d /= 2;
+    }
 }
 
 pub(crate) struct KeyStore {
@@ -101,6 +120,14 @@ impl KeyStore {
             .is_some_and(|s| s.keys.iter().any(|k| &k.fingerprint == fp))
     }
 
+    /// Whether the current set holds the key with fingerprint `fp` and is still within its stale
+    /// bound (what a token-cache hit needs: past the bound nothing verifies).
+    pub(crate) fn holds_usable(&self, fp: &[u8; 32]) -> bool {
+        self.snapshot().is_some_and(|s| {
+            Instant::now() < s.usable_until && s.keys.iter().any(|k| &k.fingerprint == fp)
+        })
+    }
+
     pub(crate) fn key_count(&self) -> usize {
         self.snapshot().map_or(0, |s| s.keys.len())
     }
@@ -145,22 +172,37 @@ impl KeyStore {
         });
     }
 
-    /// How long the cooldown still runs, if it does.
+    /// The wait between fetches: the cooldown once a key set is held (DESIGN: one refetch per
+    /// cooldown), a backoff from [`FIRST_FETCH_BACKOFF`] up to the cooldown before that.
+    fn wait_after(&self, a: &Attempts, has_keys: bool) -> Duration {
+        if has_keys || a.failures_without_keys == 0 {
+            return self.timing.cooldown;
+        }
+        let doublings = a.failures_without_keys.saturating_sub(1).min(20);
+        FIRST_FETCH_BACKOFF
+            .saturating_mul(1u32 << doublings)
+            .min(self.timing.cooldown)
+    }
+
+    /// How long the cooldown (or the first-fetch backoff) still runs, if it does.
     fn in_cooldown(&self) -> Option<Duration> {
+        let has_keys = self.snapshot().is_some();
         let a = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         let last = a.last_completed?;
+        let wait = self.wait_after(&a, has_keys);
         let elapsed = last.elapsed();
-        (elapsed < self.timing.cooldown).then(|| self.timing.cooldown - elapsed)
+        (elapsed < wait).then(|| wait - elapsed)
     }
 
     fn usable_or_unavailable(&self) -> Result<Arc<KeySet>, VerifyError> {
-        match self.snapshot() {
+        let snapshot = self.snapshot();
+        let has_keys = snapshot.is_some();
+        match snapshot {
             Some(set) if Instant::now() < set.usable_until => Ok(set),
             _ => {
                 let a = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-                let cooldown_left = a
-                    .last_completed
-                    .map(|t| self.timing.cooldown.saturating_sub(t.elapsed()));
+                let wait = self.wait_after(&a, has_keys);
+                let cooldown_left = a.last_completed.map(|t| wait.saturating_sub(t.elapsed()));
                 let retry = a
                     .last_retry_after
                     .or(cooldown_left)
@@ -190,6 +232,10 @@ impl KeyStore {
             let mut a = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
             a.last_completed = Some(Instant::now());
             a.last_retry_after = outcome.as_ref().err().and_then(FetchError::retry_after);
+            a.failures_without_keys = match &outcome {
+                Ok(()) => 0,
+                Err(_) => a.failures_without_keys.saturating_add(1),
+            };
         }
         self.completed.fetch_add(1, Ordering::AcqRel);
         self.usable_or_unavailable()
@@ -249,8 +295,8 @@ impl KeyStore {
         let now = Instant::now();
         let new = Arc::new(KeySet {
             keys: keys.into_iter().map(Arc::new).collect(),
-            fresh_until: now + ttl,
-            usable_until: now + ttl + self.timing.max_stale,
+            fresh_until: instant_after(now, ttl),
+            usable_until: instant_after(now, ttl.saturating_add(self.timing.max_stale)),
         });
         let new_fps: HashSet<[u8; 32]> = new.keys.iter().map(|k| k.fingerprint).collect();
         let old = {

@@ -74,6 +74,15 @@ impl KeyStores {
         }
     }
 
+    /// Whether some store holds `fp` within its stale bound (no allocation: the cache-hit path).
+    pub(crate) fn any_holds_usable(&self, fp: &[u8; 32]) -> bool {
+        match self {
+            KeyStores::None => false,
+            KeyStores::Shared(s) => s.holds_usable(fp),
+            KeyStores::PerIssuer(list) => list.iter().any(|(_, s)| s.holds_usable(fp)),
+        }
+    }
+
     pub(crate) fn all(&self) -> Vec<&Arc<KeyStore>> {
         match self {
             KeyStores::None => Vec::new(),
@@ -395,7 +404,12 @@ impl TokenVerifier for JwtVerifier {
         let cache_key = match &inner.cache {
             Some(cache) => {
                 let key = cache.key(token);
-                if let Some(hit) = cache.get(&key, token) {
+                // A hit counts only while its key is still usable: once the key set has passed
+                // its stale bound (the IdP unreachable for that long), nothing verifies.
+                if let Some((hit, fp)) = cache.get(&key, token)
+                    && (inner.static_keys.iter().any(|k| k.fingerprint == fp)
+                        || inner.stores.any_holds_usable(&fp))
+                {
                     inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                     inner.metrics.verified.fetch_add(1, Ordering::Relaxed);
                     return Ok(hit);

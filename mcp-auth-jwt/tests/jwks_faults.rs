@@ -139,6 +139,114 @@ async fn endpoint_down_at_start_gives_unavailable_then_recovers() {
     .await;
 }
 
+/// An IdP that starts after the MCP server (the normal case in containers): while no key set was
+/// ever fetched, failed fetches are retried after 250 ms, 500 ms, … up to the cooldown, not
+/// after a whole cooldown each.
+#[tokio::test]
+async fn first_fetch_backs_off_from_250_ms_while_no_key_set_was_ever_fetched() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        stub.set_mode(Mode::Down);
+        // The default cooldown (5 s): far longer than this test waits.
+        let v = builder(&stub).prefetch(false).build().unwrap();
+        let t = token(&d, DevAlg::RS256);
+        let err = v.verify(&t).await.unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Unavailable { retry_after: Some(r) } if r == Duration::from_secs(1)),
+            "the client is told to come back in a second, not a whole cooldown: {err:?}"
+        );
+        assert_eq!(stub.fetches(), 1);
+        // Within the first backoff: no new fetch.
+        assert!(v.verify(&t).await.unwrap_err().is_unavailable());
+        assert_eq!(stub.fetches(), 1);
+        stub.set_mode(Mode::Ok);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let access = v.verify(&t).await.expect("the IdP is up: verified well within 5 s");
+        assert_eq!(access.subject(), Some("alice"));
+        assert_eq!(stub.fetches(), 2);
+    })
+    .await;
+}
+
+/// Once a key set is held, the cooldown rule applies again (one refetch per cooldown).
+#[tokio::test]
+async fn after_a_key_set_is_held_refetches_wait_the_cooldown() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        let v = builder(&stub).prefetch(false).build().unwrap();
+        let t = token(&d, DevAlg::RS256);
+        v.verify(&t).await.unwrap();
+        assert_eq!(stub.fetches(), 1);
+        stub.set_mode(Mode::Down);
+        // Unknown kids: the first refetch was the initial fetch moments ago, so none now.
+        let other = DevIssuer::generate_fresh(ISS);
+        for _ in 0..3 {
+            let _ = v.verify(&token(&other, DevAlg::RS256)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let _ = v.verify(&token(&other, DevAlg::RS256)).await;
+        assert_eq!(
+            stub.fetches(),
+            1,
+            "no backoff-paced refetch once keys are held"
+        );
+        // The held key still verifies.
+        v.verify(&t).await.unwrap();
+    })
+    .await;
+}
+
+/// A cached token stops verifying when its key set passes the stale bound, like an uncached one.
+#[tokio::test]
+async fn token_cache_hits_stop_past_the_stale_bound() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        let v = builder(&stub)
+            .prefetch(false)
+            .jwks_default_ttl(Duration::ZERO)
+            .jwks_ttl_bounds(Duration::ZERO, Duration::ZERO)
+            .jwks_max_stale(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let t = token(&d, DevAlg::RS256);
+        v.verify(&t).await.unwrap();
+        v.verify(&t).await.unwrap();
+        assert!(
+            v.metrics().token_cache_hits >= 1,
+            "the second call is a cache hit"
+        );
+        stub.set_mode(Mode::Down);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let err = v.verify(&t).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+    })
+    .await;
+}
+
+/// Huge timing settings saturate instead of overflowing `Instant` arithmetic.
+#[tokio::test]
+async fn huge_jwks_timings_do_not_panic() {
+    bounded(async {
+        let d = dev();
+        let stub = Stub::start(d.jwks_json()).await;
+        let v = builder(&stub)
+            .prefetch(false)
+            .jwks_cooldown(Duration::MAX)
+            .jwks_default_ttl(Duration::MAX)
+            .jwks_ttl_bounds(Duration::MAX, Duration::MAX)
+            .jwks_max_stale(Duration::MAX)
+            .build()
+            .unwrap();
+        let access = v.verify(&token(&d, DevAlg::RS256)).await.unwrap();
+        assert_eq!(access.subject(), Some("alice"));
+        assert!(v.is_ready());
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn connection_refused_gives_unavailable() {
     bounded(async {

@@ -57,6 +57,11 @@ fn case(name: impl Into<String>, req: RawRequest, expect: Expect) -> Case {
 #[derive(Default, Debug)]
 struct Tally {
     tried: usize,
+    /// Names of the probes run (one per distinct probe, whichever verifier ran it).
+    probes: std::collections::BTreeSet<String>,
+    /// Names of the probes that assert the full challenge (every parameter the contract fixes),
+    /// not only the status.
+    full_challenge: std::collections::BTreeSet<String>,
     accepted: usize,
     panics: u64,
     server_errors: usize,
@@ -167,6 +172,12 @@ async fn run(label: &str, server: &TodoServer, cases: Vec<Case>) -> Tally {
             c.name
         );
         tally.tried += 1;
+        // A probe is known by its name: the common cases run under both verifiers under the
+        // same names and count once.
+        if !matches!(c.expect, Expect::Status(_) | Expect::InvalidRequest) {
+            tally.full_challenge.insert(c.name.clone());
+        }
+        tally.probes.insert(c.name.clone());
         let before = server::panics();
         let result = c.req.send(server.addr()).await;
         let panicked = server::panics() - before;
@@ -611,7 +622,42 @@ fn common_cases(ctx: &Ctx) -> Vec<Case> {
         raw_body("complete_todo with read-only token", mcp::call("complete_todo", json!({"id": 1})).to_string().as_bytes(), forbid_write.clone()),
         raw_body("unknown tool", mcp::call("drop_tables", json!({})).to_string().as_bytes(), forbid_unknown.clone()),
         raw_body("resources/read without a rule", br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}"#, forbid_unknown.clone()),
-        raw_body("prompts/get without a rule", br#"{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"x"}}"#, forbid_unknown),
+        raw_body("prompts/get without a rule", br#"{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"x"}}"#, forbid_unknown.clone()),
+    ]);
+
+    // Every method class under default-deny, sent with the read+write token: the todo server
+    // has rules for its four tools only, so each of these is refused before rmcp runs, however
+    // the method or its targets are spelled.
+    let rw_body = |name: &str, b: &[u8], expect: Expect| {
+        case(
+            name,
+            RawRequest::mcp_post("/mcp").bearer(rw).body(b),
+            expect,
+        )
+    };
+    cases.extend([
+        rw_body("class: unknown method admin/reset", br#"{"jsonrpc":"2.0","id":2,"method":"admin/reset","params":{}}"#, forbid_unknown.clone()),
+        rw_body("class: unknown method without params", br#"{"jsonrpc":"2.0","id":2,"method":"admin/reset"}"#, forbid_unknown.clone()),
+        rw_body("class: escaped unknown method", br#"{"jsonrpc":"2.0","id":2,"method":"\u0061dmin\/reset","params":{}}"#, forbid_unknown.clone()),
+        rw_body("class: notification method sent with an id", br#"{"jsonrpc":"2.0","id":2,"method":"notifications/reset","params":{}}"#, forbid_unknown.clone()),
+        rw_body("class: method differing in case", br#"{"jsonrpc":"2.0","id":2,"method":"Tools/call","params":{"name":"list_todos"}}"#, forbid_unknown.clone()),
+        rw_body("class: method with trailing space", br#"{"jsonrpc":"2.0","id":2,"method":"tools/call ","params":{"name":"list_todos"}}"#, forbid_unknown.clone()),
+        rw_body("class: tasks/get without a rule", br#"{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId":"t"}}"#, forbid_unknown.clone()),
+        rw_body("class: tasks/cancel without a rule", br#"{"jsonrpc":"2.0","id":2,"method":"tasks/cancel","params":{"taskId":"t"}}"#, forbid_unknown.clone()),
+        rw_body("class: sampling/createMessage sent to the server", br#"{"jsonrpc":"2.0","id":2,"method":"sampling/createMessage","params":{}}"#, forbid_unknown.clone()),
+        rw_body("class: completion of a prompt", br#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"x"},"argument":{"name":"a","value":""}}}"#, forbid_unknown.clone()),
+        rw_body("class: completion of a resource", br#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///{p}"},"argument":{"name":"a","value":""}}}"#, forbid_unknown.clone()),
+        rw_body("class: completion with an unknown ref type", br#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/tool","name":"add_todo"},"argument":{"name":"a","value":""}}}"#, Status(400)),
+        rw_body("class: completion with a duplicate ref", br#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"x"},"ref":{"type":"ref/prompt","name":"y"},"argument":{"name":"a","value":""}}}"#, Status(400)),
+        rw_body("class: resources/subscribe", br#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"file:///etc/passwd"}}"#, forbid_unknown.clone()),
+        rw_body("class: resources/unsubscribe", br#"{"jsonrpc":"2.0","id":2,"method":"resources/unsubscribe","params":{"uri":"file:///etc/passwd"}}"#, forbid_unknown.clone()),
+        rw_body("class: resources/directory/read", br#"{"jsonrpc":"2.0","id":2,"method":"resources/directory/read","params":{"uri":"file:///"}}"#, forbid_unknown.clone()),
+        rw_body("class: skills/get", br#"{"jsonrpc":"2.0","id":2,"method":"skills/get","params":{"uri":"skill://x/SKILL.md"}}"#, forbid_unknown.clone()),
+        rw_body("class: subscriptions/listen naming a resource", br#"{"jsonrpc":"2.0","id":2,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"resourceSubscriptions":["file:///etc/passwd"]}}}"#, forbid_unknown.clone()),
+        rw_body("class: subscriptions/listen with a duplicate filter key", br#"{"jsonrpc":"2.0","id":2,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[],"resourceSubscriptions":["file:///etc/passwd"]}}}"#, Status(400)),
+        rw_body("class: subscriptions/listen filter not a list", br#"{"jsonrpc":"2.0","id":2,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":"file:///etc/passwd"}}}"#, Status(400)),
+        rw_body("class: resources/subscribe with params as array", br#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":["file:///etc/passwd"]}"#, Status(400)),
+        rw_body("class: resources/subscribe with a duplicate uri", br#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"todo://a","uri":"file:///etc/passwd"}}"#, Status(400)),
     ]);
     cases
 }
@@ -777,8 +823,12 @@ fn weird_scope_tokens(dev: &DevIssuer, resource: &str) -> Vec<(String, String)> 
 
 fn summary(label: &str, t: &Tally) -> String {
     format!(
-        "hostile[{label}]: {} tried, {} accepted, {} panics, {} 5xx",
-        t.tried, t.accepted, t.panics, t.server_errors
+        "hostile[{label}]: {} probes ({} assert the full challenge), {} accepted, {} panics, {} 5xx",
+        t.probes.len(),
+        t.full_challenge.len(),
+        t.accepted,
+        t.panics,
+        t.server_errors
     )
 }
 
@@ -1110,14 +1160,26 @@ async fn hostile_inputs_are_refused_by_both_verifiers() {
     .await;
     let total = Tally {
         tried: jwt.tried + introspect.tried,
+        probes: jwt.probes.union(&introspect.probes).cloned().collect(),
+        full_challenge: jwt
+            .full_challenge
+            .union(&introspect.full_challenge)
+            .cloned()
+            .collect(),
         accepted: jwt.accepted + introspect.accepted,
         panics: jwt.panics + introspect.panics,
         server_errors: jwt.server_errors + introspect.server_errors,
         failures: Vec::new(),
     };
     eprintln!(
-        "hostile: {} tried, {} accepted, {} panics, {} 5xx",
-        total.tried, total.accepted, total.panics, total.server_errors
+        "hostile: {} distinct probes ({} requests over both verifiers), {} of them assert the \
+         full challenge; {} accepted, {} panics, {} 5xx",
+        total.probes.len(),
+        total.tried,
+        total.full_challenge.len(),
+        total.accepted,
+        total.panics,
+        total.server_errors
     );
     for t in [&jwt, &introspect] {
         assert!(t.tried >= 60, "{}", t.tried);

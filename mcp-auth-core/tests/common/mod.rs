@@ -56,6 +56,11 @@ impl TokenVerifier for FakeVerifier {
                 });
             }
             "idp-down-no-hint" => return Err(VerifyError::unavailable()),
+            "idp-down-for-ever" => {
+                return Err(VerifyError::Unavailable {
+                    retry_after: Some(Duration::MAX),
+                });
+            }
             "misconfigured" => {
                 return Err(VerifyError::Internal(
                     "introspection refused \"our\"\r\ncredentials: check MCP_AUTH_INTROSPECT_CLIENT_ID"
