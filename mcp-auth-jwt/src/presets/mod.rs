@@ -50,7 +50,7 @@ use env_table;
 
 /// A vendor's dashboard values. [`idp`](Self::idp) validates them (errors carry the typed
 /// `Setting` of the value to fix) and derives the data sheet for the resource URL R.
-pub trait Preset: Sized {
+pub trait Preset: DeserializeOwned {
     /// The env table: the vendor's variables, then core's.
     const ENV: EnvTable;
 
@@ -65,15 +65,17 @@ pub trait Preset: Sized {
         }))
     }
 
+    /// Reads the preset's own values (not core's) from a figment keyed as [`ENV`](Self::ENV).
+    fn load(figment: &Figment) -> Result<Self, ConfigError> {
+        extract(figment, &Self::ENV)
+    }
+
     /// Builds the provider from a figment keyed as [`ENV`](Self::ENV): the preset's keys and
     /// core's. Errors name the variable to fix.
-    fn from_figment(figment: &Figment) -> Result<HostedProvider, ConfigError>
-    where
-        Self: DeserializeOwned,
-    {
+    fn from_figment(figment: &Figment) -> Result<HostedProvider, ConfigError> {
         // Extracted apart, not flattened, so that a badly typed value's error names its key.
         let core: CoreConfig = extract(figment, &Self::ENV)?;
-        extract::<Self>(figment, &Self::ENV)?
+        Self::load(figment)?
             .builder()
             .apply_config(&core)
             .build_for_config(&Self::ENV)
@@ -81,10 +83,7 @@ pub trait Preset: Sized {
 
     /// Builds the provider from the environment (and the TOML file named by
     /// `MCP_AUTH_CONFIG_FILE`).
-    fn from_env() -> Result<HostedProvider, ConfigError>
-    where
-        Self: DeserializeOwned,
-    {
+    fn from_env() -> Result<HostedProvider, ConfigError> {
         Self::from_figment(&figment(&Self::ENV))
     }
 }
