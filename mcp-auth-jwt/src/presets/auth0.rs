@@ -46,9 +46,10 @@ impl Auth0 {
     /// The tenant or custom domain (`acme.eu.auth0.com`; `https://` is added when missing;
     /// `http://127.0.0.1:port` is accepted for tests).
     pub fn new(domain: impl Into<String>) -> Self {
-        let mut a = Self::default();
-        a.auth0_domain = domain.into();
-        a
+        Auth0 {
+            auth0_domain: domain.into(),
+            ..Self::default()
+        }
     }
 
     /// The API identifier (`aud`), when it is not R.

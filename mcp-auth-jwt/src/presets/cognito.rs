@@ -61,10 +61,12 @@ impl Cognito {
         pool: &str,
         ids: I,
     ) -> Self {
-        let mut c = Self::default();
-        (c.cognito_region, c.cognito_user_pool_id) = (region.into(), pool.into());
-        c.cognito_client_ids = ids.into_iter().map(Into::into).collect();
-        c
+        Cognito {
+            cognito_region: region.into(),
+            cognito_user_pool_id: pool.into(),
+            cognito_client_ids: ids.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
     }
 
     /// Overrides the derived issuer (a local emulator, tests on 127.0.0.1).

@@ -54,9 +54,11 @@ impl Entra {
     /// The directory (tenant) id and the MCP server's application (client) id.
     pub fn new(tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
         let (entra_tenant_id, entra_client_id) = (tenant_id.into(), client_id.into());
-        let mut e = Self::default();
-        (e.entra_tenant_id, e.entra_client_id) = (entra_tenant_id, entra_client_id);
-        e
+        Entra {
+            entra_tenant_id,
+            entra_client_id,
+            ..Self::default()
+        }
     }
 
     /// The Application ID URI (default R; anything else gets a start-up warning).
