@@ -166,25 +166,33 @@ impl HostedIdp {
 
     /// Claim names read for scopes, first present wins (default `scope`, then `scp`; Entra's
     /// `scp`, then `roles`).
-    pub fn scope_claims<I: IntoIterator<Item = &'static str>>(mut self, names: I) -> Self {
-        self.claims.scope_claims = Some(names.into_iter().map(Into::into).collect());
+    pub fn scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.scope_claims = Some(strings(names));
         self
     }
 
     /// Claim names read for the client id (default `client_id`, then `azp`; Okta's `cid`).
-    pub fn client_id_claims<I: IntoIterator<Item = &'static str>>(mut self, names: I) -> Self {
-        self.claims.client_id_claims = Some(names.into_iter().map(Into::into).collect());
+    pub fn client_id_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.client_id_claims = Some(strings(names));
         self
     }
 
     /// A claim added to the scopes when present (Auth0's `permissions`).
-    pub fn extra_scope_claim(mut self, name: &'static str) -> Self {
+    pub fn extra_scope_claim(mut self, name: impl Into<String>) -> Self {
         self.claims.extra_scope_claims.push(name.into());
         self
     }
 
     /// A claim that must hold exactly `value` (Entra's `tid`, Cognito's `token_use`).
-    pub fn require_claim(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub fn require_claim(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.claims.required.push((name.into(), value.into()));
         self
     }
@@ -656,7 +664,7 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
             expected_audience = %resource,
             accepted_audiences = ?remote.protected_resource().audiences(),
             issuers = ?idp.issuers,
-            jwks_uri = %idp.jwks_uri,
+            jwks_uri = if idp.discover_keys { "(issuer discovery)" } else { idp.jwks_uri.as_str() },
             authorization_servers = ?idp.authorization_servers,
             replaced_verifier = replaced,
             "{} provider ready{}{hint}",

@@ -10,6 +10,10 @@
 //! the requested scopes' App ID URI (AADSTS9010010); MCP clients send `resource=R` (MCP
 //! authorization spec, RFC 8707), so the working setup is App ID URI = R.
 //!
+//! The v1 issuer accepted is the public cloud's (`https://sts.windows.net/<tenant>/`) whatever
+//! the authority host; a sovereign cloud's v1 tokens need the v2 endpoint (set
+//! `accessTokenAcceptedVersion` to 2 in the app manifest).
+//!
 //! ```
 //! use mcp_auth_core::AuthProvider;
 //! use mcp_auth_jwt::presets::{Preset, entra::Entra};
