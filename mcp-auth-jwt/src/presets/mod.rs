@@ -50,6 +50,40 @@ use env_table;
 
 /// A vendor's dashboard values. [`idp`](Self::idp) validates them (errors carry the typed
 /// `Setting` of the value to fix) and derives the data sheet for the resource URL R.
+///
+/// The four presets of this module implement it; so can another IdP's:
+///
+/// ```
+/// use mcp_auth_core::config::EnvTable;
+/// use mcp_auth_core::{AuthProvider, BuildError, ResourceUrl, Setting};
+/// use mcp_auth_jwt::HostedIdp;
+/// use mcp_auth_jwt::hosted::origin;
+/// use mcp_auth_jwt::presets::Preset;
+///
+/// /// Acme's tenant URL, read from `ACME_URL`.
+/// #[derive(serde::Deserialize)]
+/// struct Acme { acme_url: String }
+///
+/// impl Preset for Acme {
+///     const ENV: EnvTable = EnvTable::new(&[
+///         ("acme_url", "ACME_URL"),
+///         ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+///     ]);
+///     fn idp(&self, _: &ResourceUrl) -> Result<HostedIdp, BuildError> {
+///         let o = origin(&self.acme_url, Setting::new("acme_url", "Acme URL"))?;
+///         Ok(HostedIdp::new("Acme", format!("{o}/keys"), format!("{o}/.well-known/openid-configuration"))
+///             .issuer(&o)
+///             .authorization_server(&o))
+///     }
+/// }
+///
+/// let p = Acme { acme_url: "https://acme.example".into() }
+///     .builder()
+///     .resource_url("https://mcp.example.com/mcp")
+///     .build()?;
+/// assert_eq!(p.metadata().authorization_servers, ["https://acme.example"]);
+/// # Ok::<(), BuildError>(())
+/// ```
 pub trait Preset: DeserializeOwned {
     /// The env table: the vendor's variables, then core's.
     const ENV: EnvTable;
@@ -195,4 +229,47 @@ fn token(
         ));
     }
     Ok(v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_table_reads_cores_settings_under_cores_variables() {
+        for table in [
+            <auth0::Auth0 as Preset>::ENV,
+            <entra::Entra as Preset>::ENV,
+            <okta::Okta as Preset>::ENV,
+            <cognito::Cognito as Preset>::ENV,
+        ] {
+            for (key, var) in CoreConfig::ENV.entries() {
+                if *key == "authorization_servers" {
+                    // Derived from the IdP: never read.
+                    assert_eq!(table.variable_for(key), None);
+                } else {
+                    assert_eq!(table.variable_for(key), Some(*var), "{key}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flags_parse_or_fail() {
+        #[derive(Deserialize)]
+        struct F {
+            #[serde(deserialize_with = "flag")]
+            f: bool,
+        }
+        let parse = |v: serde_json::Value| serde_json::from_value::<F>(serde_json::json!({"f": v}));
+        for yes in ["1", "TRUE", " yes ", "on"] {
+            assert!(parse(yes.into()).unwrap().f, "{yes}");
+        }
+        for no in ["0", "false", "No", "off", ""] {
+            assert!(!parse(no.into()).unwrap().f, "{no}");
+        }
+        assert!(parse(true.into()).unwrap().f);
+        assert!(parse("2".into()).is_err());
+        assert!(parse(serde_json::json!([1])).is_err());
+    }
 }
