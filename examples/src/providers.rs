@@ -11,6 +11,7 @@ use mcp_auth_core::config::{ConfigError, CoreConfig};
 use mcp_auth_core::{AuthProvider, RemoteAuthProvider, ResourceUrl, is_loopback_url};
 use mcp_auth_jwt::JwtVerifier;
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
+use mcp_auth_jwt::presets::{Preset, auth0::Auth0, cognito::Cognito, entra::Entra, okta::Okta};
 
 use crate::todo::{READ, WRITE};
 
@@ -25,6 +26,14 @@ pub enum ProviderKind {
     Scalekit,
     /// WorkOS AuthKit (`AUTHKIT_*`).
     Workos,
+    /// Auth0 (`AUTH0_*`).
+    Auth0,
+    /// Microsoft Entra ID (`ENTRA_*`).
+    Entra,
+    /// Okta (`OKTA_*`).
+    Okta,
+    /// Amazon Cognito (`COGNITO_*`).
+    Cognito,
     /// The embedded development issuer (loopback only).
     Dev,
 }
@@ -37,16 +46,28 @@ impl ProviderKind {
             ProviderKind::Introspect => "introspect",
             ProviderKind::Scalekit => "scalekit",
             ProviderKind::Workos => "workos",
+            ProviderKind::Auth0 => "auth0",
+            ProviderKind::Entra => "entra",
+            ProviderKind::Okta => "okta",
+            ProviderKind::Cognito => "cognito",
             ProviderKind::Dev => "dev",
         }
     }
 }
 
 /// Variable prefixes that mean "somebody configured a real IdP".
-const CONFIG_PREFIXES: [&str; 3] = ["MCP_AUTH_", "SCALEKIT_", "AUTHKIT_"];
+const CONFIG_PREFIXES: [&str; 7] = [
+    "MCP_AUTH_",
+    "SCALEKIT_",
+    "AUTHKIT_",
+    "AUTH0_",
+    "ENTRA_",
+    "OKTA_",
+    "COGNITO_",
+];
 
-/// Reads `MCP_AUTH_PROVIDER`. Unset with no other `MCP_AUTH_*`, `SCALEKIT_*` or `AUTHKIT_*`
-/// variable set: `dev`. Unset while such variables are set: an error (a half-configured
+/// Reads `MCP_AUTH_PROVIDER`. Unset with no other `MCP_AUTH_*`, `SCALEKIT_*`, `AUTHKIT_*`,
+/// `AUTH0_*`, `ENTRA_*`, `OKTA_*` or `COGNITO_*` variable set: `dev`. Unset while such variables are set: an error (a half-configured
 /// production setup must fail loudly, not fall back to dev). An unknown value: an error.
 pub fn select_kind() -> Result<ProviderKind, ConfigError> {
     let vars: Vec<(String, String)> = std::env::vars_os()
@@ -68,11 +89,16 @@ pub fn select_kind_from(vars: &[(String, String)]) -> Result<ProviderKind, Confi
             "introspect" => Ok(ProviderKind::Introspect),
             "scalekit" => Ok(ProviderKind::Scalekit),
             "workos" => Ok(ProviderKind::Workos),
+            "auth0" => Ok(ProviderKind::Auth0),
+            "entra" => Ok(ProviderKind::Entra),
+            "okta" => Ok(ProviderKind::Okta),
+            "cognito" => Ok(ProviderKind::Cognito),
             "dev" => Ok(ProviderKind::Dev),
             _ => Err(ConfigError::Invalid {
                 variable: "MCP_AUTH_PROVIDER".into(),
                 reason: format!(
-                    "unknown provider {v:?}: use jwt, introspect, scalekit, workos or dev"
+                    "unknown provider {v:?}: use jwt, introspect, scalekit, workos, auth0, \
+                     entra, okta, cognito or dev"
                 ),
             }),
         },
@@ -92,7 +118,7 @@ pub fn select_kind_from(vars: &[(String, String)]) -> Result<ProviderKind, Confi
                     variable: "MCP_AUTH_PROVIDER".into(),
                     reason: format!(
                         "not set, but {} {} set: name the provider (jwt, introspect, scalekit, \
-                         workos) instead of falling back to the development issuer",
+                         workos, auth0, entra, okta, cognito) instead of falling back to the development issuer",
                         set.join(", "),
                         if set.len() == 1 { "is" } else { "are" }
                     ),
@@ -222,7 +248,32 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
                 dev: None,
             })
         }
+        ProviderKind::Auth0 => build_preset::<Auth0>(kind, resource, &config),
+        ProviderKind::Entra => build_preset::<Entra>(kind, resource, &config),
+        ProviderKind::Okta => build_preset::<Okta>(kind, resource, &config),
+        ProviderKind::Cognito => build_preset::<Cognito>(kind, resource, &config),
     }
+}
+
+/// A preset of `mcp_auth_jwt::presets` from its variables, with the todo defaults of `config`.
+fn build_preset<P: Preset>(
+    kind: ProviderKind,
+    resource: &ResourceUrl,
+    config: &CoreConfig,
+) -> Result<Selected, ConfigError> {
+    let preset = P::load(&vendor_figment(&P::ENV, resource))?;
+    let provider = preset
+        .builder()
+        .apply_config(config)
+        .build_for_config(&P::ENV)?;
+    Ok(Selected {
+        kind,
+        issuers: provider.idp().issuers().to_vec(),
+        audiences: provider.audiences().to_vec(),
+        provider: Arc::new(provider),
+        extra_routes: Router::new(),
+        dev: None,
+    })
 }
 
 /// A vendor crate's figment, with the resolved resource URL underneath the environment.
@@ -328,7 +379,20 @@ mod tests {
         );
         assert!(select_kind_from(&vars(&[("SCALEKIT_ENVIRONMENT_URL", "https://a")])).is_err());
         assert!(select_kind_from(&vars(&[("AUTHKIT_DOMAIN", "a.authkit.app")])).is_err());
-        let unknown = select_kind_from(&vars(&[("MCP_AUTH_PROVIDER", "okta")]))
+        for (var, kind) in [
+            ("AUTH0_DOMAIN", "auth0"),
+            ("ENTRA_TENANT_ID", "entra"),
+            ("OKTA_ISSUER", "okta"),
+            ("COGNITO_CLIENT_IDS", "cognito"),
+        ] {
+            let half = select_kind_from(&vars(&[(var, "x")]))
+                .unwrap_err()
+                .to_string();
+            assert!(half.contains(var) && half.contains(kind), "{half}");
+            let picked = select_kind_from(&vars(&[("MCP_AUTH_PROVIDER", kind), (var, "x")]));
+            assert_eq!(picked.unwrap().name(), kind);
+        }
+        let unknown = select_kind_from(&vars(&[("MCP_AUTH_PROVIDER", "keycloak")]))
             .unwrap_err()
             .to_string();
         assert!(unknown.contains("unknown provider"), "{unknown}");

@@ -112,7 +112,11 @@ async fn dev_mode_serves_the_todo_tools_with_per_tool_scopes() {
 
 #[tokio::test]
 async fn configuration_errors_name_the_variable() {
-    let err = start_failure(&[("MCP_AUTH_PROVIDER", "okta")], &["--bind", "127.0.0.1:0"]).await;
+    let err = start_failure(
+        &[("MCP_AUTH_PROVIDER", "keycloak")],
+        &["--bind", "127.0.0.1:0"],
+    )
+    .await;
     assert!(
         err.contains("MCP_AUTH_PROVIDER") && err.contains("unknown provider"),
         "{err}"

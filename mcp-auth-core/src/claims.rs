@@ -11,10 +11,11 @@
 //! | duplicate members | the whole object is refused ([`parse_unique_object`]) |
 //! | `exp`, `nbf`, `iat` | NumericDate (RFC 7519 §2): a non-negative number, fractions truncated; any other type is refused (`missing_claim`); `exp` + leeway must be after now, `nbf` and `iat` no later than now + leeway; `exp` is required when [`ClaimRules::require_exp`] says so (JWTs) |
 //! | `iss` | a string (any other type: `issuer`); must be one of the accepted issuers; when absent, refused unless an [`implicit issuer`](ClaimRules::implicit_issuer) vouches (an introspection endpoint speaks for its issuer) |
-//! | `aud` | a string or an array of strings (any other item refuses the token); absent: refused (`audience`); at least one value must be an accepted audience |
-//! | scopes | the first present claim of [`ClaimRules::scope_claims`] (default `scope`, then `scp`): a space-separated string or an array of strings; anything else refuses the token |
+//! | `aud` | a string or an array of strings (any other item refuses the token); absent: refused (`audience`) unless [`ClaimRules::audience_optional_for_allowed_clients`] lets a client allowlist stand in for it; at least one value must be an accepted audience |
+//! | scopes | the first present claim of [`ClaimRules::scope_claims`] (default `scope`, then `scp`): a space-separated string or an array of strings; anything else refuses the token. Then every present claim of [`ClaimRules::extra_scope_claims`] (Auth0's `permissions`) is added, and a [`ClaimRules::strip_scope_prefix`] prefix is removed |
 //! | `sub` | a string, or absent |
-//! | client | `client_id`, else `azp`: a string, or absent; never a placeholder |
+//! | client | the first present claim of [`ClaimRules::client_id_claims`] (default `client_id`, then `azp`): a string, or absent; never a placeholder; must be in [`ClaimRules::allowed_clients`] when that is set (`audience`) |
+//! | required values | each [`ClaimRules::require_claim`] pair: the claim must be that exact string (Entra's `tid`, Cognito's `token_use`); absent or different: refused (`missing_claim`) |
 //! | `cnf` | refused: a sender-constrained token is not a bearer token (RFC 9449, RFC 8705) |
 //! | identity | `sub` makes a user [`Principal`](crate::Principal); without `sub`, the client id makes a machine principal (client credentials, RFC 7662 §2.2 makes `sub` optional); with neither the token is refused (`missing_claim`) |
 //!
@@ -63,6 +64,12 @@ pub struct ClaimRules {
     scope_claims: Vec<String>,
     leeway: u64,
     require_exp: bool,
+    client_id_claims: Vec<String>,
+    extra_scope_claims: Vec<String>,
+    scope_prefix: Option<String>,
+    required_values: Vec<(String, String)>,
+    allowed_clients: Option<Arc<[String]>>,
+    audience_optional: bool,
 }
 
 impl ClaimRules {
@@ -80,6 +87,12 @@ impl ClaimRules {
             scope_claims: vec!["scope".to_owned(), "scp".to_owned()],
             leeway: DEFAULT_LEEWAY_SECS,
             require_exp: true,
+            client_id_claims: vec!["client_id".to_owned(), "azp".to_owned()],
+            extra_scope_claims: Vec::new(),
+            scope_prefix: None,
+            required_values: Vec::new(),
+            allowed_clients: None,
+            audience_optional: false,
         }
     }
 
@@ -131,6 +144,67 @@ impl ClaimRules {
     pub fn require_exp(mut self, on: bool) -> Self {
         self.require_exp = on;
         self
+    }
+
+    /// Claim names read for the client id, first present wins (default `client_id`, then
+    /// `azp`; Okta's `cid`, Entra v1's `appid`).
+    pub fn client_id_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.client_id_claims = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Claims whose values are added to the scopes when present (Auth0's `permissions` array
+    /// when RBAC is on). Same shapes as a scope claim.
+    pub fn extra_scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_scope_claims = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Removes `prefix` from the front of every scope that starts with it (Cognito's
+    /// `<resource server>/<scope>`), so policies name the bare scope. Scopes without it are kept.
+    pub fn strip_scope_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.scope_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The claim `name` must be the string `value` (Entra's `tid` = the tenant, Cognito's
+    /// `token_use` = `access`). Cumulative.
+    pub fn require_claim(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.required_values.push((name.into(), value.into()));
+        self
+    }
+
+    /// The client id must be one of `clients` (Cognito's app client ids); a token naming no
+    /// client, or another, is refused (`audience`).
+    pub fn allowed_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_clients = Some(clients.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accept a token without `aud` when [`allowed_clients`](Self::allowed_clients) is set and
+    /// its client is on the list (Cognito access tokens carry `client_id` and usually no `aud`).
+    /// A present `aud` is still checked. Without an allowlist this has no effect: no `aud` is
+    /// refused.
+    pub fn audience_optional_for_allowed_clients(mut self, on: bool) -> Self {
+        self.audience_optional = on;
+        self
+    }
+
+    /// The client allowlist, if any.
+    pub fn accepted_clients(&self) -> Option<&[String]> {
+        self.allowed_clients.as_deref()
     }
 
     /// The accepted audiences, or `None` when any audience is accepted.
@@ -218,6 +292,37 @@ fn optional_string(
         Some(_) => Err(refuse(
             InvalidToken::Malformed,
             format!("{name} is not a string"),
+        )),
+    }
+}
+
+/// The first present claim of `names` as a string (a non-string refuses the token).
+fn first_string(
+    claims: &Map<String, Value>,
+    names: &[String],
+) -> Result<Option<String>, ClaimsRejection> {
+    for name in names {
+        if let Some(v) = optional_string(claims, name)? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// A scope claim's values: a space-separated string or an array of strings.
+fn scope_values(name: &str, v: &Value) -> Result<Vec<String>, ClaimsRejection> {
+    match v {
+        Value::String(s) => Ok(s.split_ascii_whitespace().map(str::to_owned).collect()),
+        Value::Array(_) => match string_or_array(v) {
+            Ok(list) => Ok(list.into_iter().filter(|s| !s.is_empty()).collect()),
+            Err(()) => Err(refuse(
+                InvalidToken::Malformed,
+                format!("{name} holds a non-string"),
+            )),
+        },
+        _ => Err(refuse(
+            InvalidToken::Malformed,
+            format!("{name} is not a string or an array"),
         )),
     }
 }
@@ -317,7 +422,27 @@ pub fn map_claims(
         }
         None => Vec::new(),
     };
+    let client_id = first_string(&claims, &rules.client_id_claims)?;
+    if let Some(allowed) = &rules.allowed_clients
+        && !client_id.as_ref().is_some_and(|c| allowed.contains(c))
+    {
+        return Err(refuse(
+            InvalidToken::Audience,
+            format!(
+                "client expected one of {:?}, found {:?}",
+                allowed,
+                client_id
+                    .as_deref()
+                    .map(str::escape_debug)
+                    .map(|c| c.to_string())
+            ),
+        ));
+    }
+    // An allowlisted client stands in for a missing `aud` only when asked for (Cognito).
+    let client_stands_in =
+        audiences.is_empty() && rules.audience_optional && rules.allowed_clients.is_some();
     if let Some(accepted) = &rules.audiences
+        && !client_stands_in
         && !audiences.iter().any(|a| accepted.contains(a))
     {
         return Err(refuse(
@@ -330,15 +455,23 @@ pub fn map_claims(
         ));
     }
 
+    for (name, value) in &rules.required_values {
+        if optional_string(&claims, name)?.as_deref() != Some(value.as_str()) {
+            return Err(refuse(
+                InvalidToken::MissingClaim,
+                format!("{name} must be {value:?}"),
+            ));
+        }
+    }
+
     let subject = optional_string(&claims, "sub")?;
-    let client_id = match optional_string(&claims, "client_id")? {
-        Some(c) => Some(c),
-        None => optional_string(&claims, "azp")?,
-    };
     if subject.is_none() && client_id.is_none() {
         return Err(refuse(
             InvalidToken::MissingClaim,
-            "neither sub nor client_id/azp: the token names no principal",
+            format!(
+                "neither sub nor {}: the token names no principal",
+                rules.client_id_claims.join("/")
+            ),
         ));
     }
 
@@ -347,25 +480,24 @@ pub fn map_claims(
         let Some(v) = present(&claims, name) else {
             continue;
         };
-        scopes = match v {
-            Value::String(s) => s.split_ascii_whitespace().map(str::to_owned).collect(),
-            Value::Array(_) => match string_or_array(v) {
-                Ok(list) => list.into_iter().filter(|s| !s.is_empty()).collect(),
-                Err(()) => {
-                    return Err(refuse(
-                        InvalidToken::Malformed,
-                        format!("{name} holds a non-string"),
-                    ));
-                }
-            },
-            _ => {
-                return Err(refuse(
-                    InvalidToken::Malformed,
-                    format!("{name} is not a string or an array"),
-                ));
-            }
-        };
+        scopes = scope_values(name, v)?;
         break;
+    }
+    for name in &rules.extra_scope_claims {
+        if let Some(v) = present(&claims, name) {
+            for s in scope_values(name, v)? {
+                if !scopes.contains(&s) {
+                    scopes.push(s);
+                }
+            }
+        }
+    }
+    if let Some(prefix) = rules.scope_prefix.as_deref().filter(|p| !p.is_empty()) {
+        for s in &mut scopes {
+            if let Some(bare) = s.strip_prefix(prefix).filter(|b| !b.is_empty()) {
+                *s = bare.to_owned();
+            }
+        }
     }
 
     let mut b = AccessToken::builder().scopes(scopes).audiences(audiences);
@@ -498,5 +630,91 @@ mod tests {
         let vouched = rules().implicit_issuer(ISS);
         let t = map_claims(without("iss").as_object().unwrap().clone(), &vouched, NOW).unwrap();
         assert_eq!(t.issuer(), Some(ISS));
+    }
+
+    #[test]
+    fn vendor_extensions() {
+        // Okta's `cid`, Entra v1's `appid`: configured names win over the defaults.
+        let okta = rules().client_id_claims(["cid"]);
+        let mut t = good();
+        t["cid"] = json!("0oa1");
+        t["client_id"] = json!("ignored");
+        let tok = map_claims(t.as_object().unwrap().clone(), &okta, NOW).unwrap();
+        assert_eq!(tok.client_id(), Some("0oa1"));
+
+        // Auth0 permissions are added to `scope`; a non-string member refuses.
+        let auth0 = rules().extra_scope_claims(["permissions"]);
+        let tok = map_claims(
+            with("permissions", json!(["c", "a"]))
+                .as_object()
+                .unwrap()
+                .clone(),
+            &auth0,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(tok.scopes().iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        let bad = with("permissions", json!([1]));
+        assert_eq!(
+            map_claims(bad.as_object().unwrap().clone(), &auth0, NOW)
+                .unwrap_err()
+                .reason,
+            InvalidToken::Malformed
+        );
+
+        // Entra: `roles` only when `scp` is absent.
+        let entra = rules()
+            .scope_claims(["scp", "roles"])
+            .require_claim("tid", "t1");
+        let mut app = without("scope");
+        app["roles"] = json!(["Tasks.Read"]);
+        app["tid"] = json!("t1");
+        let tok = map_claims(app.as_object().unwrap().clone(), &entra, NOW).unwrap();
+        assert_eq!(tok.scopes().iter().collect::<Vec<_>>(), ["Tasks.Read"]);
+        app["scp"] = json!("user.read");
+        let tok = map_claims(app.as_object().unwrap().clone(), &entra, NOW).unwrap();
+        assert_eq!(tok.scopes().iter().collect::<Vec<_>>(), ["user.read"]);
+        for tid in [json!("t2"), json!(7), Value::Null] {
+            app["tid"] = tid;
+            assert!(map_claims(app.as_object().unwrap().clone(), &entra, NOW).is_err());
+        }
+
+        // Cognito: allowlisted client, `aud` optional only then, prefixed scopes stripped.
+        let cognito = rules()
+            .allowed_clients(["app1"])
+            .audience_optional_for_allowed_clients(true)
+            .strip_scope_prefix("https://rs.example/");
+        let mut c = without("aud");
+        c["client_id"] = json!("app1");
+        c["scope"] = json!("https://rs.example/todo:read openid https://rs.example/");
+        let tok = map_claims(c.as_object().unwrap().clone(), &cognito, NOW).unwrap();
+        assert_eq!(
+            tok.scopes().iter().collect::<Vec<_>>(),
+            ["todo:read", "openid", "https://rs.example/"]
+        );
+        let mut other = c.clone();
+        other["client_id"] = json!("app2");
+        assert_eq!(
+            map_claims(other.as_object().unwrap().clone(), &cognito, NOW)
+                .unwrap_err()
+                .reason,
+            InvalidToken::Audience
+        );
+        let mut wrong_aud = c.clone();
+        wrong_aud["aud"] = json!("https://other.example");
+        assert_eq!(
+            map_claims(wrong_aud.as_object().unwrap().clone(), &cognito, NOW)
+                .unwrap_err()
+                .reason,
+            InvalidToken::Audience
+        );
+        // Without an allowlist, the flag does not make `aud` optional.
+        let loose = rules().audience_optional_for_allowed_clients(true);
+        assert_eq!(
+            map_claims(c.as_object().unwrap().clone(), &loose, NOW)
+                .unwrap_err()
+                .reason,
+            InvalidToken::Audience
+        );
     }
 }

@@ -91,7 +91,7 @@ impl BearerAuthLayer {
             shared: Arc::new(Shared {
                 verifier,
                 resource_arc: Arc::from(resource.resource().as_str()),
-                required_scope_header: resource.required_scopes().to_header_value(),
+                required_scope_header: resource.challenge_scopes(resource.required_scopes()),
                 resource,
                 metadata_url,
                 challenge_scope,
@@ -356,7 +356,13 @@ impl Shared {
                 "token names neither a subject nor a client");
             return Err(self.invalid(InvalidToken::MissingClaim));
         }
-        if self.resource.checks_audience() {
+        // A token without `aud` passes only when this resource lets its client stand in for the
+        // audience (Cognito); the verifier's own allowlist may be shared by other resources.
+        let client_stands_in = verified.audiences().is_empty()
+            && verified
+                .client_id()
+                .is_some_and(|c| self.resource.audience_free_clients().iter().any(|a| a == c));
+        if self.resource.checks_audience() && !client_stands_in {
             let accepted = self.resource.audiences();
             if !verified.audiences().iter().any(|a| accepted.contains(a)) {
                 if !self.audience_warned.swap(true, Ordering::Relaxed)

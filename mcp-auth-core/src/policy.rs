@@ -663,7 +663,7 @@ impl McpPolicyBuilder {
             all.extend_from(&scopes);
             Ok(CompiledRule {
                 scopes,
-                challenge_scope: all.to_header_value(),
+                challenge_scope: pr.challenge_scopes(&all),
                 predicates: rule.predicates,
                 listed: rule.listed,
             })
@@ -750,7 +750,7 @@ impl McpPolicyBuilder {
                 filter_lists: self.filter_lists,
                 max_body: self.max_body.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 metadata_url: pr.resource().metadata_url(),
-                global_scope: global.to_header_value(),
+                global_scope: pr.challenge_scopes(&global),
                 hierarchy: pr.hierarchy().clone(),
                 sessions,
             }),

@@ -27,6 +27,8 @@ pub struct ProtectedResource {
     pub(crate) check_audience: bool,
     pub(crate) root_alias: bool,
     pub(crate) max_token_bytes: usize,
+    pub(crate) audience_free_clients: Vec<String>,
+    pub(crate) challenge_prefix: Option<String>,
 }
 
 impl ProtectedResource {
@@ -76,13 +78,57 @@ impl ProtectedResource {
         self.max_token_bytes
     }
 
-    /// The `scope` value of the 401 challenge: the required scopes, else the initial ones.
+    /// The `scope` value of the 401 challenge: the required scopes, else the initial ones, in
+    /// the form clients ask for ([`challenge_scopes`](Self::challenge_scopes)).
     pub fn challenge_scope(&self) -> String {
         if self.required_scopes.is_empty() {
-            self.initial_scopes.to_header_value()
+            self.challenge_scopes(&self.initial_scopes)
         } else {
-            self.required_scopes.to_header_value()
+            self.challenge_scopes(&self.required_scopes)
         }
+    }
+
+    /// `scopes` as a challenge's `scope` value, in the form a client must ask its authorization
+    /// server for: each scope behind the
+    /// [`challenge_scope_prefix`](RemoteAuthProviderBuilder::challenge_scope_prefix) when one
+    /// is set (Entra's `<App ID URI>/<scope>`), except the OpenID Connect scopes; else as is.
+    /// Policies and scope checks keep using the bare scopes that tokens carry.
+    pub fn challenge_scopes(&self, scopes: &ScopeSet) -> String {
+        match &self.challenge_prefix {
+            None => scopes.to_header_value(),
+            Some(prefix) => scopes
+                .iter()
+                .map(|s| prefixed(prefix, s))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// Clients whose tokens may omit `aud` for this resource: the layer accepts such a token
+    /// only when its client is on this list (see
+    /// [`clients_in_place_of_audience`](RemoteAuthProviderBuilder::clients_in_place_of_audience)).
+    pub fn audience_free_clients(&self) -> &[String] {
+        &self.audience_free_clients
+    }
+}
+
+/// OpenID Connect scopes (OIDC Core §5.4, §11), never prefixed: IdPs grant them as they are.
+const OIDC_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
+fn prefixed(prefix: &str, scope: &str) -> String {
+    if OIDC_SCOPES.contains(&scope) || scope.starts_with(prefix) {
+        scope.to_owned()
+    } else if prefix.ends_with('/') {
+        format!("{prefix}{scope}")
+    } else {
+        format!("{prefix}/{scope}")
     }
 }
 
@@ -206,6 +252,8 @@ impl RemoteAuthProvider {
             root_alias: true,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             metadata_extra: serde_json::Map::new(),
+            audience_free_clients: Vec::new(),
+            challenge_prefix: None,
         }
     }
 
@@ -254,6 +302,8 @@ pub struct RemoteAuthProviderBuilder {
     root_alias: bool,
     max_token_bytes: usize,
     metadata_extra: serde_json::Map<String, serde_json::Value>,
+    audience_free_clients: Vec<String>,
+    challenge_prefix: Option<String>,
 }
 
 fn strings<I, S>(items: I) -> Vec<String>
@@ -361,6 +411,30 @@ impl RemoteAuthProviderBuilder {
         self
     }
 
+    /// Names the scopes in challenges and in the metadata's `scopes_supported` as
+    /// `<prefix>/<scope>` (FastMCP's `get_challenge_scopes`): Entra clients must ask for
+    /// `<App ID URI>/<scope>` while its tokens carry `<scope>`, and Cognito's resource-server
+    /// scopes are `<identifier>/<scope>`. Scope settings, policies and checks stay bare; OpenID
+    /// Connect scopes (`openid`, `profile`, ...) and scopes already prefixed are left as they
+    /// are. The prefix must be a non-empty scope token (RFC 6749 §3.3).
+    pub fn challenge_scope_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.challenge_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Lets a token without `aud` in when its client id is one of `clients` (Cognito access
+    /// tokens name their app client and usually no audience). A token that carries `aud` is
+    /// still checked against the audiences. The list is per resource: a verifier shared by two
+    /// resources cannot let one's clients into the other. Empty entries are refused at build.
+    pub fn clients_in_place_of_audience<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audience_free_clients = strings(clients);
+        self
+    }
+
     /// Accept tokens whatever their audience. Dangerous: a token minted for any other service of
     /// the same IdP gets in. Logs a warning at build time.
     pub fn dangerous_accept_any_audience(mut self) -> Self {
@@ -435,9 +509,31 @@ impl RemoteAuthProviderBuilder {
             ));
         }
 
+        if let Some(p) = &self.challenge_prefix
+            && (p.is_empty() || ScopeSet::try_from_iter([p.as_str()]).is_err())
+        {
+            return Err(BuildError::invalid(
+                Setting::new("challenge_scope_prefix", "challenge scope prefix"),
+                "must be a non-empty scope token (no spaces, quotes or backslashes)",
+            ));
+        }
+        if self
+            .audience_free_clients
+            .iter()
+            .any(|c| c.trim().is_empty())
+        {
+            return Err(BuildError::invalid(
+                Setting::new("clients_in_place_of_audience", "client allowlist"),
+                "a client id is empty",
+            ));
+        }
+
         let mut metadata = ProtectedResourceMetadata::new(resource.as_str());
         metadata.authorization_servers = self.authorization_servers;
-        metadata.scopes_supported = scopes_supported.as_slice().to_vec();
+        metadata.scopes_supported = match &self.challenge_prefix {
+            Some(p) => scopes_supported.iter().map(|s| prefixed(p, s)).collect(),
+            None => scopes_supported.as_slice().to_vec(),
+        };
         metadata.resource_name = self.resource_name;
         metadata.resource_documentation = self.resource_documentation;
         metadata.extra = self.metadata_extra;
@@ -497,6 +593,8 @@ impl RemoteAuthProviderBuilder {
                 check_audience: self.check_audience,
                 root_alias: self.root_alias,
                 max_token_bytes: self.max_token_bytes,
+                audience_free_clients: self.audience_free_clients,
+                challenge_prefix: self.challenge_prefix,
             },
         })
     }

@@ -534,7 +534,7 @@ async fn run_checks<P, M>(
                 report.check(
                     "missing scope: insufficient_scope challenge",
                     param(&params, "error") == Some("insufficient_scope")
-                        && param(&params, "scope") == Some(required.to_header_value().as_str())
+                        && param(&params, "scope") == Some(pr.challenge_scopes(required).as_str())
                         && param(&params, "resource_metadata") == Some(meta_url.as_str())
                         && in_contract_order(&params),
                     || format!("{www:?}"),

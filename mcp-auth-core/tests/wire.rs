@@ -675,3 +675,118 @@ fn challenge_parser_agrees_with_the_layer_order() {
     let params = parse_challenge(&invalid_token_header("x")).unwrap();
     assert!(in_contract_order(&params));
 }
+
+#[tokio::test]
+async fn challenge_scopes_name_the_prefixed_form_while_checks_use_the_bare_one() {
+    let p = RemoteAuthProvider::builder(fake())
+        .resource_url(R)
+        .authorization_server("https://idp.example.com")
+        .scopes_supported(["todo:read", "todo:write", "openid"])
+        .required_scopes(["todo:read"])
+        .challenge_scope_prefix("api://todo")
+        .build()
+        .unwrap();
+    assert_eq!(
+        p.metadata().scopes_supported,
+        ["api://todo/todo:read", "api://todo/todo:write", "openid"]
+    );
+    let (srv, hits) = start(&p).await;
+    let c = client();
+    let none = c.post(srv.url("/mcp")).send().await.unwrap();
+    assert_eq!(
+        www(&none),
+        format!("Bearer scope=\"api://todo/todo:read\", resource_metadata=\"{META}\"")
+    );
+    let weak = c
+        .post(srv.url("/mcp"))
+        .bearer_auth(mint(&["todo:write"], R))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 403);
+    assert!(
+        www(&weak).contains("scope=\"api://todo/todo:read\""),
+        "{}",
+        www(&weak)
+    );
+    // The token carries the bare scope (as Entra's `scp` does): accepted.
+    let ok = c
+        .post(srv.url("/mcp"))
+        .bearer_auth(mint(&["todo:read"], R))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    srv.stop().await;
+    for bad in ["", "a b", "x\"y"] {
+        assert!(
+            RemoteAuthProvider::builder(fake())
+                .resource_url(R)
+                .authorization_server("https://idp.example.com")
+                .challenge_scope_prefix(bad)
+                .build()
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_allowlisted_client_stands_in_for_a_missing_audience_per_resource() {
+    let shared = fake();
+    let a = RemoteAuthProvider::builder(shared.clone())
+        .resource_url(R)
+        .authorization_server("https://idp.example.com")
+        .clients_in_place_of_audience(["app-a"])
+        .build()
+        .unwrap();
+    let b = RemoteAuthProvider::builder(shared.clone())
+        .resource_url("http://127.0.0.1:8000/other")
+        .authorization_server("https://idp.example.com")
+        .clients_in_place_of_audience(["app-b"])
+        .build()
+        .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let app = app(&a, hits.clone()).merge(
+        Router::new()
+            .route(
+                "/other",
+                post(move || {
+                    let h = h2.clone();
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        "other"
+                    }
+                }),
+            )
+            .layer(b.layer()),
+    );
+    let srv = Server::start(app).await;
+    let no_aud = |client: &str| {
+        mint_claims(serde_json::json!({
+            "sub": "user-1", "client_id": client, "iss": "https://idp.example.com",
+            "scope": "todo:read", "exp": now() + 3600,
+        }))
+    };
+    let c = client();
+    let status = |path: &'static str, token: String| {
+        let req = c.post(srv.url(path)).bearer_auth(token);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(status("/mcp", no_aud("app-a")).await, 200);
+    assert_eq!(status("/other", no_aud("app-a")).await, 401);
+    assert_eq!(status("/mcp", no_aud("app-b")).await, 401);
+    assert_eq!(status("/other", no_aud("app-b")).await, 200);
+    // A present `aud` is still checked, whatever the client.
+    let mut with_aud = serde_json::json!({
+        "sub": "user-1", "client_id": "app-a", "iss": "https://idp.example.com",
+        "aud": "http://127.0.0.1:8000/other", "exp": now() + 3600,
+    });
+    assert_eq!(status("/mcp", mint_claims(with_aud.clone())).await, 401);
+    with_aud["aud"] = serde_json::json!(R);
+    assert_eq!(status("/mcp", mint_claims(with_aud)).await, 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    srv.stop().await;
+}

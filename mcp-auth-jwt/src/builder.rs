@@ -25,6 +25,7 @@ pub(crate) mod setting {
     pub(crate) const ALGORITHMS: Setting = Setting::new("jwt_algorithms", "algorithms");
     pub(crate) const PUBLIC_KEY: Setting = Setting::new("jwt_public_key", "public key");
     pub(crate) const HMAC_SECRET: Setting = Setting::new("hmac_secret", "hmac secret");
+    pub(crate) const ALLOWED_CLIENTS: Setting = Setting::new("allowed_clients", "client allowlist");
     pub(crate) const JWKS_TTL_BOUNDS: Setting = Setting::new("jwks_ttl_bounds", "jwks_ttl_bounds");
     pub(crate) const KEY_SOURCE: Setting = Setting::new(
         "jwt_jwks_uri",
@@ -114,6 +115,12 @@ pub struct JwtVerifierBuilder {
     static_keys: Vec<Key>,
     hmac: Option<Key>,
     prefetch: Option<bool>,
+    client_id_claims: Option<Vec<String>>,
+    extra_scope_claims: Vec<String>,
+    scope_prefix: Option<String>,
+    required_claims: Vec<(String, String)>,
+    allowed_clients: Option<Vec<String>>,
+    audience_optional: bool,
     errors: Vec<BuildError>,
 }
 
@@ -302,6 +309,62 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Claim names read for the client id, first present wins (default `client_id`, then
+    /// `azp`): Okta's `cid`, Entra v1's `appid` ([`ClaimRules::client_id_claims`]).
+    pub fn client_id_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.client_id_claims = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Claims added to the scopes when present: Auth0's `permissions`
+    /// ([`ClaimRules::extra_scope_claims`]).
+    pub fn extra_scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_scope_claims = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Strips `prefix` from granted scopes: Cognito's `<resource server>/`
+    /// ([`ClaimRules::strip_scope_prefix`]).
+    pub fn strip_scope_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.scope_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The claim `name` must be the string `value`: Entra's `tid`, Cognito's `token_use`
+    /// ([`ClaimRules::require_claim`]). Cumulative.
+    pub fn require_claim(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.required_claims.push((name.into(), value.into()));
+        self
+    }
+
+    /// The client id must be one of `clients` ([`ClaimRules::allowed_clients`]); an empty list
+    /// fails the build.
+    pub fn allowed_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_clients = Some(names_of(clients));
+        self
+    }
+
+    /// Accept tokens without `aud` whose client is on the [`allowed_clients`](Self::allowed_clients)
+    /// list ([`ClaimRules::audience_optional_for_allowed_clients`]). The bearer layer needs the
+    /// same list (`RemoteAuthProviderBuilder::clients_in_place_of_audience`), else it refuses
+    /// such tokens.
+    pub fn audience_optional_for_allowed_clients(mut self, on: bool) -> Self {
+        self.audience_optional = on;
+        self
+    }
+
     /// Validates the settings, installs jsonwebtoken's crypto provider and builds the verifier.
     pub fn build(self) -> Result<JwtVerifier, BuildError> {
         crate::install_crypto_provider();
@@ -332,6 +395,14 @@ impl JwtVerifierBuilder {
             tracing::warn!(
                 "JWT audience check is OFF (dangerous_skip_audience): tokens minted for other services of the same issuer are accepted"
             );
+        }
+        if let Some(clients) = &self.allowed_clients
+            && (clients.is_empty() || clients.iter().any(|c| c.trim().is_empty()))
+        {
+            return Err(BuildError::invalid(
+                setting::ALLOWED_CLIENTS,
+                "empty list or empty client id",
+            ));
         }
         if self.issuers.iter().any(|i| i.trim().is_empty()) {
             return Err(BuildError::invalid(setting::ISSUER, "empty issuer"));
@@ -485,17 +556,32 @@ impl JwtVerifierBuilder {
                 });
             }
         }
-        let rules = if self.skip_audience {
+        let mut rules = if self.skip_audience {
             ClaimRules::dangerous_any_audience()
         } else {
             ClaimRules::new(audiences)
         }
         .issuers(self.issuers)
-        .leeway_secs(self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs())
-        .scope_claims(
-            self.scope_claims
-                .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]),
-        );
+        .extra_scope_claims(self.extra_scope_claims)
+        .audience_optional_for_allowed_clients(self.audience_optional);
+        if let Some(names) = self.client_id_claims {
+            rules = rules.client_id_claims(names);
+        }
+        if let Some(prefix) = self.scope_prefix {
+            rules = rules.strip_scope_prefix(prefix);
+        }
+        for (name, value) in self.required_claims {
+            rules = rules.require_claim(name, value);
+        }
+        if let Some(clients) = self.allowed_clients {
+            rules = rules.allowed_clients(clients);
+        }
+        let rules = rules
+            .leeway_secs(self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs())
+            .scope_claims(
+                self.scope_claims
+                    .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]),
+            );
         Ok(JwtVerifier {
             inner: Arc::new(Inner {
                 algorithms,
@@ -511,4 +597,12 @@ impl JwtVerifierBuilder {
             }),
         })
     }
+}
+
+fn names_of<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
 }

@@ -115,6 +115,22 @@ pub struct HostedIdp {
     algorithms: Vec<Algorithm>,
     authorization_servers: Vec<String>,
     setup_hint: Option<String>,
+    discover_keys: bool,
+    claims: VendorClaims,
+    challenge_prefix: Option<String>,
+}
+
+/// The vendor's claim conventions, applied to the JWT verifier (core's
+/// [`ClaimRules`](mcp_auth_core::claims::ClaimRules)) and, for the client allowlist, to the
+/// bearer layer too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct VendorClaims {
+    scope_claims: Option<Vec<String>>,
+    client_id_claims: Option<Vec<String>>,
+    extra_scope_claims: Vec<String>,
+    strip_scope_prefix: Option<String>,
+    required: Vec<(String, String)>,
+    allowed_clients: Option<Vec<String>>,
 }
 
 impl HostedIdp {
@@ -135,7 +151,75 @@ impl HostedIdp {
             algorithms: vec![Algorithm::RS256],
             authorization_servers: Vec::new(),
             setup_hint: None,
+            discover_keys: false,
+            claims: VendorClaims::default(),
+            challenge_prefix: None,
         }
+    }
+
+    /// Finds the keys through the issuer's metadata (`jwks_uri` of its discovery document)
+    /// instead of the JWKS URL given to [`new`](Self::new).
+    pub fn discover_keys(mut self) -> Self {
+        self.discover_keys = true;
+        self
+    }
+
+    /// Claim names read for scopes, first present wins (default `scope`, then `scp`; Entra's
+    /// `scp`, then `roles`).
+    pub fn scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.scope_claims = Some(strings(names));
+        self
+    }
+
+    /// Claim names read for the client id (default `client_id`, then `azp`; Okta's `cid`).
+    pub fn client_id_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.client_id_claims = Some(strings(names));
+        self
+    }
+
+    /// A claim added to the scopes when present (Auth0's `permissions`).
+    pub fn extra_scope_claim(mut self, name: impl Into<String>) -> Self {
+        self.claims.extra_scope_claims.push(name.into());
+        self
+    }
+
+    /// A claim that must hold exactly `value` (Entra's `tid`, Cognito's `token_use`).
+    pub fn require_claim(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.claims.required.push((name.into(), value.into()));
+        self
+    }
+
+    /// The client ids allowed to call this resource; a token without `aud` is accepted when its
+    /// client is one of them, by the verifier and by the bearer layer of this resource only
+    /// (Cognito access tokens carry `client_id` and usually no `aud`).
+    pub fn clients_in_place_of_audience<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.allowed_clients = Some(strings(clients));
+        self
+    }
+
+    /// The prefix clients must put before each scope they request (Entra's App ID URI,
+    /// Cognito's resource-server identifier): challenges and `scopes_supported` name
+    /// `<prefix>/<scope>` ([`RemoteAuthProviderBuilder::challenge_scope_prefix`]). With
+    /// `in_tokens`, tokens carry the prefixed form too (Cognito) and the verifier strips it.
+    pub fn challenge_scope_prefix(mut self, prefix: impl Into<String>, in_tokens: bool) -> Self {
+        let prefix = prefix.into();
+        if in_tokens {
+            self.claims.strip_scope_prefix = Some(format!("{}/", prefix.trim_end_matches('/')));
+        }
+        self.challenge_prefix = Some(prefix);
+        self
     }
 
     /// Adds an accepted `iss` value (at least one is required; `iss` must equal one exactly).
@@ -224,6 +308,14 @@ pub trait DataSheet: Sized {
 
     /// Derives the data sheet from the validated values.
     fn hosted_idp(&self) -> HostedIdp;
+
+    /// Completes the sheet with the validated resource URL (R) before
+    /// [`hosted_idp`](Self::hosted_idp): a value that defaults to R, a start-up warning when
+    /// a dashboard value and R disagree. Default: nothing.
+    fn resolve(&mut self, resource: &ResourceUrl) -> Result<(), BuildError> {
+        let _ = resource;
+        Ok(())
+    }
 
     /// Wraps the built provider (keep `self` to offer the derived URLs).
     fn into_provider(self, hosted: HostedProvider) -> Self::Provider;
@@ -470,13 +562,14 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
     /// verifier (unless one was given), core's provider and the metadata forwarder, and logs at
     /// info level the expected audience, the accepted issuers and audiences, and the JWKS URL.
     pub fn build(self) -> Result<S::Provider, BuildError> {
-        let sheet = self.sheet?;
+        let mut sheet = self.sheet?;
         let raw = self
             .core
             .resource_url
             .as_deref()
             .ok_or(BuildError::Missing(Setting::RESOURCE_URL))?;
         let resource = ResourceUrl::parse(raw)?;
+        sheet.resolve(&resource)?;
         let idp = sheet.hosted_idp();
         if idp.issuers.is_empty() {
             return Err(BuildError::Missing(DATA_SHEET));
@@ -504,10 +597,32 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
             Some(v) => v,
             None => {
                 let mut b = JwtVerifier::builder()
-                    .jwks_uri(idp.jwks_uri.clone())
                     .issuers(idp.issuers.clone())
                     .audiences(audiences.clone())
-                    .algorithms(idp.algorithms.clone());
+                    .algorithms(idp.algorithms.clone())
+                    .extra_scope_claims(idp.claims.extra_scope_claims.clone());
+                b = match idp.discover_keys {
+                    true => b.discovery(true),
+                    false => b.jwks_uri(idp.jwks_uri.clone()),
+                };
+                let c = &idp.claims;
+                if let Some(names) = &c.scope_claims {
+                    b = b.scope_claims(names.clone());
+                }
+                if let Some(names) = &c.client_id_claims {
+                    b = b.client_id_claims(names.clone());
+                }
+                if let Some(prefix) = &c.strip_scope_prefix {
+                    b = b.strip_scope_prefix(prefix.clone());
+                }
+                for (name, value) in &c.required {
+                    b = b.require_claim(name.clone(), value.clone());
+                }
+                if let Some(clients) = &c.allowed_clients {
+                    b = b
+                        .allowed_clients(clients.clone())
+                        .audience_optional_for_allowed_clients(true);
+                }
                 if let Some(http) = &self.http {
                     b = b.http_client(http.clone());
                 }
@@ -524,6 +639,12 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
         let mut rb = RemoteAuthProvider::builder(verifier).apply_config(&core);
         for alias in &idp.audience_aliases {
             rb = rb.accepted_audience(alias.clone());
+        }
+        if let Some(clients) = &idp.claims.allowed_clients {
+            rb = rb.clients_in_place_of_audience(clients.clone());
+        }
+        if let Some(prefix) = &idp.challenge_prefix {
+            rb = rb.challenge_scope_prefix(prefix.clone());
         }
         if let Some(hook) = self.resource_hook {
             rb = hook(rb);
@@ -543,7 +664,7 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
             expected_audience = %resource,
             accepted_audiences = ?remote.protected_resource().audiences(),
             issuers = ?idp.issuers,
-            jwks_uri = %idp.jwks_uri,
+            jwks_uri = if idp.discover_keys { "(issuer discovery)" } else { idp.jwks_uri.as_str() },
             authorization_servers = ?idp.authorization_servers,
             replaced_verifier = replaced,
             "{} provider ready{}{hint}",

@@ -107,6 +107,7 @@ pub mod hosted;
 mod jwks;
 mod keys;
 mod metrics;
+pub mod presets;
 mod verifier;
 
 pub use builder::{

@@ -46,3 +46,29 @@ fn rejection_log_names_reason_and_values_but_not_the_token() {
         assert!(!out.contains(part), "a token segment was logged: {out}");
     }
 }
+
+#[test]
+fn entra_warns_at_start_up_when_the_app_id_uri_is_not_r() {
+    use mcp_auth_jwt::presets::{Preset, entra::Entra};
+    let build = |app_id_uri: Option<&str>| {
+        let logs = LogBuffer::new();
+        tracing::subscriber::with_default(logs.subscriber(), || {
+            let mut e = Entra::new("9188040d-6c67-4c5b-b112-36a304b66dad", "client-1");
+            if let Some(uri) = app_id_uri {
+                e = e.app_id_uri(uri);
+            }
+            e.builder()
+                .resource_url("https://mcp.example.com/mcp")
+                .build()
+                .unwrap();
+        });
+        logs.contents()
+    };
+    let differs = build(Some("api://todo"));
+    assert!(
+        differs.contains("App ID URI differs from R") && differs.contains("AADSTS9010010"),
+        "{differs}"
+    );
+    assert!(!build(None).contains("App ID URI differs"));
+    assert!(!build(Some("https://mcp.example.com/mcp")).contains("App ID URI differs"));
+}

@@ -1,0 +1,273 @@
+//! The todo server through each IdP preset (`MCP_AUTH_PROVIDER=auth0|entra|okta|cognito`),
+//! configured by environment variables only, against a local server that serves the vendor's
+//! URL layout, with tokens shaped as the vendor's documentation shows them.
+
+mod support;
+
+use axum::Router;
+use axum::routing::get;
+use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
+use serde_json::{Value, json};
+use support::{Mcp, Todo};
+
+/// A vendor on 127.0.0.1: `issuer_path` under the origin is the issuer, its keys are at
+/// `jwks_path`, and the discovery documents at the issuer name both. Stopped on drop.
+struct Vendor {
+    origin: String,
+    issuer: String,
+    dev: DevIssuer,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Vendor {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn vendor(issuer_path: &str, jwks_path: &str) -> Vendor {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = format!("{origin}{issuer_path}");
+    let dev = DevIssuer::generate(issuer.clone());
+    let doc = json!({"issuer": issuer, "jwks_uri": format!("{origin}{jwks_path}")});
+    let base = issuer_path.trim_end_matches('/');
+    let mut app: Router = dev.jwks_router(jwks_path);
+    for well_known in ["openid-configuration", "oauth-authorization-server"] {
+        let doc = doc.clone();
+        app = app.route(
+            &format!("{base}/.well-known/{well_known}"),
+            get(move || async move { axum::Json(doc) }),
+        );
+    }
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Vendor {
+        origin,
+        issuer,
+        dev,
+        server,
+    }
+}
+
+/// Initializes an MCP session with `token` and checks who the server sees.
+async fn whoami(todo: &Todo, token: &str) -> Value {
+    let mut mcp = Mcp::new(&todo.url(), token);
+    mcp.initialize().await;
+    serde_json::from_str(&mcp.call_ok("whoami", json!({})).await).unwrap()
+}
+
+async fn status(todo: &Todo, token: &str) -> u16 {
+    support::http()
+        .post(todo.url())
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn metadata(todo: &Todo) -> Value {
+    let url = todo
+        .url()
+        .replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
+    support::http()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn auth0_by_environment_only() {
+    let v = vendor("/", "/.well-known/jwks.json").await;
+    let api = "https://todo-api.example.com";
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "auth0"),
+        ("AUTH0_DOMAIN", &v.origin),
+        ("AUTH0_AUDIENCE", api),
+        ("AUTH0_PERMISSIONS_AS_SCOPES", "1"),
+    ])
+    .await;
+    assert_eq!(todo.printed("provider"), "auth0");
+    let userinfo = format!("{}/userinfo", v.origin);
+    let token = |perms: Value| {
+        v.dev.mint(
+            TokenSpec::new("auth0|vendor-user")
+                .audiences([api, userinfo.as_str()])
+                .scopes(["openid"])
+                .claim("azp", json!("spa"))
+                .claim("permissions", perms),
+        )
+    };
+    let who = whoami(&todo, &token(json!(["todo:read"]))).await;
+    assert_eq!(who["subject"], "auth0|vendor-user");
+    // RBAC permissions are the scopes the policy checks.
+    let mut reader = Mcp::new(&todo.url(), &token(json!(["todo:read"])));
+    reader.initialize().await;
+    reader.call_ok("list_todos", json!({})).await;
+    let mut none = Mcp::new(&todo.url(), &token(json!([])));
+    none.initialize().await;
+    let refused = none.call("list_todos", json!({})).await;
+    assert_eq!(refused.status(), 403);
+    assert!(support::www(&refused).contains("scope=\"todo:read\""));
+    assert_eq!(
+        metadata(&todo).await["authorization_servers"],
+        json!([v.issuer])
+    );
+    todo.stop().await;
+}
+
+#[tokio::test]
+async fn entra_by_environment_only() {
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let client = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
+    let v = vendor(
+        &format!("/{tenant}/v2.0"),
+        &format!("/{tenant}/discovery/v2.0/keys"),
+    )
+    .await;
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "entra"),
+        ("ENTRA_TENANT_ID", tenant),
+        ("ENTRA_CLIENT_ID", client),
+        ("ENTRA_AUTHORITY_HOST", &v.origin),
+    ])
+    .await;
+    assert_eq!(todo.printed("provider"), "entra");
+    let r = todo.url();
+    // Clients are told to ask for `<App ID URI>/<scope>`, the App ID URI being R.
+    assert_eq!(
+        metadata(&todo).await["scopes_supported"],
+        json!([format!("{r}/todo:read"), format!("{r}/todo:write")])
+    );
+    let none = support::http().post(&r).send().await.unwrap();
+    assert!(
+        support::www(&none).starts_with(&format!("Bearer scope=\"{r}/todo:read\"")),
+        "{}",
+        support::www(&none)
+    );
+    let v2 = |tid: &str| {
+        v.dev.mint(
+            TokenSpec::new("entra-oid")
+                .audience(client)
+                .typ(Some("JWT"))
+                .claim("scp", json!("todo:read"))
+                .claim("azp", json!("client-app"))
+                .claim("tid", json!(tid)),
+        )
+    };
+    assert_eq!(whoami(&todo, &v2(tenant)).await["subject"], "entra-oid");
+    // The policy checks the bare scope and its 403 names the prefixed one.
+    let app_only = v.dev.mint(
+        TokenSpec::new("daemon-oid")
+            .audience(client)
+            .claim("roles", json!(["Other.Role"]))
+            .claim("tid", json!(tenant)),
+    );
+    let mut mcp = Mcp::new(&r, &app_only);
+    mcp.initialize().await;
+    let refused = mcp.call("list_todos", json!({})).await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        support::www(&refused).contains(&format!("scope=\"{r}/todo:read\"")),
+        "{}",
+        support::www(&refused)
+    );
+    let v1 = v.dev.mint(
+        TokenSpec::new("entra-oid-v1")
+            .issuer(format!("https://sts.windows.net/{tenant}/"))
+            .audience(r.as_str())
+            .claim("scp", json!("todo:read"))
+            .claim("appid", json!("legacy-client"))
+            .claim("tid", json!(tenant)),
+    );
+    assert_eq!(whoami(&todo, &v1).await["subject"], "entra-oid-v1");
+    assert_eq!(
+        status(&todo, &v2("72f988bf-86f1-41af-91ab-2d7cd011db47")).await,
+        401
+    );
+    todo.stop().await;
+}
+
+#[tokio::test]
+async fn okta_by_environment_only() {
+    let v = vendor("/oauth2/default", "/oauth2/default/v1/keys").await;
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "okta"),
+        ("OKTA_ISSUER", &v.issuer),
+        ("OKTA_AUDIENCE", "api://default"),
+    ])
+    .await;
+    assert_eq!(todo.printed("provider"), "okta");
+    let token = |aud: &str| {
+        v.dev.mint(
+            TokenSpec::new("00u-okta-user")
+                .audience(aud)
+                .typ(None)
+                .claim("scp", json!(["todo:read"]))
+                .claim("cid", json!("0oa-client")),
+        )
+    };
+    assert_eq!(
+        whoami(&todo, &token("api://default")).await["subject"],
+        "00u-okta-user"
+    );
+    assert_eq!(status(&todo, &token("api://other")).await, 401);
+    todo.stop().await;
+
+    // The org authorization server is refused at start-up, naming the variable.
+    let err = support::start_failure(
+        &[("MCP_AUTH_PROVIDER", "okta"), ("OKTA_ISSUER", &v.origin)],
+        &[],
+    )
+    .await;
+    assert!(
+        err.contains("OKTA_ISSUER") && err.contains("/oauth2/"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn cognito_by_environment_only() {
+    let pool = "eu-west-1_TodoPool";
+    let v = vendor(
+        &format!("/{pool}"),
+        &format!("/{pool}/.well-known/jwks.json"),
+    )
+    .await;
+    let rs = "https://todo.example.com";
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "cognito"),
+        ("COGNITO_ISSUER", &v.issuer),
+        ("COGNITO_CLIENT_IDS", "app-1 app-2"),
+        ("COGNITO_RESOURCE_SERVER", rs),
+    ])
+    .await;
+    assert_eq!(todo.printed("provider"), "cognito");
+    assert_eq!(
+        metadata(&todo).await["scopes_supported"],
+        json!([format!("{rs}/todo:read"), format!("{rs}/todo:write")])
+    );
+    let token = |client: &str, token_use: &str| {
+        v.dev.mint(
+            TokenSpec::new("cognito-user")
+                .typ(None)
+                .client_id(client)
+                .scopes([format!("{rs}/todo:read")])
+                .claim("token_use", json!(token_use)),
+        )
+    };
+    assert_eq!(
+        whoami(&todo, &token("app-2", "access")).await["subject"],
+        "cognito-user"
+    );
+    assert_eq!(status(&todo, &token("app-9", "access")).await, 401);
+    assert_eq!(status(&todo, &token("app-1", "id")).await, 401);
+    todo.stop().await;
+}
