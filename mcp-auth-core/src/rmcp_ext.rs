@@ -81,10 +81,21 @@ impl<C: AsRequestContext> FromContextPart<C> for AccessToken {
 /// As a `#[tool]` parameter it re-runs the policy for that tool's name (so a parser difference
 /// between the policy layer and rmcp can only cause an in-band error, never a bypass), and offers
 /// [`Auth::require_scopes`] for checks inside the tool.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Auth {
     token: AccessToken,
-    hierarchy: ScopeHierarchy,
+    /// The policy the layer decided with (its scope hierarchy answers `require_scopes`); kept
+    /// rather than copying the hierarchy on every call.
+    policy: Option<McpPolicy>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("token", &self.token)
+            .field("policy", &self.policy.is_some())
+            .finish()
+    }
 }
 
 impl Auth {
@@ -93,21 +104,17 @@ impl Auth {
         policy: Option<McpPolicy>,
         op: Operation,
     ) -> Result<Self, ErrorData> {
-        let hierarchy = match &policy {
-            Some(p) => {
-                let decision = p.decide(&token, &op);
-                if !decision.is_allowed() {
-                    tracing::warn!(operation = ?op, "in-tool policy check refused a call the layer let through");
-                    return Err(insufficient(match &op {
-                        Operation::ToolCall(_) => "this tool",
-                        _ => "this prompt",
-                    }));
-                }
-                p.hierarchy().clone()
+        if let Some(p) = &policy {
+            let decision = p.decide(&token, &op);
+            if !decision.is_allowed() {
+                tracing::warn!(operation = ?op, "in-tool policy check refused a call the layer let through");
+                return Err(insufficient(match &op {
+                    Operation::ToolCall(_) => "this tool",
+                    _ => "this prompt",
+                }));
             }
-            None => ScopeHierarchy::new(),
-        };
-        Ok(Auth { token, hierarchy })
+        }
+        Ok(Auth { token, policy })
     }
 
     /// The verified token.
@@ -117,8 +124,10 @@ impl Auth {
 
     /// Fails in-band unless the token holds every scope (honouring the policy's hierarchy).
     pub fn require_scopes(&self, scopes: &[&str]) -> Result<(), ErrorData> {
+        let flat = ScopeHierarchy::new();
+        let hierarchy = self.policy.as_ref().map_or(&flat, McpPolicy::hierarchy);
         for s in scopes {
-            if !self.hierarchy.satisfies(self.token.scopes(), s) {
+            if !hierarchy.satisfies(self.token.scopes(), s) {
                 return Err(insufficient(s));
             }
         }
