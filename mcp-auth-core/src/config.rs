@@ -264,7 +264,7 @@ pub fn deserialize_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, 
     })
 }
 
-/// The core settings shared by every provider (DESIGN.md §6 names).
+/// The core settings shared by every provider (the variables of the README's configuration table).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct CoreConfig {

@@ -1,4 +1,5 @@
-//! The wire contract of DESIGN.md §4, over real HTTP on 127.0.0.1 through the bearer layer.
+//! The wire contract (the table in the core crate docs, README "The flow"), over real HTTP on
+//! 127.0.0.1 through the bearer layer.
 
 mod common;
 
