@@ -10,59 +10,21 @@ mod support;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
-use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
+use mcp_auth_jwt::dev::TokenSpec;
 use serde_json::{Value, json};
-use support::{Mcp, Todo, body_message, www};
+use support::{Issuer, Mcp, Todo, body_message, www};
 
 const DENIED: &str = mcp_auth_core::challenge::POLICY_DENIED_DESCRIPTION;
 const SCOPE: &str = mcp_auth_core::challenge::INSUFFICIENT_SCOPE_DESCRIPTION;
 
-/// An issuer on 127.0.0.1 (discovery + JWKS), stopped on drop.
-struct Issuer {
-    origin: String,
-    dev: DevIssuer,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Issuer {
-    async fn start() -> Issuer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
-        let dev = DevIssuer::generate_fresh(origin.clone());
-        let doc = json!({"issuer": origin, "jwks_uri": format!("{origin}/jwks")});
-        let app: Router = dev.jwks_router("/jwks").route(
-            "/.well-known/openid-configuration",
-            get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc) }
-            }),
-        );
-        let handle = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Issuer {
-            origin,
-            dev,
-            handle,
-        }
-    }
-
-    fn token(&self, todo: &Todo, subject: &str, scopes: &[&str]) -> String {
-        self.dev.mint(
-            TokenSpec::new(subject)
-                .client_id("client-a")
-                .audience(todo.url())
-                .scopes(scopes.iter().copied()),
-        )
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
+/// A token of `idp` for the todo server, with `scopes`.
+fn token(idp: &Issuer, todo: &Todo, subject: &str, scopes: &[&str]) -> String {
+    idp.mint(
+        TokenSpec::new(subject)
+            .client_id("client-a")
+            .audience(todo.url())
+            .scopes(scopes.iter().copied()),
+    )
 }
 
 async fn todo_with(idp: &Issuer) -> Todo {
@@ -106,7 +68,7 @@ fn names(msg: &Value) -> Vec<String> {
 async fn a_token_without_scopes_reaches_only_discovery_and_housekeeping() {
     let idp = Issuer::start().await;
     let todo = todo_with(&idp).await;
-    let nothing = idp.token(&todo, "alice", &[]);
+    let nothing = token(&idp, &todo, "alice", &[]);
     let mut mcp = Mcp::new(&todo.url(), &nothing);
     mcp.initialize().await;
 
@@ -247,8 +209,8 @@ async fn another_principal_can_neither_listen_on_nor_end_a_session() {
     let idp = Issuer::start().await;
     let todo = todo_with(&idp).await;
     let url = todo.url();
-    let alice = idp.token(&todo, "alice", &["todo:read", "todo:write"]);
-    let bob = idp.token(&todo, "bob", &["todo:read", "todo:write"]);
+    let alice = token(&idp, &todo, "alice", &["todo:read", "todo:write"]);
+    let bob = token(&idp, &todo, "bob", &["todo:read", "todo:write"]);
     let sid = open_session(&url, &alice).await;
     let http = support::http();
 

@@ -11,74 +11,21 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::post;
 use mcp_auth_core::{InvalidToken, TokenVerifier, VerifyError};
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
 use serde_json::{Value, json};
-use support::{Mcp, Todo, start_failure, www};
+use support::{Issuer, Mcp, Todo, start_failure, www};
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// An issuer on 127.0.0.1: OIDC discovery and a JWKS, counting every request it serves.
-struct Issuer {
-    origin: String,
-    dev: DevIssuer,
-    hits: Arc<AtomicUsize>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Issuer {
-    async fn start() -> Issuer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
-        let dev = DevIssuer::generate_fresh(origin.clone());
-        let doc = json!({"issuer": origin, "jwks_uri": format!("{origin}/jwks")});
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let app: Router = dev
-            .jwks_router("/jwks")
-            .route(
-                "/.well-known/openid-configuration",
-                get(move || {
-                    let doc = doc.clone();
-                    async move { axum::Json(doc) }
-                }),
-            )
-            .layer(axum::middleware::from_fn(
-                move |req: axum::extract::Request, next: axum::middleware::Next| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    next.run(req)
-                },
-            ));
-        let handle = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Issuer {
-            origin,
-            dev,
-            hits,
-            handle,
-        }
-    }
-
-    fn mint(&self, spec: TokenSpec) -> String {
-        self.dev.mint(spec)
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
 }
 
 fn user(todo: &Todo) -> TokenSpec {

@@ -286,3 +286,64 @@ pub fn www(resp: &reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
 }
+
+/// An issuer on 127.0.0.1: OIDC discovery and a JWKS (fresh keys), counting every request it
+/// serves; stopped on drop. Tokens are minted with [`Issuer::mint`] in whatever shape a case
+/// needs (no certified IdP issues an expired or identity-less token on demand).
+pub struct Issuer {
+    /// `http://127.0.0.1:<port>`, the `iss` of its tokens.
+    pub origin: String,
+    /// The key pair that signs its tokens.
+    pub dev: mcp_auth_jwt::dev::DevIssuer,
+    /// Requests served (discovery and JWKS).
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Issuer {
+    /// Binds 127.0.0.1:0 and serves `/.well-known/openid-configuration` and `/jwks`.
+    pub async fn start() -> Issuer {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let dev = mcp_auth_jwt::dev::DevIssuer::generate_fresh(origin.clone());
+        let doc = serde_json::json!({"issuer": origin, "jwks_uri": format!("{origin}/jwks")});
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app: axum::Router = dev
+            .jwks_router("/jwks")
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    next.run(req)
+                },
+            ));
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Issuer {
+            origin,
+            dev,
+            hits,
+            handle,
+        }
+    }
+
+    /// A token signed by this issuer.
+    pub fn mint(&self, spec: mcp_auth_jwt::dev::TokenSpec) -> String {
+        self.dev.mint(spec)
+    }
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
