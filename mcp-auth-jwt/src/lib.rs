@@ -55,9 +55,9 @@
 //!
 //! ## Verified-token cache
 //!
-//! On by default: a repeated token costs a BLAKE3 hash, a lookup and a constant-time comparison
-//! of the full stored token. Entries never outlive `exp`, the cache is bounded in bytes, and it
-//! belongs to one verifier instance.
+//! On by default: a repeated token costs a keyed SipHash of its signature, a lookup and a
+//! constant-time comparison of the full stored token. Entries never outlive `exp`, the cache is
+//! bounded in bytes, and it belongs to one verifier instance.
 //!
 //! ## Why was my token rejected?
 //!
