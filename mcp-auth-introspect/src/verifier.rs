@@ -1103,4 +1103,78 @@ impl TokenVerifier for IntrospectionVerifier {
     fn resource(&self) -> Option<String> {
         self.inner.resource.clone()
     }
+
+    fn diagnostics(&self) -> Option<&dyn mcp_auth_core::diagnose::Diagnose> {
+        Some(self)
+    }
+}
+
+/// The introspection verifier's part of a diagnosis: the issuer's metadata, the endpoint, and
+/// what the IdP answers for the token (an opaque token has no claims to read before that).
+#[async_trait]
+impl mcp_auth_core::diagnose::Diagnose for IntrospectionVerifier {
+    async fn check_issuers(&self, scopes: &[String]) -> Vec<mcp_auth_core::diagnose::IssuerReport> {
+        use mcp_auth_core::diagnose::{Check, IssuerReport, check_authorization_server};
+        let endpoint = match self.discover().await {
+            Ok(url) => Check::pass("introspection endpoint", "reachable URL", url.as_str()),
+            Err(e) => Check::fail(
+                "introspection endpoint",
+                "an endpoint (configured or discovered)",
+                &e.to_string(),
+            )
+            .because("no token can be checked: every request is refused with 503"),
+        };
+        let issuers = self.inner.checks.rules.accepted_issuers();
+        let mut reports = Vec::new();
+        for issuer in issuers {
+            let (mut checks, _) =
+                check_authorization_server(&self.inner.http, issuer, scopes).await;
+            if reports.is_empty() {
+                checks.push(endpoint.clone());
+            }
+            reports.push(IssuerReport {
+                issuer: issuer.clone(),
+                checks,
+            });
+        }
+        if reports.is_empty() {
+            reports.push(IssuerReport {
+                issuer: "(any issuer: issuer check off)".into(),
+                checks: vec![endpoint],
+            });
+        }
+        reports
+    }
+
+    async fn check_token(&self, token: &str) -> Vec<mcp_auth_core::diagnose::Check> {
+        use mcp_auth_core::diagnose::{Check, check_claims, now_unix};
+        let mut out = Vec::new();
+        match self.verify(token).await {
+            Ok(t) => {
+                out.push(Check::pass("introspection", "active: true", "active: true"));
+                out.extend(check_claims(
+                    &self.inner.checks.rules,
+                    t.claims(),
+                    now_unix(),
+                ));
+            }
+            Err(VerifyError::Invalid(InvalidToken::Inactive)) => out.push(
+                Check::fail("introspection", "active: true", "active: false")
+                    .because("the IdP does not know the token, or it expired or was revoked"),
+            ),
+            Err(VerifyError::Invalid(reason)) => out.push(
+                Check::fail(
+                    "introspection",
+                    "an active response for this resource",
+                    &format!("refused ({})", reason.code()),
+                )
+                .because(reason.description()),
+            ),
+            Err(e) => out.push(
+                Check::fail("introspection", "an answer", &e.to_string())
+                    .because("the introspection endpoint did not answer usably"),
+            ),
+        }
+        out
+    }
 }

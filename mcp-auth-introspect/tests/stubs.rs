@@ -706,7 +706,10 @@ async fn vendor_claim_rules_apply_to_introspection_responses() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err, VerifyError::Invalid(InvalidToken::MissingClaim));
+    assert!(
+        matches!(err, VerifyError::Invalid(InvalidToken::MissingClaim)),
+        "{err:?}"
+    );
 
     let cognito = |client: &str| {
         json!({
@@ -728,10 +731,16 @@ async fn vendor_claim_rules_apply_to_introspection_responses() {
         .unwrap();
     assert_eq!(t.scopes(), ["todo.read", "openid"]);
     let outsider = Stub::json(cognito("app-2")).await;
-    let err = verify(&cognito_rules(&outsider).build().unwrap(), "opaque-cognito-2")
-        .await
-        .unwrap_err();
-    assert_eq!(err, VerifyError::Invalid(InvalidToken::Audience));
+    let err = verify(
+        &cognito_rules(&outsider).build().unwrap(),
+        "opaque-cognito-2",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Invalid(InvalidToken::Audience)),
+        "{err:?}"
+    );
     assert!(
         builder(&ok)
             .allowed_clients(Vec::<String>::new())

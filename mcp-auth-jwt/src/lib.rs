@@ -103,6 +103,7 @@ mod config;
 mod crypto;
 #[cfg(feature = "dev")]
 pub mod dev;
+mod doctor;
 pub mod hosted;
 mod jwks;
 mod keys;
