@@ -366,3 +366,60 @@ async fn preset_claim_rules_have_their_own_lines() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn introspection_mode_asks_the_idp() {
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let idp = TestIdp::start(vec![ResourceSpec::opaque(
+        &resource,
+        &["todo:read", "todo:write"],
+    )])
+    .await
+    .expect("test IdP");
+    let (client_id, client_secret) = idp.introspection_client();
+    let endpoint = idp.introspection_endpoint();
+    let env = [
+        ("MCP_AUTH_PROVIDER", "introspect"),
+        ("MCP_AUTH_INTROSPECT_URL", endpoint.as_str()),
+        ("MCP_AUTH_INTROSPECT_CLIENT_ID", client_id),
+        ("MCP_AUTH_INTROSPECT_CLIENT_SECRET", client_secret),
+        ("MCP_AUTH_AUTHORIZATION_SERVERS", idp.issuer()),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let token = idp
+        .client_credentials(&resource, "todo:read todo:write")
+        .await
+        .unwrap()
+        .access_token;
+    let run = with_token(&env, &token).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.line("introspection endpoint").starts_with("[ok]"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.line("introspection"),
+        "[ok]   introspection: expected active: true, found active: true"
+    );
+    assert!(run.stdout.contains("HTTP answer to initialize: 200 OK\n"));
+
+    // Revoked: the IdP answers active:false, and the line says so.
+    idp.revoke(&token).await.unwrap();
+    let run = with_token(&env, &token).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.line("introspection")
+            .starts_with("[FAIL] introspection: expected active: true, found active: false"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "HTTP answer to initialize: 401 Unauthorized, WWW-Authenticate: Bearer error=\"invalid_token\""
+        ),
+        "{}",
+        run.stdout
+    );
+}
