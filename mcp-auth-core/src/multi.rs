@@ -361,6 +361,35 @@ mod tests {
         format!("{h}.{p}.c2ln")
     }
 
+    /// The doctor's routing lines: the verifier a token goes to, or why none.
+    #[tokio::test]
+    async fn diagnosis_routes_like_verification() {
+        let v = MultiIssuerVerifier::builder()
+            .jwt_issuer("https://a", counting("https://a", "R"))
+            .build()
+            .unwrap();
+        let d = v.diagnostics().unwrap();
+        let lines = d
+            .check_token(&jwt(serde_json::json!({"iss": "https://a"})))
+            .await;
+        assert_eq!(
+            lines[0].to_string(),
+            "[ok]   routing: expected a configured issuer, found \"https://a\": checked by that issuer's verifier"
+        );
+        let lines = d
+            .check_token(&jwt(serde_json::json!({"iss": "https://evil"})))
+            .await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].name, "iss");
+        assert_eq!(lines[0].status, crate::diagnose::Status::Fail);
+        assert!(lines[0].to_string().contains("\"https://evil\""));
+        let lines = d.check_token("opaque").await;
+        assert_eq!(
+            lines[0].to_string(),
+            "[FAIL] format: expected a JWT, found an opaque token: no verifier for opaque tokens is configured"
+        );
+    }
+
     #[tokio::test]
     async fn routes_by_issuer_to_exactly_one_verifier() {
         let (a, b, o) = (
