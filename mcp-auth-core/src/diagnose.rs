@@ -4,7 +4,7 @@
 //!
 //! [`diagnose`] fills a [`Diagnosis`] from an [`AuthProvider`] (and, when given, the server's
 //! [`McpPolicy`] and tool names). The verifier does the IdP-specific part through the
-//! [`Diagnose`] trait, which [`TokenVerifier::diagnostics`] exposes: the JWT verifier checks the
+//! [`Diagnose`] trait, which [`TokenVerifier::diagnostics`](crate::TokenVerifier::diagnostics) exposes: the JWT verifier checks the
 //! metadata and JWKS of each issuer and every claim of a token, the introspection verifier its
 //! endpoint and the IdP's answer, the multi-issuer verifier routes to the verifier of the
 //! token's issuer. The exact HTTP answer is not predicted but produced: the token goes through
