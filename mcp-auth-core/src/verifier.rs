@@ -65,6 +65,12 @@ pub trait TokenVerifier: Send + Sync + 'static {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// Its part of a diagnosis ([`crate::diagnose`]): issuer and token checks. `None` (the
+    /// default) when it offers none.
+    fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
+        None
+    }
 }
 
 #[async_trait]
@@ -84,6 +90,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
     fn is_ready(&self) -> bool {
         (**self).is_ready()
     }
+
+    fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
+        (**self).diagnostics()
+    }
 }
 
 #[async_trait]
@@ -102,6 +112,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
 
     fn is_ready(&self) -> bool {
         (**self).is_ready()
+    }
+
+    fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
+        (**self).diagnostics()
     }
 }
 
