@@ -71,6 +71,7 @@
 pub mod challenge;
 pub mod claims;
 pub mod config;
+pub mod dpop;
 mod error;
 pub mod extract;
 pub mod forward;

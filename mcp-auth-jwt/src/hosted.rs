@@ -636,7 +636,11 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
         let mut core = self.core;
         core.resource_url = Some(resource.as_str().to_owned());
         core.authorization_servers = idp.authorization_servers.clone();
-        let mut rb = RemoteAuthProvider::builder(verifier).apply_config(&core);
+        // DPoP proofs are checked with this crate's crypto: `allowed` unless MCP_AUTH_DPOP says
+        // otherwise.
+        let mut rb = RemoteAuthProvider::builder(verifier)
+            .dpop_key_verifier(crate::DpopKeys::shared())
+            .apply_config(&core);
         for alias in &idp.audience_aliases {
             rb = rb.accepted_audience(alias.clone());
         }

@@ -103,6 +103,7 @@ mod config;
 mod crypto;
 #[cfg(feature = "dev")]
 pub mod dev;
+mod dpop;
 pub mod hosted;
 mod jwks;
 mod keys;
@@ -116,6 +117,7 @@ pub use builder::{
 };
 pub use cache::{CacheUsage, DEFAULT_TOKEN_CACHE_BYTES, MAX_TOKEN_CACHE_TTL};
 pub use config::ENV;
+pub use dpop::DpopKeys;
 pub use hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder};
 pub use jsonwebtoken::Algorithm;
 pub use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError};
