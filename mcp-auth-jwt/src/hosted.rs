@@ -788,6 +788,8 @@ mod tests {
                 "scopes_supported": ["a", "b"],
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Demo",
+                // DPoP is allowed by default: proofs are checked with this crate's crypto.
+                "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
             })
         );
         assert_eq!(

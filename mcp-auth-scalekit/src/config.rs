@@ -20,6 +20,9 @@ pub const ENV: EnvTable = EnvTable::new(&[
     ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
     ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
     ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+    ("dpop", "MCP_AUTH_DPOP"),
+    ("dpop_algorithms", "MCP_AUTH_DPOP_ALGORITHMS"),
+    ("dpop_nonce_secs", "MCP_AUTH_DPOP_NONCE_SECS"),
 ]);
 
 /// The Scalekit settings, as read from configuration. Values are raw strings (a resource id
