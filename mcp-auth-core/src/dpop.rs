@@ -431,6 +431,18 @@ impl std::fmt::Display for ProofError {
     }
 }
 
+/// Why [`Dpop::check_request`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopRefusal {
+    /// The proof breaks a rule (401 `invalid_dpop_proof`, or `use_dpop_nonce`).
+    #[error("DPoP proof refused: {0}")]
+    Proof(ProofError),
+    /// The replay store cannot take it (503, or `use_dpop_nonce` with nonces on).
+    #[error("DPoP replay store unavailable")]
+    ReplayUnavailable,
+}
+
 /// Server nonces (RFC 9449 §8): a keyed hash of the current time slot, so every replica with the
 /// same secret agrees and nothing is stored. The current and the previous slot are accepted.
 #[derive(Clone)]
@@ -538,6 +550,31 @@ impl Dpop {
     /// The current server nonce, when nonces are on.
     pub(crate) fn current_nonce(&self, now: u64) -> Option<String> {
         self.nonces.as_ref().map(|n| n.current(now))
+    }
+
+    /// Every proof rule for one request, as the bearer layer runs them (for custom layers and
+    /// benchmarks): the proof in `headers` must be valid for `method` and `path` (the request
+    /// path; `htu` is compared with R's origin plus it), for `access_token` (`ath`) and for the
+    /// key the token is bound to (`jkt`, the token's `cnf.jkt`), carry a current nonce when
+    /// nonces are on, and be new to the replay cache. DPoP off: every proof is refused
+    /// ([`ProofError::Signature`], there is no verifier).
+    pub async fn check_request(
+        &self,
+        headers: &http::HeaderMap,
+        method: &http::Method,
+        path: &str,
+        access_token: &str,
+        jkt: &str,
+    ) -> Result<(), DpopRefusal> {
+        let now = crate::claims::unix_now();
+        let proof = self
+            .check_proof(headers, method, path, now)
+            .map_err(DpopRefusal::Proof)?;
+        match self.bind(&proof, access_token, jkt, now).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DpopRefusal::Proof(e)),
+            Err(ReplayUnavailable) => Err(DpopRefusal::ReplayUnavailable),
+        }
     }
 
     /// Every check of the proof that needs neither the token nor the replay cache.
@@ -710,9 +747,10 @@ impl Dpop {
         let Ok(claimed) = url::Url::parse(htu) else {
             return false;
         };
-        let Ok(expected) = self.origin.join(path) else {
-            return false;
-        };
+        // The path is set, never resolved: a request path such as `//host/x` cannot name
+        // another authority.
+        let mut expected = self.origin.clone();
+        expected.set_path(path);
         claimed.scheme() == expected.scheme()
             && claimed.host_str() == expected.host_str()
             && claimed.port_or_known_default() == expected.port_or_known_default()
@@ -1004,6 +1042,31 @@ mod tests {
             URL_SAFE_NO_PAD.encode(t),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn htu_is_compared_after_normalisation_and_never_resolves_the_path() {
+        let mut d = Dpop::off(&ResourceUrl::parse("https://api.example.com/mcp").unwrap());
+        d.mode = DpopMode::Allowed;
+        for ok in [
+            "https://api.example.com/mcp",
+            "HTTPS://API.EXAMPLE.COM:443/mcp",
+            "https://api.example.com/%6dcp?q=1#f",
+            "https://api.example.com/a/../mcp",
+        ] {
+            assert!(d.htu_matches(ok, "/mcp"), "{ok}");
+        }
+        for bad in [
+            "https://api.example.com/mcp/",
+            "http://api.example.com/mcp",
+            "https://api.example.com:8443/mcp",
+            "https://evil.example/mcp",
+            "https://user@api.example.com/mcp",
+            "/mcp",
+        ] {
+            assert!(!d.htu_matches(bad, "/mcp"), "{bad}");
+        }
+        assert!(!d.htu_matches("https://evil.example/x", "//evil.example/x"));
     }
 
     #[test]
