@@ -499,7 +499,9 @@ async fn every_proof_rule_is_enforced_on_the_wire() {
     // ...and once only: the same proof again is a replay.
     let once = valid();
     assert_eq!(
-        post(r, dpop_auth.clone(), std::slice::from_ref(&once)).await.status(),
+        post(r, dpop_auth.clone(), std::slice::from_ref(&once))
+            .await
+            .status(),
         200
     );
     let replay = post(r, dpop_auth.clone(), &[once]).await;

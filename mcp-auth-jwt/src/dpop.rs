@@ -39,15 +39,57 @@ use crate::keys::{KeyKind, parse_alg};
 /// assert_eq!(meta["dpop_bound_access_tokens_required"], true);
 /// # use mcp_auth_core::AuthProvider;
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DpopKeys;
+///
+/// A client signs every proof with the same key, so parsed keys are kept (up to 10,000, keyed
+/// by a hash of the algorithm and the key's members): a repeat proof costs the signature check
+/// only, not the key parsing and curve-point validation.
+#[derive(Clone)]
+pub struct DpopKeys {
+    parsed: moka::sync::Cache<[u8; 32], Arc<KeyMaterial>>,
+}
+
+impl std::fmt::Debug for DpopKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopKeys").finish_non_exhaustive()
+    }
+}
+
+impl Default for DpopKeys {
+    fn default() -> Self {
+        DpopKeys::new()
+    }
+}
+
+/// How many parsed proof keys are kept.
+const PARSED_KEYS: u64 = 10_000;
 
 impl DpopKeys {
+    /// A verifier with an empty parsed-key cache.
+    pub fn new() -> Self {
+        DpopKeys {
+            parsed: moka::sync::Cache::builder()
+                .max_capacity(PARSED_KEYS)
+                .build(),
+        }
+    }
+
     /// A shared instance, ready for
     /// [`dpop_key_verifier`](mcp_auth_core::RemoteAuthProviderBuilder::dpop_key_verifier).
     pub fn shared() -> Arc<dyn DpopKeyVerifier> {
-        Arc::new(DpopKeys)
+        Arc::new(DpopKeys::new())
     }
+}
+
+/// The cache key of a proof key: the algorithm and every member parsing reads, length-prefixed.
+fn cache_key(alg: DpopAlg, jwk: &Value) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(alg.as_str().as_bytes());
+    for m in ["kty", "crv", "x", "y", "n", "e"] {
+        let v = jwk.get(m).and_then(Value::as_str).unwrap_or("");
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    *h.finalize().as_bytes()
 }
 
 fn member(jwk: &Value, name: &str) -> Option<Vec<u8>> {
@@ -86,9 +128,18 @@ impl DpopKeyVerifier for DpopKeys {
         let Some(jose) = parse_alg(alg.as_str()) else {
             return false;
         };
-        match parse(alg, jwk) {
-            Some(key) => key.verify(jose, signing_input, signature_b64),
-            None => false,
-        }
+        let id = cache_key(alg, jwk);
+        let key = match self.parsed.get(&id) {
+            Some(k) => k,
+            None => match parse(alg, jwk) {
+                Some(k) => {
+                    let k = Arc::new(k);
+                    self.parsed.insert(id, k.clone());
+                    k
+                }
+                None => return false,
+            },
+        };
+        key.verify(jose, signing_input, signature_b64)
     }
 }
