@@ -22,5 +22,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "cargo test"
 cargo test --workspace
 
-step "cargo test: mcp-auth-jwt on its RustCrypto backend (key parsing and the attack suite)"
-cargo test -p mcp-auth-jwt --no-default-features --features rust-crypto,dev --lib --test attacks
+step "cargo test: mcp-auth-jwt on its RustCrypto backend (key parsing, the attack suite, DPoP proofs)"
+cargo test -p mcp-auth-jwt --no-default-features --features rust-crypto,dev --lib --test attacks --test dpop

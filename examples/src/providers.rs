@@ -193,7 +193,7 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
             if config.authorization_servers.is_empty() {
                 config.authorization_servers = issuers.clone();
             }
-            let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
+            let provider = protected(&config, Arc::new(verifier))?;
             Ok(selected(kind, provider, issuers))
         }
         ProviderKind::Introspect => {
@@ -213,7 +213,7 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
             if config.authorization_servers.is_empty() {
                 config.authorization_servers = issuers.clone();
             }
-            let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
+            let provider = protected(&config, Arc::new(verifier))?;
             Ok(selected(kind, provider, issuers))
         }
         ProviderKind::Scalekit => {
@@ -300,6 +300,19 @@ fn selected(kind: ProviderKind, provider: RemoteAuthProvider, issuers: Vec<Strin
     }
 }
 
+/// The protected resource of core's configuration around `verifier`, with DPoP proofs checked
+/// by `mcp-auth-jwt`'s crypto (`MCP_AUTH_DPOP`, default `allowed`).
+pub fn protected(
+    config: &CoreConfig,
+    verifier: Arc<dyn mcp_auth_core::TokenVerifier>,
+) -> Result<RemoteAuthProvider, ConfigError> {
+    RemoteAuthProvider::builder(verifier)
+        .dpop_key_verifier(mcp_auth_jwt::DpopKeys::shared())
+        .apply_config(config)
+        .build()
+        .map_err(|e| ConfigError::from_build_in(&CoreConfig::ENV, e))
+}
+
 /// Path of the development issuer's JWKS on the todo server.
 pub const DEV_JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Lifetime of the tokens the development issuer prints.
@@ -327,7 +340,7 @@ fn build_dev(config: &CoreConfig, resource: &ResourceUrl) -> Result<Selected, Co
         .map_err(|e| ConfigError::Other(e.to_string()))?;
     let mut config = config.clone();
     config.authorization_servers = vec![issuer.clone()];
-    let provider = RemoteAuthProvider::from_config(&config, Arc::new(verifier))?;
+    let provider = protected(&config, Arc::new(verifier))?;
     Ok(Selected {
         kind: ProviderKind::Dev,
         provider: Arc::new(provider),

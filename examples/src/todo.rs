@@ -136,6 +136,7 @@ impl TodoServer {
             "subject": t.subject(),
             "client_id": t.client_id(),
             "scopes": t.scopes(),
+            "dpop_jkt": auth.dpop_thumbprint(),
         })
         .to_string())
     }

@@ -1,7 +1,8 @@
-//! `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3, RFC 9728 §5.1) and the error responses
-//! the bearer layer and the policy answer with.
+//! `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3, RFC 9728 §5.1), their `DPoP …` twins
+//! (RFC 9449 §7.1), and the error responses the bearer layer and the policy answer with.
 //!
-//! Parameter order is always `error, error_description, scope, resource_metadata`. Every value is
+//! Parameter order is always `error, error_description, scope, resource_metadata`, then `algs`
+//! on the DPoP scheme. Every value is
 //! filtered to the RFC 6750 character set (`%x20-21 / %x23-5B / %x5D-7E`; no `"` or `\`, no
 //! control characters), so building a header never fails and never panics.
 
@@ -20,6 +21,10 @@ pub enum ChallengeError {
     InvalidToken,
     /// 403: the token lacks scopes (or fails a claims policy).
     InsufficientScope,
+    /// 401: the DPoP proof is not acceptable (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// 401: the DPoP proof must carry the server nonce given in `DPoP-Nonce` (RFC 9449 §9).
+    UseDpopNonce,
 }
 
 impl ChallengeError {
@@ -29,6 +34,8 @@ impl ChallengeError {
             ChallengeError::InvalidRequest => "invalid_request",
             ChallengeError::InvalidToken => "invalid_token",
             ChallengeError::InsufficientScope => "insufficient_scope",
+            ChallengeError::InvalidDpopProof => "invalid_dpop_proof",
+            ChallengeError::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -36,7 +43,9 @@ impl ChallengeError {
     pub fn status(&self) -> StatusCode {
         match self {
             ChallengeError::InvalidRequest => StatusCode::BAD_REQUEST,
-            ChallengeError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ChallengeError::InvalidToken
+            | ChallengeError::InvalidDpopProof
+            | ChallengeError::UseDpopNonce => StatusCode::UNAUTHORIZED,
             ChallengeError::InsufficientScope => StatusCode::FORBIDDEN,
         }
     }
@@ -69,11 +78,39 @@ pub fn filter_value(s: &str) -> String {
 ///      scope=\"todo:write\", resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource/mcp\""
 /// );
 /// ```
+///
+/// On the DPoP scheme ([`Scheme::Dpop`]) the same parameters are followed by `algs`:
+///
+/// ```
+/// use mcp_auth_core::challenge::{BearerChallenge, Scheme};
+/// let header = BearerChallenge::new("https://api.example.com/.well-known/oauth-protected-resource/mcp")
+///     .scope("todo:read")
+///     .scheme(Scheme::Dpop { algs: "ES256 EdDSA" })
+///     .to_string();
+/// assert_eq!(
+///     header,
+///     "DPoP scope=\"todo:read\", resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource/mcp\", algs=\"ES256 EdDSA\""
+/// );
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct BearerChallenge<'a> {
     error: Option<(ChallengeError, &'a str)>,
     scope: Option<&'a str>,
     resource_metadata: &'a str,
+    scheme: Scheme<'a>,
+}
+
+/// The authentication scheme of a challenge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scheme<'a> {
+    /// `Bearer` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1), with the proof algorithms the server accepts (`algs`).
+    Dpop {
+        /// Space-separated JWS algorithm names.
+        algs: &'a str,
+    },
 }
 
 impl<'a> BearerChallenge<'a> {
@@ -83,7 +120,14 @@ impl<'a> BearerChallenge<'a> {
             error: None,
             scope: None,
             resource_metadata,
+            scheme: Scheme::Bearer,
         }
+    }
+
+    /// Sets the scheme (default `Bearer`).
+    pub fn scheme(mut self, scheme: Scheme<'a>) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     /// Adds `error` and `error_description`.
@@ -107,7 +151,10 @@ impl<'a> BearerChallenge<'a> {
 
 impl std::fmt::Display for BearerChallenge<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Bearer ")?;
+        f.write_str(match self.scheme {
+            Scheme::Bearer => "Bearer ",
+            Scheme::Dpop { .. } => "DPoP ",
+        })?;
         let mut first = true;
         let mut param = |f: &mut std::fmt::Formatter<'_>, name: &str, value: &str| {
             if !first {
@@ -123,7 +170,11 @@ impl std::fmt::Display for BearerChallenge<'_> {
         if let Some(scope) = self.scope {
             param(f, "scope", scope)?;
         }
-        param(f, "resource_metadata", self.resource_metadata)
+        param(f, "resource_metadata", self.resource_metadata)?;
+        match self.scheme {
+            Scheme::Dpop { algs } if !algs.is_empty() => param(f, "algs", algs),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -154,9 +205,21 @@ pub fn error_response(
     scope: &str,
     resource_metadata: &str,
 ) -> Response<Body> {
+    error_response_on(Scheme::Bearer, error, description, scope, resource_metadata)
+}
+
+/// [`error_response`] on `scheme`.
+pub fn error_response_on(
+    scheme: Scheme<'_>,
+    error: ChallengeError,
+    description: &str,
+    scope: &str,
+    resource_metadata: &str,
+) -> Response<Body> {
     let challenge = BearerChallenge::new(resource_metadata)
         .error(error, description)
-        .scope(scope);
+        .scope(scope)
+        .scheme(scheme);
     let mut resp = Response::new(Body::from(json_body(
         error.code(),
         Some(&filter_value(description)),
@@ -170,7 +233,18 @@ pub fn error_response(
 
 /// 401 `invalid_token` for `reason` (fixed description).
 pub fn invalid_token(reason: InvalidToken, scope: &str, resource_metadata: &str) -> Response<Body> {
-    error_response(
+    invalid_token_on(Scheme::Bearer, reason, scope, resource_metadata)
+}
+
+/// [`invalid_token`] on `scheme`.
+pub fn invalid_token_on(
+    scheme: Scheme<'_>,
+    reason: InvalidToken,
+    scope: &str,
+    resource_metadata: &str,
+) -> Response<Body> {
+    error_response_on(
+        scheme,
         ChallengeError::InvalidToken,
         reason.description(),
         scope,
@@ -190,7 +264,18 @@ pub fn insufficient_scope(
     scope: &str,
     resource_metadata: &str,
 ) -> Response<Body> {
-    error_response(
+    insufficient_scope_on(Scheme::Bearer, description, scope, resource_metadata)
+}
+
+/// [`insufficient_scope`] on `scheme`.
+pub fn insufficient_scope_on(
+    scheme: Scheme<'_>,
+    description: &str,
+    scope: &str,
+    resource_metadata: &str,
+) -> Response<Body> {
+    error_response_on(
+        scheme,
         ChallengeError::InsufficientScope,
         description,
         scope,

@@ -16,7 +16,7 @@
 //! | `sub` | a string, or absent |
 //! | client | the first present claim of [`ClaimRules::client_id_claims`] (default `client_id`, then `azp`): a string, or absent; never a placeholder; must be in [`ClaimRules::allowed_clients`] when that is set (`audience`) |
 //! | required values | each [`ClaimRules::require_claim`] pair: the claim must be that exact string (Entra's `tid`, Cognito's `token_use`); absent or different: refused (`missing_claim`) |
-//! | `cnf` | refused: a sender-constrained token is not a bearer token (RFC 9449, RFC 8705) |
+//! | `cnf` | an object with exactly one member, `jkt`, holding a base64url SHA-256 key thumbprint: the token is DPoP-bound ([`AccessToken::dpop_thumbprint`](crate::AccessToken::dpop_thumbprint); RFC 9449 §6), and the bearer layer demands a proof signed by that key. Any other `cnf` (an mTLS `x5t#S256` binding, RFC 8705, a malformed `jkt`, another shape) is refused (`sender_constrained`): a binding this server cannot check |
 //! | identity | `sub` makes a user [`Principal`](crate::Principal); without `sub`, the client id makes a machine principal (client credentials, RFC 7662 §2.2 makes `sub` optional); with neither the token is refused (`missing_claim`) |
 //!
 //! ```
@@ -46,6 +46,14 @@ use crate::{AccessToken, InvalidToken};
 
 /// Default clock-skew leeway for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+
+/// Seconds since the Unix epoch (0 for a clock set before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// What a verifier accepts: issuers, audiences, scope claim names, leeway. Built once at start-up.
 ///
@@ -395,12 +403,10 @@ pub fn map_claims(
             }
         }
     }
-    if present(&claims, "cnf").is_some() {
-        return Err(refuse(
-            InvalidToken::SenderConstrained,
-            "token carries cnf (sender-constrained)",
-        ));
-    }
+    let jkt = match present(&claims, "cnf") {
+        None => None,
+        Some(cnf) => Some(dpop_binding(cnf)?),
+    };
 
     let iss = match present(&claims, "iss") {
         None => None,
@@ -522,6 +528,9 @@ pub fn map_claims(
     }
 
     let mut b = AccessToken::builder().scopes(scopes).audiences(audiences);
+    if let Some(jkt) = jkt {
+        b = b.dpop_thumbprint(jkt);
+    }
     if let Some(exp) = exp {
         b = b.expires_at_unix(exp);
     }
@@ -535,6 +544,19 @@ pub fn map_claims(
         b = b.issuer(i);
     }
     Ok(b.claims(claims).build())
+}
+
+/// The key thumbprint of a DPoP binding (`cnf: {"jkt": "<43 base64url characters>"}`); any other
+/// confirmation method is a binding this server cannot check.
+fn dpop_binding(cnf: &Value) -> Result<String, ClaimsRejection> {
+    let obj = cnf.as_object().filter(|o| o.len() == 1);
+    match obj.and_then(|o| o.get("jkt")).and_then(Value::as_str) {
+        Some(jkt) if crate::dpop::is_thumbprint(jkt) => Ok(jkt.to_owned()),
+        _ => Err(refuse(
+            InvalidToken::SenderConstrained,
+            "cnf is not a DPoP key binding (jkt) this server can check",
+        )),
+    }
 }
 
 /// A JSON object whose top-level members must be unique (RFC 7519 §4 lets a parser reject

@@ -289,6 +289,18 @@ pub struct CoreConfig {
     /// `MCP_AUTH_RESOURCE_DOCUMENTATION`: documentation URL in the metadata.
     #[serde(default)]
     pub resource_documentation: Option<String>,
+    /// `MCP_AUTH_DPOP`: `off`, `allowed` (the default when a proof verifier is given) or
+    /// `required`.
+    #[serde(default)]
+    pub dpop: Option<String>,
+    /// `MCP_AUTH_DPOP_ALGORITHMS`: the DPoP proof algorithms (default `ES256 ES384 EdDSA PS256
+    /// RS256`; asymmetric only).
+    #[serde(default, deserialize_with = "deserialize_list")]
+    pub dpop_algorithms: Vec<String>,
+    /// `MCP_AUTH_DPOP_NONCE_SECS`: server nonces on, each valid for this many seconds (to two
+    /// such periods); unset: off.
+    #[serde(default)]
+    pub dpop_nonce_secs: Option<String>,
 }
 
 impl CoreConfig {
@@ -301,6 +313,9 @@ impl CoreConfig {
         ("authorization_servers", "MCP_AUTH_AUTHORIZATION_SERVERS"),
         ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
         ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+        ("dpop", "MCP_AUTH_DPOP"),
+        ("dpop_algorithms", "MCP_AUTH_DPOP_ALGORITHMS"),
+        ("dpop_nonce_secs", "MCP_AUTH_DPOP_NONCE_SECS"),
     ]);
 
     /// Loads from the environment (and `MCP_AUTH_CONFIG_FILE`).

@@ -94,8 +94,14 @@ pub enum InvalidToken {
     Type,
     /// The token carries an unknown critical header parameter (`crit`).
     Critical,
-    /// The token is sender-constrained (`cnf`), which this server cannot check.
+    /// The token is sender-constrained in a way this server cannot check: DPoP is off, or
+    /// `cnf` is not a DPoP key binding (an mTLS certificate binding, say).
     SenderConstrained,
+    /// A DPoP-bound token (`cnf.jkt`) presented on the `Bearer` scheme: it needs the `DPoP`
+    /// scheme and a proof (RFC 9449 §7.2).
+    DpopBound,
+    /// A token without a key binding presented on the `DPoP` scheme.
+    NotDpopBound,
     /// The IdP says the token is not active (revoked, expired or unknown).
     Inactive,
     /// A refresh token was presented as an access token.
@@ -119,6 +125,8 @@ impl InvalidToken {
             InvalidToken::Type => "type",
             InvalidToken::Critical => "critical",
             InvalidToken::SenderConstrained => "sender_constrained",
+            InvalidToken::DpopBound => "dpop_bound",
+            InvalidToken::NotDpopBound => "not_dpop_bound",
             InvalidToken::Inactive => "inactive",
             InvalidToken::RefreshToken => "refresh_token",
         }
@@ -140,13 +148,19 @@ impl InvalidToken {
             InvalidToken::Type => "The access token type is not accepted",
             InvalidToken::Critical => "The access token has an unsupported critical header",
             InvalidToken::SenderConstrained => "Sender-constrained access tokens are not supported",
+            InvalidToken::DpopBound => {
+                "The access token is bound to a key and must be sent with the DPoP scheme and a proof"
+            }
+            InvalidToken::NotDpopBound => {
+                "The access token is not bound to a key and cannot be used with the DPoP scheme"
+            }
             InvalidToken::Inactive => "The access token is not active",
             InvalidToken::RefreshToken => "A refresh token cannot be used as an access token",
         }
     }
 
     /// Every reason, for metrics tables and tests.
-    pub const ALL: [InvalidToken; 15] = [
+    pub const ALL: [InvalidToken; 17] = [
         InvalidToken::Malformed,
         InvalidToken::TooLarge,
         InvalidToken::BadSignature,
@@ -160,6 +174,8 @@ impl InvalidToken {
         InvalidToken::Type,
         InvalidToken::Critical,
         InvalidToken::SenderConstrained,
+        InvalidToken::DpopBound,
+        InvalidToken::NotDpopBound,
         InvalidToken::Inactive,
         InvalidToken::RefreshToken,
     ];

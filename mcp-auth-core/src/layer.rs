@@ -11,7 +11,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::challenge::{self, BearerChallenge, ChallengeError};
+use crate::challenge::{self, BearerChallenge, ChallengeError, Scheme};
+use crate::dpop::{Dpop, DpopMode, ProofError};
 use crate::error::InvalidToken;
 use crate::provider::ProtectedResource;
 use crate::{AccessToken, TokenVerifier, VerifyError};
@@ -77,15 +78,29 @@ struct Shared {
     no_credentials: HeaderValue,
     metrics: Arc<AuthMetrics>,
     audience_warned: AtomicBool,
+    dpop: Arc<Dpop>,
 }
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8).
+const DPOP_NONCE: &str = "dpop-nonce";
 
 impl BearerAuthLayer {
     /// A layer checking tokens with `verifier` for `resource`.
     pub fn new(verifier: Arc<dyn TokenVerifier>, resource: ProtectedResource) -> Self {
         let metadata_url = resource.resource().metadata_url();
         let challenge_scope = resource.challenge_scope();
+        let dpop = resource.dpop.clone();
+        // In `required` mode every challenge is on the DPoP scheme; otherwise requests without
+        // credentials keep the Bearer challenge of the wire contract, byte for byte.
+        let scheme = match dpop.mode() {
+            DpopMode::Required => Scheme::Dpop {
+                algs: dpop.algs_header(),
+            },
+            _ => Scheme::Bearer,
+        };
         let no_credentials = BearerChallenge::new(&metadata_url)
             .scope(&challenge_scope)
+            .scheme(scheme)
             .header_value();
         BearerAuthLayer {
             shared: Arc::new(Shared {
@@ -98,6 +113,7 @@ impl BearerAuthLayer {
                 no_credentials,
                 metrics: Arc::new(AuthMetrics::default()),
                 audience_warned: AtomicBool::new(false),
+                dpop,
             }),
         }
     }
@@ -146,6 +162,7 @@ pub struct AuthMetrics {
     unavailable: AtomicU64,
     internal: AtomicU64,
     invalid: [AtomicU64; InvalidToken::ALL.len()],
+    invalid_proof: [AtomicU64; ProofError::ALL.len()],
 }
 
 /// A point-in-time copy of [`AuthMetrics`].
@@ -166,6 +183,8 @@ pub struct MetricsSnapshot {
     pub internal: u64,
     /// 401 invalid_token by reason code.
     pub invalid_token: Vec<(&'static str, u64)>,
+    /// 401 `invalid_dpop_proof` / `use_dpop_nonce` by reason code.
+    pub invalid_dpop_proof: Vec<(&'static str, u64)>,
 }
 
 impl AuthMetrics {
@@ -184,6 +203,17 @@ impl AuthMetrics {
                 .zip(self.invalid.iter())
                 .map(|(reason, n)| (reason.code(), r(n)))
                 .collect(),
+            invalid_dpop_proof: ProofError::ALL
+                .iter()
+                .zip(self.invalid_proof.iter())
+                .map(|(reason, n)| (reason.code(), r(n)))
+                .collect(),
+        }
+    }
+
+    fn invalid_proof(&self, reason: ProofError) {
+        if let Some(i) = ProofError::ALL.iter().position(|r| *r == reason) {
+            self.invalid_proof[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -200,7 +230,8 @@ fn bump(counter: &AtomicU64) {
 
 /// What the request's headers say about credentials.
 enum Credentials<'a> {
-    Token(&'a str),
+    /// A token, and whether it came on the DPoP scheme.
+    Token(&'a str, bool),
     Reject(Response<Body>),
 }
 
@@ -249,14 +280,33 @@ impl Shared {
         challenge::unauthorized(self.no_credentials.clone())
     }
 
-    fn invalid(&self, reason: InvalidToken) -> Response<Body> {
-        self.metrics.invalid(reason);
-        challenge::invalid_token(reason, &self.challenge_scope, &self.metadata_url)
+    /// The challenge scheme of a request: DPoP for a DPoP request, and for every request in
+    /// `required` mode; Bearer otherwise.
+    fn scheme(&self, dpop: bool) -> Scheme<'_> {
+        if dpop || self.dpop.mode() == DpopMode::Required {
+            Scheme::Dpop {
+                algs: self.dpop.algs_header(),
+            }
+        } else {
+            Scheme::Bearer
+        }
     }
 
-    fn invalid_request(&self, description: &str) -> Response<Body> {
+    fn invalid(&self, reason: InvalidToken, dpop: bool) -> Response<Body> {
+        self.metrics.invalid(reason);
+        let resp = challenge::invalid_token_on(
+            self.scheme(dpop),
+            reason,
+            &self.challenge_scope,
+            &self.metadata_url,
+        );
+        self.with_nonce(resp, dpop)
+    }
+
+    fn invalid_request(&self, description: &str, dpop: bool) -> Response<Body> {
         bump(&self.metrics.invalid_request);
-        challenge::error_response(
+        challenge::error_response_on(
+            self.scheme(dpop),
             ChallengeError::InvalidRequest,
             description,
             "",
@@ -264,14 +314,62 @@ impl Shared {
         )
     }
 
+    /// 401 for a refused DPoP proof: `use_dpop_nonce` for a missing or old nonce, else
+    /// `invalid_dpop_proof`.
+    fn bad_proof(&self, reason: ProofError) -> Response<Body> {
+        self.metrics.invalid_proof(reason);
+        let error = if reason == ProofError::Nonce {
+            ChallengeError::UseDpopNonce
+        } else {
+            ChallengeError::InvalidDpopProof
+        };
+        let resp = challenge::error_response_on(
+            self.scheme(true),
+            error,
+            reason.description(),
+            &self.challenge_scope,
+            &self.metadata_url,
+        );
+        self.with_nonce(resp, true)
+    }
+
+    /// The replay store cannot take the proof: `use_dpop_nonce` (a fresh proof with the new
+    /// nonce may pass) when nonces are on, else 503. Never let through.
+    fn replay_unavailable(&self) -> Response<Body> {
+        tracing::warn!(
+            reason = "dpop_replay_unavailable",
+            "DPoP replay cache full or unreachable: proof refused"
+        );
+        if self.dpop.nonces_enabled() {
+            return self.bad_proof(ProofError::Nonce);
+        }
+        bump(&self.metrics.unavailable);
+        challenge::unavailable(DEFAULT_RETRY_AFTER_SECS)
+    }
+
+    /// Adds the current `DPoP-Nonce` to answers to DPoP requests when nonces are on.
+    fn with_nonce(&self, mut resp: Response<Body>, dpop: bool) -> Response<Body> {
+        if dpop && let Some(n) = self.nonce_header() {
+            resp.headers_mut().insert(DPOP_NONCE, n);
+        }
+        resp
+    }
+
+    fn nonce_header(&self) -> Option<HeaderValue> {
+        self.dpop
+            .current_nonce(crate::claims::unix_now())
+            .and_then(|n| HeaderValue::from_str(&n).ok())
+    }
+
     fn credentials<'a>(&self, headers: &'a HeaderMap, uri: &Uri) -> Credentials<'a> {
         let mut all = headers.get_all(header::AUTHORIZATION).iter();
         let first = all.next();
         if all.next().is_some() {
             tracing::debug!(reason = "two_authorization_headers", "request rejected");
-            return Credentials::Reject(
-                self.invalid_request("The request carries more than one Authorization header"),
-            );
+            return Credentials::Reject(self.invalid_request(
+                "The request carries more than one Authorization header",
+                false,
+            ));
         }
         let Some(value) = first else {
             if query_has_token(uri) {
@@ -287,40 +385,62 @@ impl Shared {
             Some(i) => (&bytes[..i], &bytes[i + 1..]),
             None => (bytes, &[][..]),
         };
-        if !scheme.eq_ignore_ascii_case(b"bearer") {
+        let mode = self.dpop.mode();
+        let dpop = if scheme.eq_ignore_ascii_case(b"bearer") && mode != DpopMode::Required {
+            false
+        } else if scheme.eq_ignore_ascii_case(b"dpop") && mode != DpopMode::Off {
+            true
+        } else {
             tracing::debug!(reason = "other_scheme", "request rejected");
             return Credentials::Reject(self.no_credentials());
-        }
+        };
         if query_has_token(uri) {
             tracing::debug!(reason = "token_sent_twice", "request rejected");
             return Credentials::Reject(
-                self.invalid_request("The access token was sent in more than one way"),
+                self.invalid_request("The access token was sent in more than one way", dpop),
             );
         }
         let token = rest.trim_ascii();
         if token.len() > self.resource.max_token_bytes() {
             tracing::debug!(reason = "too_large", len = token.len(), "request rejected");
-            return Credentials::Reject(self.invalid(InvalidToken::TooLarge));
+            return Credentials::Reject(self.invalid(InvalidToken::TooLarge, dpop));
         }
         if !is_b64token(token) {
             tracing::debug!(reason = "malformed_header", "request rejected");
-            return Credentials::Reject(self.invalid(InvalidToken::Malformed));
+            return Credentials::Reject(self.invalid(InvalidToken::Malformed, dpop));
         }
         match std::str::from_utf8(token) {
-            Ok(t) => Credentials::Token(t),
-            Err(_) => Credentials::Reject(self.invalid(InvalidToken::Malformed)),
+            Ok(t) => Credentials::Token(t, dpop),
+            Err(_) => Credentials::Reject(self.invalid(InvalidToken::Malformed, dpop)),
         }
     }
 
-    /// Authenticates `req`: the token on success, the response to send otherwise.
+    /// Authenticates `req`: the token (and whether it came with a DPoP proof) on success, the
+    /// response to send otherwise. `path` is the request path as the client sent it (before any
+    /// router nesting stripped a prefix), for the proof's `htu`.
     async fn authenticate(
         &self,
         headers: &HeaderMap,
+        method: &Method,
+        path: &str,
         uri: &Uri,
-    ) -> Result<AccessToken, Response<Body>> {
-        let token = match self.credentials(headers, uri) {
-            Credentials::Token(t) => t,
+    ) -> Result<(AccessToken, bool), Response<Body>> {
+        let (token, dpop) = match self.credentials(headers, uri) {
+            Credentials::Token(t, dpop) => (t, dpop),
             Credentials::Reject(resp) => return Err(resp),
+        };
+        // The proof's own rules first: a bad proof costs no IdP call and no token verification.
+        let now = crate::claims::unix_now();
+        let proof = if dpop {
+            match self.dpop.check_proof(headers, method, path, now) {
+                Ok(p) => Some(p),
+                Err(reason) => {
+                    tracing::debug!(reason = reason.code(), token = %token_tag(token), "DPoP proof rejected");
+                    return Err(self.bad_proof(reason));
+                }
+            }
+        } else {
+            None
         };
         let verified = match self.verifier.verify(token).await {
             Ok(v) => v,
@@ -328,7 +448,7 @@ impl Shared {
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     tracing::debug!(reason = reason.code(), token = %token_tag(token), "token rejected");
                 }
-                return Err(self.invalid(reason));
+                return Err(self.invalid(reason, dpop));
             }
             Err(VerifyError::Unavailable { retry_after }) => {
                 bump(&self.metrics.unavailable);
@@ -345,13 +465,31 @@ impl Shared {
                 return Err(challenge::server_error());
             }
         };
+        // A key-bound token is only good with a proof of that key (RFC 9449 §7.2), and a DPoP
+        // request must carry a key-bound token (there is no key to compare the proof with).
+        match (dpop, verified.is_dpop_bound()) {
+            (false, true) => {
+                let reason = if self.dpop.mode() == DpopMode::Off {
+                    InvalidToken::SenderConstrained
+                } else {
+                    InvalidToken::DpopBound
+                };
+                tracing::debug!(reason = reason.code(), token = %token_tag(token), "token rejected");
+                return Err(self.invalid(reason, false));
+            }
+            (true, false) => {
+                tracing::debug!(reason = "not_dpop_bound", token = %token_tag(token), "token rejected");
+                return Err(self.invalid(InvalidToken::NotDpopBound, true));
+            }
+            _ => {}
+        }
         // Time was decided by the verifier, with its leeway: no second check here that could
         // disagree with it. Identity was too, but a custom verifier may hand over a token that
         // names no one, and nothing downstream may key sessions or data on a missing value.
         if verified.principal().is_none() {
             tracing::debug!(reason = "missing_claim", token = %token_tag(token),
                 "token names neither a subject nor a client");
-            return Err(self.invalid(InvalidToken::MissingClaim));
+            return Err(self.invalid(InvalidToken::MissingClaim, dpop));
         }
         // A token without `aud` passes only when this resource lets its client stand in for the
         // audience (Cognito); the verifier's own allowlist may be shared by other resources.
@@ -375,7 +513,17 @@ impl Shared {
                     tracing::debug!(reason = "audience", expected = ?accepted,
                         found = ?verified.audiences(), "token rejected");
                 }
-                return Err(self.invalid(InvalidToken::Audience));
+                return Err(self.invalid(InvalidToken::Audience, dpop));
+            }
+        }
+        if let (Some(proof), Some(jkt)) = (&proof, verified.dpop_thumbprint()) {
+            match self.dpop.bind(proof, token, jkt, now).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    tracing::debug!(reason = reason.code(), token = %token_tag(token), "DPoP proof rejected");
+                    return Err(self.bad_proof(reason));
+                }
+                Err(_) => return Err(self.replay_unavailable()),
             }
         }
         let required = self.resource.required_scopes();
@@ -388,14 +536,16 @@ impl Shared {
             bump(&self.metrics.insufficient_scope);
             tracing::debug!(reason = "insufficient_scope", required = %self.required_scope_header,
                 granted = ?verified.scopes(), "request refused");
-            return Err(challenge::insufficient_scope(
+            let resp = challenge::insufficient_scope_on(
+                self.scheme(dpop),
                 challenge::INSUFFICIENT_SCOPE_DESCRIPTION,
                 &self.required_scope_header,
                 &self.metadata_url,
-            ));
+            );
+            return Err(self.with_nonce(resp, dpop));
         }
         bump(&self.metrics.accepted);
-        Ok(verified.with_resource(self.resource_arc.clone()))
+        Ok((verified.with_resource(self.resource_arc.clone()), dpop))
     }
 }
 
@@ -439,13 +589,22 @@ where
                 // outside this one has already answered a real preflight.
                 return Ok(preflight_response());
             }
-            match shared.authenticate(req.headers(), req.uri()).await {
-                Ok(token) => {
+            let path = req
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| req.uri().path(), |o| o.0.path());
+            let dpop = match shared
+                .authenticate(req.headers(), req.method(), path, req.uri())
+                .await
+            {
+                Ok((token, dpop)) => {
                     req.extensions_mut().insert(token);
+                    dpop
                 }
                 Err(resp) => return Ok(resp),
-            }
-            inner.call(req).await.map(|resp| resp.map(Body::new))
+            };
+            let resp = inner.call(req).await?.map(Body::new);
+            Ok(shared.with_nonce(resp, dpop))
         })
     }
 }

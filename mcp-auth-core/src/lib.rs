@@ -62,9 +62,11 @@
 //! | missing required scope | 403, `Bearer error="insufficient_scope", error_description="…", scope="<needed>", resource_metadata="…"` |
 //! | two `Authorization` headers, or header and query | 400 `invalid_request` |
 //! | IdP unavailable | 503, `Retry-After`, `{"error":"temporarily_unavailable"}` |
+//! | DPoP-bound token as Bearer | 401, `Bearer error="invalid_token"` (bound to a key, needs the DPoP scheme) |
+//! | `DPoP` scheme, bad proof | 401, `DPoP error="invalid_dpop_proof", …, algs="…"` (see [`dpop`]) |
 //!
-//! Parameter order is always `error, error_description, scope, resource_metadata`; descriptions
-//! are fixed server texts.
+//! Parameter order is always `error, error_description, scope, resource_metadata` (then `algs` on
+//! the DPoP scheme); descriptions are fixed server texts.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -72,6 +74,7 @@ pub mod challenge;
 pub mod claims;
 pub mod config;
 pub mod diagnose;
+pub mod dpop;
 mod error;
 pub mod extract;
 pub mod forward;

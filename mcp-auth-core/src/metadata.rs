@@ -144,10 +144,12 @@ pub fn mcp_cors() -> CorsLayer {
             HeaderName::from_static("mcp-method"),
             HeaderName::from_static("mcp-name"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("dpop"),
         ]))
         .expose_headers([
             header::WWW_AUTHENTICATE,
             HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("dpop-nonce"),
         ])
         .max_age(std::time::Duration::from_secs(86_400))
 }

@@ -669,7 +669,30 @@ struct PolicyInner {
     metadata_url: String,
     global_scope: String,
     hierarchy: ScopeHierarchy,
-    sessions: Option<moka::sync::Cache<Arc<str>, Arc<Principal>>>,
+    sessions: Option<moka::sync::Cache<Arc<str>, Arc<SessionOwner>>>,
+    /// `algs` of DPoP challenges (empty when DPoP is off).
+    dpop_algs: String,
+    /// Every challenge on the DPoP scheme (`required` mode).
+    dpop_required: bool,
+}
+
+/// Who a session belongs to: the principal that opened it and, when it was opened with a
+/// DPoP-bound token, that key (a session opened with a proof of possession never continues
+/// with a bearer token, nor with a token bound to another key).
+#[derive(Debug, PartialEq, Eq)]
+struct SessionOwner {
+    principal: Principal,
+    dpop_jkt: Option<String>,
+}
+
+impl SessionOwner {
+    fn admits(&self, token: &AccessToken) -> bool {
+        Some(&self.principal) == token.principal()
+            && match &self.dpop_jkt {
+                None => true,
+                Some(jkt) => token.dpop_thumbprint() == Some(jkt.as_str()),
+            }
+    }
 }
 
 /// Builder for [`McpPolicy`].
@@ -898,6 +921,8 @@ impl McpPolicyBuilder {
                 global_scope: pr.challenge_scopes(&global),
                 hierarchy: pr.hierarchy().clone(),
                 sessions,
+                dpop_algs: pr.dpop().algs_header().to_owned(),
+                dpop_required: pr.dpop().mode() == crate::dpop::DpopMode::Required,
             }),
         })
     }
@@ -1115,16 +1140,25 @@ impl McpPolicy {
         missing
     }
 
-    fn forbidden(&self, decision: &Decision) -> Response<Body> {
+    /// The 403, on the DPoP scheme for a DPoP-bound token (which only gets here with a proof)
+    /// and in `required` mode, on the Bearer scheme otherwise.
+    fn forbidden(&self, decision: &Decision, token: &AccessToken) -> Response<Body> {
         let (description, scope) = match decision {
             Decision::MissingScope { scope } => (INSUFFICIENT_SCOPE_DESCRIPTION, scope.as_str()),
             Decision::Denied { scope } => (POLICY_DENIED_DESCRIPTION, scope.as_str()),
             Decision::Allow => (POLICY_DENIED_DESCRIPTION, ""),
         };
-        challenge::insufficient_scope(description, scope, &self.inner.metadata_url)
+        let scheme = if token.is_dpop_bound() || self.inner.dpop_required {
+            challenge::Scheme::Dpop {
+                algs: &self.inner.dpop_algs,
+            }
+        } else {
+            challenge::Scheme::Bearer
+        };
+        challenge::insufficient_scope_on(scheme, description, scope, &self.inner.metadata_url)
     }
 
-    fn bound_principal(&self, session: &str) -> Option<Option<Arc<Principal>>> {
+    fn bound_principal(&self, session: &str) -> Option<Option<Arc<SessionOwner>>> {
         let sessions = self.inner.sessions.as_ref()?;
         Some(sessions.get(session))
     }
@@ -1240,7 +1274,7 @@ where
             let principal = token.principal();
             if let Some(id) = &session {
                 match policy.bound_principal(id) {
-                    Some(Some(owner)) if Some(&*owner) != principal => {
+                    Some(Some(owner)) if !owner.admits(&token) => {
                         tracing::warn!(
                             reason = "session_principal_mismatch",
                             "request with another principal's session id refused"
@@ -1291,7 +1325,7 @@ where
                 let decision = policy.decide(&token, &parsed);
                 if !decision.is_allowed() {
                     tracing::debug!(operation = ?parsed, decision = ?decision, "request refused by policy");
-                    return Ok(policy.forbidden(&decision));
+                    return Ok(policy.forbidden(&decision, &token));
                 }
                 op = Some(parsed);
                 Body::from(bytes)
@@ -1314,7 +1348,13 @@ where
                 if let (Some(Operation::Initialize), true, Some(new_id), Some(principal)) =
                     (&op, ok, created, principal)
                 {
-                    sessions.insert(Arc::from(new_id), Arc::new(principal.clone()));
+                    sessions.insert(
+                        Arc::from(new_id),
+                        Arc::new(SessionOwner {
+                            principal: principal.clone(),
+                            dpop_jkt: token.dpop_thumbprint().map(str::to_owned),
+                        }),
+                    );
                 }
                 if let (true, true, Some(id)) = (is_delete, ok, &session) {
                     sessions.invalidate(id);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::config::{ConfigError, CoreConfig};
+use crate::dpop::{Dpop, DpopKeyVerifier, DpopMode, DpopSettings, ReplayCache};
 use crate::layer::BearerAuthLayer;
 use crate::metadata::{ProtectedResourceMetadata, metadata_router};
 use crate::resource::ResourceUrl;
@@ -29,9 +30,15 @@ pub struct ProtectedResource {
     pub(crate) max_token_bytes: usize,
     pub(crate) audience_free_clients: Vec<String>,
     pub(crate) challenge_prefix: Option<String>,
+    pub(crate) dpop: Arc<Dpop>,
 }
 
 impl ProtectedResource {
+    /// The DPoP settings (mode, proof algorithms, replay cache, nonces).
+    pub fn dpop(&self) -> &Dpop {
+        &self.dpop
+    }
+
     /// The canonical resource URL (R).
     pub fn resource(&self) -> &ResourceUrl {
         &self.resource
@@ -254,6 +261,7 @@ impl RemoteAuthProvider {
             metadata_extra: serde_json::Map::new(),
             audience_free_clients: Vec::new(),
             challenge_prefix: None,
+            dpop: DpopSettings::default(),
         }
     }
 
@@ -304,6 +312,7 @@ pub struct RemoteAuthProviderBuilder {
     metadata_extra: serde_json::Map<String, serde_json::Value>,
     audience_free_clients: Vec<String>,
     challenge_prefix: Option<String>,
+    dpop: DpopSettings,
 }
 
 fn strings<I, S>(items: I) -> Vec<String>
@@ -442,6 +451,68 @@ impl RemoteAuthProviderBuilder {
         self
     }
 
+    /// The DPoP mode (`MCP_AUTH_DPOP`). Default: [`DpopMode::Allowed`] when a proof signature
+    /// verifier is set ([`dpop_key_verifier`](Self::dpop_key_verifier)), else
+    /// [`DpopMode::Off`]; `Allowed` or `Required` without a verifier fails at build (core has no
+    /// crypto backend of its own). See [`crate::dpop`].
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop.mode = Some(mode);
+        self.dpop.mode_text = None;
+        self
+    }
+
+    /// Verifies the signatures of DPoP proofs: `mcp_auth_jwt::DpopKeys` (either crypto
+    /// backend). Setting it turns DPoP on (`allowed`) unless [`dpop`](Self::dpop) says otherwise.
+    pub fn dpop_key_verifier(mut self, keys: Arc<dyn DpopKeyVerifier>) -> Self {
+        self.dpop.keys = Some(keys);
+        self
+    }
+
+    /// The proof algorithms (`MCP_AUTH_DPOP_ALGORITHMS`; default `ES256 ES384 EdDSA PS256
+    /// RS256`). Only asymmetric JWS algorithms: `none` or an HMAC name fails at build.
+    pub fn dpop_algorithms<I, S>(mut self, algs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.dpop.algs = Some(strings(algs));
+        self
+    }
+
+    /// How old a proof's `iat` may be (default 5 minutes); its replay-cache entry lives this long
+    /// plus the leeway after `iat`.
+    pub fn dpop_window(mut self, window: std::time::Duration) -> Self {
+        self.dpop.window = Some(window);
+        self
+    }
+
+    /// How far ahead of our clock a proof's `iat` may be (default 30 s).
+    pub fn dpop_leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.dpop.leeway = Some(leeway);
+        self
+    }
+
+    /// The replay cache (default: an [`InMemoryReplayCache`](crate::dpop::InMemoryReplayCache)
+    /// per resource). A store shared by replicas implements [`ReplayCache`].
+    pub fn dpop_replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.dpop.replay = Some(cache);
+        self
+    }
+
+    /// Capacity of the default in-process replay cache (default 100,000 proofs). When full of
+    /// unexpired entries, new proofs are refused (503, or `use_dpop_nonce` with nonces on).
+    pub fn dpop_replay_capacity(mut self, proofs: usize) -> Self {
+        self.dpop.replay_capacity = Some(proofs);
+        self
+    }
+
+    /// Turns server nonces on (RFC 9449 §8, off by default): every proof must carry a nonce
+    /// this server issued (`DPoP-Nonce` response header) within the last `lifetime` to two.
+    pub fn dpop_nonces(mut self, lifetime: std::time::Duration) -> Self {
+        self.dpop.nonces = Some(lifetime);
+        self
+    }
+
     /// Applies core's configuration on top of what is set.
     pub fn apply_config(mut self, config: &CoreConfig) -> Self {
         if let Some(r) = &config.resource_url {
@@ -464,6 +535,15 @@ impl RemoteAuthProviderBuilder {
         }
         if let Some(d) = &config.resource_documentation {
             self.resource_documentation = Some(d.clone());
+        }
+        if let Some(m) = &config.dpop {
+            self.dpop.mode_text = Some(m.clone());
+        }
+        if !config.dpop_algorithms.is_empty() {
+            self.dpop.algs = Some(config.dpop_algorithms.clone());
+        }
+        if let Some(n) = &config.dpop_nonce_secs {
+            self.dpop.nonce_text = Some(n.clone());
         }
         self
     }
@@ -537,6 +617,17 @@ impl RemoteAuthProviderBuilder {
         metadata.resource_name = self.resource_name;
         metadata.resource_documentation = self.resource_documentation;
         metadata.extra = self.metadata_extra;
+        let dpop = self.dpop.build(&resource)?;
+        if dpop.mode() != DpopMode::Off {
+            metadata.dpop_signing_alg_values_supported = dpop
+                .algorithms()
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect();
+            if dpop.mode() == DpopMode::Required {
+                metadata.dpop_bound_access_tokens_required = Some(true);
+            }
+        }
 
         let mut audiences = resource.audiences();
         for a in self.extra_audiences {
@@ -595,6 +686,7 @@ impl RemoteAuthProviderBuilder {
                 max_token_bytes: self.max_token_bytes,
                 audience_free_clients: self.audience_free_clients,
                 challenge_prefix: self.challenge_prefix,
+                dpop: Arc::new(dpop),
             },
         })
     }

@@ -122,6 +122,12 @@ impl Auth {
         &self.token
     }
 
+    /// The thumbprint of the key the token is bound to, when the request came on the DPoP scheme
+    /// with a valid proof ([`AccessToken::dpop_thumbprint`]); `None` for a bearer token.
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.token.dpop_thumbprint()
+    }
+
     /// Fails in-band unless the token holds every scope (honouring the policy's hierarchy).
     pub fn require_scopes(&self, scopes: &[&str]) -> Result<(), ErrorData> {
         let flat = ScopeHierarchy::new();

@@ -45,6 +45,7 @@ struct TokenData {
     audiences: Vec<String>,
     claims: Map<String, Value>,
     principal: Option<Principal>,
+    dpop_jkt: Option<String>,
 }
 
 impl AccessToken {
@@ -144,6 +145,27 @@ impl AccessToken {
     /// data are keyed on it, never on a missing value.
     pub fn principal(&self) -> Option<&Principal> {
         self.data.principal.as_ref()
+    }
+
+    /// The base64url SHA-256 thumbprint of the key this token is bound to (`cnf.jkt`, RFC 9449
+    /// §6), or `None` for a bearer token. The bearer layer lets a DPoP-bound token through only on
+    /// the `DPoP` scheme with a valid proof signed by that key; policies, session binding and
+    /// the rmcp extractor see the same value.
+    ///
+    /// ```
+    /// use mcp_auth_core::AccessToken;
+    /// let t = AccessToken::builder().subject("u")
+    ///     .dpop_thumbprint("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I").build();
+    /// assert!(t.is_dpop_bound());
+    /// assert!(!AccessToken::builder().subject("u").build().is_dpop_bound());
+    /// ```
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.data.dpop_jkt.as_deref()
+    }
+
+    /// Whether the token is DPoP-bound (see [`dpop_thumbprint`](Self::dpop_thumbprint)).
+    pub fn is_dpop_bound(&self) -> bool {
+        self.data.dpop_jkt.is_some()
     }
 
     /// Returns a copy bound to `resource` (what the bearer layer does after its audience check).
@@ -290,6 +312,13 @@ impl AccessTokenBuilder {
     /// Sets all claims.
     pub fn claims(mut self, claims: Map<String, Value>) -> Self {
         self.data.claims = claims;
+        self
+    }
+
+    /// Marks the token as DPoP-bound to the key with this base64url SHA-256 thumbprint
+    /// (`cnf.jkt`).
+    pub fn dpop_thumbprint(mut self, jkt: impl Into<String>) -> Self {
+        self.data.dpop_jkt = Some(jkt.into());
         self
     }
 

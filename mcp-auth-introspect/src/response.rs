@@ -81,14 +81,14 @@ pub(crate) fn map_object(obj: Map<String, Value>, checks: &Checks, now: u64) -> 
             );
             return reject(InvalidToken::RefreshToken);
         }
-        if lower == "dpop" || lower == "n_a" {
-            // DPoP-bound tokens need proof checking we do not implement; `N_A` (RFC 8693) is not
-            // an access token at all.
-            return reject(if lower == "dpop" {
-                InvalidToken::SenderConstrained
-            } else {
-                InvalidToken::Type
-            });
+        if lower == "n_a" {
+            // `N_A` (RFC 8693) is not an access token at all.
+            return reject(InvalidToken::Type);
+        }
+        if lower == "dpop" && obj.get("cnf").is_none_or(Value::is_null) {
+            // A DPoP token whose key binding the IdP does not tell: nothing to check a proof
+            // against (RFC 9449 §6.2 puts `cnf.jkt` in the response).
+            return reject(InvalidToken::SenderConstrained);
         }
     }
     if checks.rules.accepted_audiences().is_none()

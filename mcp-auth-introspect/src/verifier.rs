@@ -58,8 +58,9 @@ const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client cr
 /// Verifies opaque (or any) access tokens by asking the authorization server (RFC 7662).
 ///
 /// Only an HTTP 200 answer with `"active": true` that passes the local checks (`exp`/`nbf` with
-/// leeway, `aud` naming a configured audience, `iss` when configured, not a refresh token, not
-/// sender-constrained) yields an [`AccessToken`]. How other answers map:
+/// leeway, `aud` naming a configured audience, `iss` when configured, not a refresh token, no
+/// `cnf` other than a DPoP key binding) yields an [`AccessToken`]; a `cnf.jkt` binding marks it
+/// DPoP-bound, and the bearer layer then demands a proof of that key. How other answers map:
 ///
 /// | IdP answer | result | on the wire |
 /// |---|---|---|

@@ -636,7 +636,11 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
         let mut core = self.core;
         core.resource_url = Some(resource.as_str().to_owned());
         core.authorization_servers = idp.authorization_servers.clone();
-        let mut rb = RemoteAuthProvider::builder(verifier).apply_config(&core);
+        // DPoP proofs are checked with this crate's crypto: `allowed` unless MCP_AUTH_DPOP says
+        // otherwise.
+        let mut rb = RemoteAuthProvider::builder(verifier)
+            .dpop_key_verifier(crate::DpopKeys::shared())
+            .apply_config(&core);
         for alias in &idp.audience_aliases {
             rb = rb.accepted_audience(alias.clone());
         }
@@ -855,6 +859,9 @@ macro_rules! hosted_provider {
                 ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
                 ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
                 ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+                ("dpop", "MCP_AUTH_DPOP"),
+                ("dpop_algorithms", "MCP_AUTH_DPOP_ALGORITHMS"),
+                ("dpop_nonce_secs", "MCP_AUTH_DPOP_NONCE_SECS"),
             ]);
 
         $(#[$cmeta])*
@@ -1031,6 +1038,8 @@ mod tests {
                 "scopes_supported": ["a", "b"],
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Demo",
+                // DPoP is allowed by default: proofs are checked with this crate's crypto.
+                "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
             })
         );
         assert_eq!(

@@ -35,8 +35,10 @@
 //! * Claims are mapped by core's identity model ([`mcp_auth_core::claims`]), the same rules as
 //!   introspection: `null` members are absent, one leeway for `exp`/`nbf`/`iat`, a user or
 //!   machine principal or a refusal.
-//! * `typ`: [`TypPolicy`]; unknown `crit` refused; tokens with `cnf` (sender-constrained) refused;
-//!   duplicate header or claim members refused; size bounded (16 KiB by default).
+//! * `typ`: [`TypPolicy`]; unknown `crit` refused; a `cnf.jkt` key binding marks the token
+//!   DPoP-bound (the bearer layer then demands a proof; [`DpopKeys`] checks proof signatures),
+//!   any other `cnf` is refused; duplicate header or claim members refused; size bounded (16 KiB
+//!   by default).
 //! * Scopes from `scope` or `scp` (string or array; names configurable); client id from
 //!   `client_id`, then `azp`.
 //!
@@ -104,6 +106,7 @@ mod crypto;
 #[cfg(feature = "dev")]
 pub mod dev;
 mod doctor;
+mod dpop;
 pub mod hosted;
 mod jwks;
 mod keys;
@@ -117,6 +120,7 @@ pub use builder::{
 };
 pub use cache::{CacheUsage, DEFAULT_TOKEN_CACHE_BYTES, MAX_TOKEN_CACHE_TTL};
 pub use config::ENV;
+pub use dpop::DpopKeys;
 pub use hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder};
 pub use jsonwebtoken::Algorithm;
 pub use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError};

@@ -181,6 +181,7 @@ mod tests {
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Todo",
                 "resource_documentation": "https://docs.example.com/todo",
+                "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
             })
         );
         assert_eq!(
@@ -205,6 +206,7 @@ mod tests {
                 "resource": "https://mcp.example.com",
                 "authorization_servers": ["https://acme.scalekit.com/resources/res_1"],
                 "bearer_methods_supported": ["header"],
+                "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
             })
         );
         assert_eq!(

@@ -3,7 +3,9 @@
 // Runs the OpenID Certified `oidc-provider` on 127.0.0.1, configured the way an MCP deployment
 // uses an IdP: open Dynamic Client Registration, RFC 8707 resource indicators with per-resource
 // token format / signing algorithm / lifetime, client_credentials, authorization code + PKCE with
-// a headless login, refresh tokens, RFC 7662 introspection and RFC 7009 revocation.
+// a headless login, refresh tokens, RFC 7662 introspection and RFC 7009 revocation, and DPoP
+// (RFC 9449): a token request carrying a `DPoP` proof gets a token bound to the proof's key
+// (`cnf.jkt` in JWT access tokens and in introspection responses).
 //
 // Usage: node server.mjs [PORT]        (PORT or env IDP_PORT; 0 or absent = a free port)
 //
@@ -142,7 +144,12 @@ const configuration = {
     RefreshToken: 86400,
     IdToken: 300,
   },
+  enabledJWA: {
+    // DPoP proof algorithms the token endpoint accepts (the resource server has its own list).
+    dPoPSigningAlgValues: ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256'],
+  },
   features: {
+    dPoP: { enabled: true },
     devInteractions: { enabled: false },
     registration: { enabled: true },
     registrationManagement: { enabled: true },

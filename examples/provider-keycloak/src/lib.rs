@@ -194,6 +194,9 @@ pub const ENV: EnvTable = EnvTable::new(&[
     ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
     ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
     ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+    ("dpop", "MCP_AUTH_DPOP"),
+    ("dpop_algorithms", "MCP_AUTH_DPOP_ALGORITHMS"),
+    ("dpop_nonce_secs", "MCP_AUTH_DPOP_NONCE_SECS"),
 ]);
 
 #[derive(Deserialize)]
@@ -266,6 +269,7 @@ mod tests {
                 "authorization_servers": ["https://sso.example.com/realms/acme"],
                 "scopes_supported": ["todo:read", "todo:write"],
                 "bearer_methods_supported": ["header"],
+                "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
             })
         );
     }

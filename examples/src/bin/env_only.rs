@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
+use mcp_auth_core::AuthProvider;
 use mcp_auth_core::config::CoreConfig;
 use mcp_auth_core::serve::{self, NoDelayListener};
-use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
 use mcp_auth_examples::app::{AppOptions, todo_app};
 use mcp_auth_jwt::JwtVerifier;
 
@@ -35,7 +35,8 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Every setting, including the JWKS location and the audience, comes from MCP_AUTH_*.
     let verifier = JwtVerifier::from_env()?;
-    let provider = RemoteAuthProvider::from_config(&CoreConfig::from_env()?, Arc::new(verifier))?;
+    let provider =
+        mcp_auth_examples::providers::protected(&CoreConfig::from_env()?, Arc::new(verifier))?;
     let bind = std::env::var("ENV_ONLY_BIND").unwrap_or_else(|_| "127.0.0.1:8002".into());
     let listener = NoDelayListener::bind(&bind).await?;
     let pr = provider.protected_resource();

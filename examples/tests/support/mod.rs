@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+pub mod dpop;
+
 /// An HTTP client whose every request is bounded in time (10 s).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -178,6 +180,7 @@ pub struct Mcp {
     url: String,
     token: String,
     session: Option<String>,
+    dpop: Option<dpop::DpopKey>,
 }
 
 impl Mcp {
@@ -188,15 +191,32 @@ impl Mcp {
             url: url.to_owned(),
             token: token.to_owned(),
             session: None,
+            dpop: None,
         }
+    }
+
+    /// A client that sends `token` on the DPoP scheme with a fresh proof of `key` per request.
+    pub fn with_dpop(url: &str, token: &str, key: dpop::DpopKey) -> Mcp {
+        let mut m = Mcp::new(url, token);
+        m.dpop = Some(key);
+        m
+    }
+
+    /// Sets the session id (to try another principal's or another binding's session).
+    pub fn set_session(&mut self, session: Option<String>) {
+        self.session = session;
     }
 
     /// Sends one JSON-RPC message; returns the HTTP response.
     pub async fn send(&self, body: serde_json::Value) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .bearer_auth(&self.token)
+        let mut req = self.http.post(&self.url);
+        req = match &self.dpop {
+            None => req.bearer_auth(&self.token),
+            Some(key) => req
+                .header("authorization", format!("DPoP {}", self.token))
+                .header("dpop", key.proof("POST", &self.url, Some(&self.token))),
+        };
+        let mut req = req
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-06-18");

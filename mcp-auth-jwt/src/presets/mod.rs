@@ -43,6 +43,9 @@ macro_rules! env_table {
             ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
             ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
             ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+            ("dpop", "MCP_AUTH_DPOP"),
+            ("dpop_algorithms", "MCP_AUTH_DPOP_ALGORITHMS"),
+            ("dpop_nonce_secs", "MCP_AUTH_DPOP_NONCE_SECS"),
         ])
     };
 }

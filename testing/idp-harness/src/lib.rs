@@ -148,6 +148,9 @@ pub struct TokenResponse {
     /// Granted scopes, space-separated.
     #[serde(default)]
     pub scope: Option<String>,
+    /// `Bearer`, or `DPoP` for a token bound to the client's key (RFC 9449 §5).
+    #[serde(default)]
+    pub token_type: Option<String>,
 }
 
 /// Everything that can go wrong while starting or talking to the test IdP.
@@ -313,6 +316,29 @@ impl TestIdp {
             .http
             .post(self.token_endpoint())
             .basic_auth(M2M_CLIENT_ID, Some(M2M_CLIENT_SECRET))
+            .form(&form);
+        token_call(request, "/token").await
+    }
+
+    /// Like [`Self::client_credentials`], with a DPoP proof (RFC 9449 §5) for
+    /// `POST <token endpoint>` in the `DPoP` header: the IdP binds the token to the proof's key
+    /// (`cnf.jkt` in a JWT access token and in the introspection response of an opaque one) and
+    /// answers `token_type: DPoP`.
+    pub async fn client_credentials_dpop(
+        &self,
+        resource: &str,
+        scope: &str,
+        proof: &str,
+    ) -> Result<TokenResponse, HarnessError> {
+        let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
+        if !scope.is_empty() {
+            form.push(("scope", scope));
+        }
+        let request = self
+            .http
+            .post(self.token_endpoint())
+            .basic_auth(M2M_CLIENT_ID, Some(M2M_CLIENT_SECRET))
+            .header("dpop", proof)
             .form(&form);
         token_call(request, "/token").await
     }
