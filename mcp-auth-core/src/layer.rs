@@ -65,6 +65,8 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     shared: Arc<Shared>,
+    #[cfg(feature = "exchange")]
+    exchange: Option<crate::exchange::TokenExchanger>,
 }
 
 struct Shared {
@@ -99,7 +101,18 @@ impl BearerAuthLayer {
                 metrics: Arc::new(AuthMetrics::default()),
                 audience_warned: AtomicBool::new(false),
             }),
+            #[cfg(feature = "exchange")]
+            exchange: None,
         }
+    }
+
+    /// Lets tools behind this layer call other APIs as the user (feature `exchange`): each
+    /// request the layer lets through carries a [`crate::exchange::SubjectToken`] holding the
+    /// raw token for `exchanger` only.
+    #[cfg(feature = "exchange")]
+    pub fn with_token_exchange(mut self, exchanger: crate::exchange::TokenExchanger) -> Self {
+        self.exchange = Some(exchanger);
+        self
     }
 
     /// Counters of accepted and rejected requests, by reason.
@@ -125,6 +138,8 @@ impl<S> Layer<S> for BearerAuthLayer {
         BearerAuth {
             inner,
             shared: self.shared.clone(),
+            #[cfg(feature = "exchange")]
+            exchange: self.exchange.clone(),
         }
     }
 }
@@ -134,6 +149,8 @@ impl<S> Layer<S> for BearerAuthLayer {
 pub struct BearerAuth<S> {
     inner: S,
     shared: Arc<Shared>,
+    #[cfg(feature = "exchange")]
+    exchange: Option<crate::exchange::TokenExchanger>,
 }
 
 /// Counters kept by the layer (relaxed atomics: cheap, approximate under races).
@@ -402,6 +419,14 @@ impl Shared {
     }
 }
 
+/// The credential of an `Authorization` value the layer accepted (after the scheme).
+#[cfg(feature = "exchange")]
+fn credential_of(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let (_, rest) = text.split_once(' ')?;
+    Some(rest.trim_ascii()).filter(|t| !t.is_empty())
+}
+
 /// The layer's own answer to a CORS preflight: `204 No Content`, empty, no CORS headers.
 pub(crate) fn preflight_response() -> Response<Body> {
     let mut resp = Response::new(Body::empty());
@@ -436,6 +461,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        #[cfg(feature = "exchange")]
+        let exchange = self.exchange.clone();
         Box::pin(async move {
             if is_preflight(&req) {
                 // Never call the inner service without a token (fail closed): a CORS layer
@@ -444,6 +471,18 @@ where
             }
             match shared.authenticate(req.headers(), req.uri()).await {
                 Ok(token) => {
+                    // The verified token goes on; the raw one does not: handlers behind the
+                    // layer cannot forward it (MCP forbids token passthrough). With an
+                    // exchanger, it is kept where only the exchanger can read it.
+                    let _raw = req.headers_mut().remove(header::AUTHORIZATION);
+                    #[cfg(feature = "exchange")]
+                    if let (Some(exchanger), Some(raw)) = (exchange, _raw)
+                        && let Some(t) = credential_of(&raw)
+                    {
+                        let subject =
+                            crate::exchange::SubjectToken::new(t, token.clone(), exchanger);
+                        req.extensions_mut().insert(subject);
+                    }
                     req.extensions_mut().insert(token);
                 }
                 Err(resp) => return Ok(resp),

@@ -70,8 +70,11 @@
 
 pub mod challenge;
 pub mod claims;
+pub mod client_auth;
 pub mod config;
 mod error;
+#[cfg(feature = "exchange")]
+pub mod exchange;
 pub mod extract;
 pub mod forward;
 pub mod http;

@@ -21,8 +21,8 @@ use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
-use crate::ClientSecret;
-use crate::auth::{ClientAuth, PreparedAuth};
+use crate::{ClientAuth, ClientSecret};
+use mcp_auth_core::client_auth::{CredentialSettings, PreparedAuth};
 use crate::config::setting;
 use crate::response::{Checks, Mapped, map_body};
 use mcp_auth_core::Setting;
@@ -438,7 +438,10 @@ impl IntrospectionVerifierBuilder {
     /// [`dangerous_skip_audience`](Self::dangerous_skip_audience)).
     pub fn build(self) -> Result<IntrospectionVerifier, BuildError> {
         let auth = self.auth.ok_or(BuildError::Missing(setting::CLIENT_ID))?;
-        let prepared = auth.prepare()?;
+        let prepared = auth.prepare(CredentialSettings {
+            client_id: setting::CLIENT_ID,
+            client_secret: setting::CLIENT_SECRET,
+        })?;
 
         let issuer = self
             .issuer
@@ -866,18 +869,12 @@ impl Inner {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
         form.push(("token", token));
         form.push(("token_type_hint", "access_token"));
-        for (k, v) in &self.auth.form {
-            form.push((k, v.as_str()));
-        }
-        let mut req = self
+        let req = self
             .http
             .reqwest()
             .post(url.clone())
-            .header(header::ACCEPT, "application/json")
-            .form(&form);
-        if let Some(h) = &self.auth.header {
-            req = req.header(header::AUTHORIZATION, h.clone());
-        }
+            .header(header::ACCEPT, "application/json");
+        let req = self.auth.apply(req, &mut form).form(&form);
         self.stats.introspections.fetch_add(1, Ordering::Relaxed);
         let resp = match req.send().await {
             Ok(r) => r,
