@@ -2,5 +2,6 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod downstream;
 pub mod providers;
 pub mod todo;

@@ -1283,7 +1283,8 @@ impl ExchangeConfig {
         let method = match &self.exchange_auth_method {
             Some(m) => crate::client_auth::AuthMethod::parse_for(m, setting::AUTH_METHOD)
                 .map_err(err)?,
-            None => crate::client_auth::AuthMethod::default(),
+            // A preset's method (Entra: client_secret_post), else basic.
+            None => base.auth.as_ref().map(ClientAuth::method).unwrap_or_default(),
         };
         if let Some(grant) = &self.exchange_grant {
             base = base.grant(Grant::parse(grant).map_err(err)?);

@@ -23,7 +23,10 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 /// 401 without `error` when no usable credentials were sent, 401 `invalid_token`, 403
 /// `insufficient_scope` for missing required scopes, 400 `invalid_request` for credentials sent
 /// twice, 503 with `Retry-After` when the IdP is unavailable. On success the [`AccessToken`]
-/// (bound to the resource) is in the request extensions.
+/// (bound to the resource) is in the request extensions, and the `Authorization` header is gone:
+/// nothing behind the layer can forward the MCP token (token passthrough is forbidden by the MCP
+/// authorization spec). To call other APIs as the user, give the layer a token exchanger
+/// (feature `exchange`, `with_token_exchange`).
 ///
 /// Works on any axum `Router` or tower service. A CORS preflight (`OPTIONS` with
 /// `Access-Control-Request-Method`, which browsers send without credentials) is answered by the
