@@ -154,7 +154,10 @@ impl TodoServer {
         auth.require_scopes(&[READ])?;
         match &self.downstream {
             Some(d) => d.call(&auth).await,
-            None => Err(ErrorData::internal_error("no downstream API configured", None)),
+            None => Err(ErrorData::internal_error(
+                "no downstream API configured",
+                None,
+            )),
         }
     }
 

@@ -38,7 +38,10 @@ fn audiences(token: &str) -> Vec<String> {
         .unwrap_or(Value::Null);
     match &claims["aud"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => vec!["<no aud>".to_owned()],
     }
 }
@@ -190,7 +193,10 @@ async fn downstream_gets_its_own_audience_and_the_users_subject_never_the_mcp_to
     let idp = idp_for(&resource, 300).await;
     let downstream = Downstream::start(&idp).await;
     let server = todo(&idp, port, &downstream.url, &[]).await;
-    assert_eq!(server.printed("downstream"), format!("{NOTES} (TokenExchange)"));
+    assert_eq!(
+        server.printed("downstream"),
+        format!("{NOTES} (TokenExchange)")
+    );
 
     let alice = idp
         .authorization_code(&resource, "todo:read todo:write", "alice")
@@ -275,7 +281,10 @@ async fn entra_style_on_behalf_of_is_the_same_tool_call() {
         ],
     )
     .await;
-    assert_eq!(server.printed("downstream"), format!("{NOTES} (OnBehalfOf)"));
+    assert_eq!(
+        server.printed("downstream"),
+        format!("{NOTES} (OnBehalfOf)")
+    );
     let user = idp
         .authorization_code(&resource, "todo:read", "carol")
         .await
@@ -312,16 +321,26 @@ async fn the_cache_never_outlives_the_subject_token() {
     // The machine's token carries sub = its client id (oidc-provider's JWT client credentials).
     assert_eq!(call_ok(&mcp).await["sub"], idp.m2m_client().0);
     assert_eq!(call_ok(&mcp).await["aud"], json!([NOTES]));
-    assert_eq!(idp.exchange_count().await.unwrap(), 1, "second call from the cache");
+    assert_eq!(
+        idp.exchange_count().await.unwrap(),
+        1,
+        "second call from the cache"
+    );
 
     // Past the subject token's exp (the exchanged one lives 300 s): no cached token is served,
     // and an expired subject token is not sent to the IdP either.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     if exp + 1 > now {
         tokio::time::sleep(Duration::from_secs(exp + 1 - now)).await;
     }
     let msg = call(&mcp).await;
-    assert_eq!(msg["error"]["data"]["exchange_error"], "subject_expired", "{msg}");
+    assert_eq!(
+        msg["error"]["data"]["exchange_error"], "subject_expired",
+        "{msg}"
+    );
     assert_eq!(idp.exchange_count().await.unwrap(), 1);
     assert_eq!(downstream.seen().len(), 2);
     server.stop().await;
@@ -371,7 +390,10 @@ async fn idp_faults_map_as_specified() {
     let mut mcp = Mcp::new(&bad_resource, &token);
     mcp.initialize().await;
     let msg = call(&mcp).await;
-    assert_eq!(msg["error"]["data"]["exchange_error"], "credentials_refused", "{msg}");
+    assert_eq!(
+        msg["error"]["data"]["exchange_error"], "credentials_refused",
+        "{msg}"
+    );
     assert_eq!(msg["error"]["code"], -32603, "{msg}");
     assert!(!msg.to_string().contains("not-the-secret"), "{msg}");
     let log = log_until(stderr, "MCP_AUTH_EXCHANGE_CLIENT_SECRET").await;
@@ -381,7 +403,10 @@ async fn idp_faults_map_as_specified() {
         "{log}"
     );
     assert!(!log.contains(&token), "a token in the log: {log}");
-    assert!(!log.contains("not-the-secret"), "the secret in the log: {log}");
+    assert!(
+        !log.contains("not-the-secret"),
+        "the secret in the log: {log}"
+    );
     assert_eq!(idp.exchange_count().await.unwrap(), 0);
     bad.stop().await;
 
@@ -405,7 +430,10 @@ async fn idp_faults_map_as_specified() {
     let mut mcp_dave = Mcp::new(&resource, &dave.access_token);
     mcp_dave.initialize().await;
     let msg = call(&mcp_dave).await;
-    assert_eq!(msg["error"]["data"]["exchange_error"], "unavailable", "{msg}");
+    assert_eq!(
+        msg["error"]["data"]["exchange_error"], "unavailable",
+        "{msg}"
+    );
     assert_eq!(msg["error"]["code"], -32603, "{msg}");
     assert_eq!(downstream.seen().len(), 2);
     server.stop().await;

@@ -37,12 +37,18 @@
 //! The raw token cannot be read from a [`SubjectToken`]: it has no accessor, and neither
 //! `Display`, `Deref`, `AsRef` nor `Serialize`.
 //!
-//! ```compile_fail
+//! ```
+//! // The type is public (so code can name it), and this is all it shows:
+//! fn describe(t: &mcp_auth_core::exchange::SubjectToken) -> String {
+//!     format!("{t:?}") // SubjectToken([redacted] 1a2b3c4d)
+//! }
+//! ```
+//! ```compile_fail,E0616
 //! fn leak(t: &mcp_auth_core::exchange::SubjectToken) -> String {
 //!     t.0.to_string() // private field
 //! }
 //! ```
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! fn leak(t: &mcp_auth_core::exchange::SubjectToken) -> String {
 //!     t.to_string() // no Display
 //! }
@@ -52,7 +58,7 @@
 //!     t.as_ref() // no AsRef<str>
 //! }
 //! ```
-//! ```compile_fail
+//! ```compile_fail,E0614
 //! fn leak(t: &mcp_auth_core::exchange::SubjectToken) -> &str {
 //!     &**t // no Deref
 //! }
@@ -78,8 +84,8 @@ use url::Url;
 
 use crate::client_auth::{ClientAuth, ClientSecret, CredentialSettings, PreparedAuth};
 use crate::http::{
-    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, MAX_RETRY_AFTER,
-    check_url, map_reqwest_error, read_capped, retry_after, same_origin,
+    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, MAX_RETRY_AFTER, check_url,
+    map_reqwest_error, read_capped, retry_after, same_origin,
 };
 use crate::{AccessToken, BuildError, Setting, token_tag, validate_scope};
 
@@ -129,8 +135,7 @@ pub(crate) mod setting {
         "exchange_auth_method",
         "token-exchange client authentication",
     );
-    pub(crate) const TARGETS: Setting =
-        Setting::new("exchange_targets", "token-exchange targets");
+    pub(crate) const TARGETS: Setting = Setting::new("exchange_targets", "token-exchange targets");
     pub(crate) const GRANT: Setting = Setting::new("exchange_grant", "token-exchange grant");
     pub(crate) const TARGET_PARAMETER: Setting = Setting::new(
         "exchange_target_parameter",
@@ -742,8 +747,12 @@ impl TokenExchangerBuilder {
                 ));
             }
             for s in &t.scopes {
-                validate_scope(s)
-                    .map_err(|_| BuildError::invalid(setting::TARGETS, "a scope holds characters outside RFC 6749's set"))?;
+                validate_scope(s).map_err(|_| {
+                    BuildError::invalid(
+                        setting::TARGETS,
+                        "a scope holds characters outside RFC 6749's set",
+                    )
+                })?;
             }
             if t.parameter != TargetParameter::Audience {
                 match Url::parse(&t.id) {
@@ -763,7 +772,10 @@ impl TokenExchangerBuilder {
                 ));
             }
             if targets.insert(t.id.clone(), t).is_some() {
-                return Err(BuildError::invalid(setting::TARGETS, "a target is listed twice"));
+                return Err(BuildError::invalid(
+                    setting::TARGETS,
+                    "a target is listed twice",
+                ));
             }
         }
         let http = match (self.http, self.timeout) {
@@ -1160,9 +1172,14 @@ impl Inner {
                     filtered_code(&parsed.token_type)
                 ),
             );
-            return Err(ExchangeError::Misconfigured { variable: var::GRANT });
+            return Err(ExchangeError::Misconfigured {
+                variable: var::GRANT,
+            });
         }
-        let mut authorization = match HeaderValue::from_str(&format!("Bearer {}", parsed.access_token)) {
+        let mut authorization = match HeaderValue::from_str(&format!(
+            "Bearer {}",
+            parsed.access_token
+        )) {
             Ok(h) if !parsed.access_token.is_empty() => h,
             _ => {
                 tracing::error!(endpoint = %url, "token endpoint issued an empty or unprintable token");
@@ -1281,10 +1298,15 @@ impl ExchangeConfig {
     ) -> Result<TokenExchangerBuilder, crate::config::ConfigError> {
         let err = |e: BuildError| crate::config::ConfigError::from_build_in(&Self::ENV, e);
         let method = match &self.exchange_auth_method {
-            Some(m) => crate::client_auth::AuthMethod::parse_for(m, setting::AUTH_METHOD)
-                .map_err(err)?,
+            Some(m) => {
+                crate::client_auth::AuthMethod::parse_for(m, setting::AUTH_METHOD).map_err(err)?
+            }
             // A preset's method (Entra: client_secret_post), else basic.
-            None => base.auth.as_ref().map(ClientAuth::method).unwrap_or_default(),
+            None => base
+                .auth
+                .as_ref()
+                .map(ClientAuth::method)
+                .unwrap_or_default(),
         };
         if let Some(grant) = &self.exchange_grant {
             base = base.grant(Grant::parse(grant).map_err(err)?);
@@ -1312,7 +1334,11 @@ impl ExchangeConfig {
             }
             (id, secret) => {
                 // A preset gave the client id (Entra: the API's own application id).
-                let preset_id = base.auth.as_ref().and_then(|a| a.client_id()).map(str::to_owned);
+                let preset_id = base
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.client_id())
+                    .map(str::to_owned);
                 let secret = secret.ok_or(crate::config::ConfigError::Missing {
                     variable: var::CLIENT_SECRET.into(),
                 })?;
@@ -1482,7 +1508,10 @@ mod tests {
             .build();
         let subject = SubjectToken::new("raw-token", verified, ex.clone());
         assert_eq!(
-            subject.exchange_for("https://evil.example.com").await.unwrap_err(),
+            subject
+                .exchange_for("https://evil.example.com")
+                .await
+                .unwrap_err(),
             ExchangeError::UnknownTarget
         );
         assert_eq!(
@@ -1499,7 +1528,10 @@ mod tests {
             .build();
         let subject = SubjectToken::new("raw-token", other, ex.clone());
         assert_eq!(
-            subject.exchange_for("https://a.example.com").await.unwrap_err(),
+            subject
+                .exchange_for("https://a.example.com")
+                .await
+                .unwrap_err(),
             ExchangeError::UnknownIssuer
         );
         assert_eq!(ex.stats().exchanges, 0);

@@ -217,7 +217,9 @@ impl From<crate::exchange::ExchangeError> for ErrorData {
         let data = Some(serde_json::json!({ "exchange_error": e.code() }));
         match &e {
             E::UnknownTarget | E::ScopeNotAllowed => ErrorData::invalid_params(e.to_string(), data),
-            E::SubjectExpired | E::Refused { .. } => ErrorData::invalid_request(e.to_string(), data),
+            E::SubjectExpired | E::Refused { .. } => {
+                ErrorData::invalid_request(e.to_string(), data)
+            }
             E::Unavailable { .. } => ErrorData::internal_error(
                 "the identity provider is unavailable: try again later",
                 data,

@@ -21,12 +21,12 @@ use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
-use crate::{ClientAuth, ClientSecret};
-use mcp_auth_core::client_auth::{CredentialSettings, PreparedAuth};
 use crate::config::setting;
 use crate::response::{Checks, Mapped, map_body};
+use crate::{ClientAuth, ClientSecret};
 use mcp_auth_core::Setting;
 use mcp_auth_core::claims::ClaimRules;
+use mcp_auth_core::client_auth::{CredentialSettings, PreparedAuth};
 
 /// Default lifetime of a cached active result: also the longest time a revoked token keeps
 /// working (the revocation lag).

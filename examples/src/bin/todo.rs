@@ -55,7 +55,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Calling other APIs as the user (MCP_AUTH_EXCHANGE_*, TODO_DOWNSTREAM_*).
     let downstream = Downstream::from_env(kind, &selected.issuers)?;
     if let Some(d) = &downstream {
-        println!("downstream:    {} ({:?})", d.target(), d.exchanger().grant());
+        println!(
+            "downstream:    {} ({:?})",
+            d.target(),
+            d.exchanger().grant()
+        );
     }
     let shutdown = serve::shutdown_on_signal();
     let (app, _store) = todo_app_with(
