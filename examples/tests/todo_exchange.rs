@@ -76,6 +76,7 @@ async fn whoami(State(s): State<DownstreamState>, headers: HeaderMap) -> (Status
         Ok(t) => (
             StatusCode::OK,
             json!({
+                "iss": t.issuer(),
                 "sub": t.subject(),
                 "aud": t.audiences(),
                 "scopes": t.scopes(),
@@ -102,9 +103,13 @@ impl Drop for Downstream {
 
 impl Downstream {
     async fn start(idp: &TestIdp) -> Downstream {
+        Self::start_for(&[idp]).await
+    }
+
+    /// Accepting tokens of every one of `idps` (keys found by each issuer's discovery).
+    async fn start_for(idps: &[&TestIdp]) -> Downstream {
         let verifier = JwtVerifier::builder()
-            .issuer(idp.issuer())
-            .jwks_uri(idp.jwks_uri())
+            .issuers(idps.iter().map(|i| i.issuer().to_owned()))
             .audience(NOTES)
             .build()
             .unwrap();
@@ -202,7 +207,10 @@ async fn downstream_gets_its_own_audience_and_the_users_subject_never_the_mcp_to
         .authorization_code(&resource, "todo:read todo:write", "alice")
         .await
         .unwrap();
-    assert_eq!(audiences(&alice.access_token), [resource.clone()]);
+    assert_eq!(
+        audiences(&alice.access_token),
+        std::slice::from_ref(&resource)
+    );
     let mut mcp = Mcp::new(&resource, &alice.access_token);
     mcp.initialize().await;
 
@@ -436,5 +444,39 @@ async fn idp_faults_map_as_specified() {
     );
     assert_eq!(msg["error"]["code"], -32603, "{msg}");
     assert_eq!(downstream.seen().len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn with_two_issuers_each_token_is_exchanged_at_its_own_idp() {
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let idp_a = idp_for(&resource, 300).await;
+    let idp_b = idp_for(&resource, 300).await;
+    let downstream = Downstream::start_for(&[&idp_a, &idp_b]).await;
+    let issuers = format!("{} {}", idp_a.issuer(), idp_b.issuer());
+    // No token endpoint configured: each issuer's metadata names its own.
+    let server = todo(
+        &idp_a,
+        port,
+        &downstream.url,
+        &[("MCP_AUTH_JWT_ISSUER", &issuers)],
+    )
+    .await;
+
+    for (idp, user) in [(&idp_a, "erin"), (&idp_b, "frank")] {
+        let token = idp
+            .authorization_code(&resource, "todo:read", user)
+            .await
+            .unwrap();
+        let mut mcp = Mcp::new(&resource, &token.access_token);
+        mcp.initialize().await;
+        let answer = call_ok(&mcp).await;
+        assert_eq!(answer["sub"], user);
+        assert_eq!(answer["iss"], idp.issuer(), "{answer}");
+    }
+    // Each IdP exchanged exactly its own user's token.
+    assert_eq!(idp_a.exchange_count().await.unwrap(), 1);
+    assert_eq!(idp_b.exchange_count().await.unwrap(), 1);
     server.stop().await;
 }

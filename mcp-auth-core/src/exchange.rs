@@ -914,7 +914,12 @@ impl TokenExchanger {
             .get(target)
             .ok_or(ExchangeError::UnknownTarget)?;
         let scopes: Vec<String> = match scopes {
-            None => target.scopes.clone(),
+            None => {
+                let mut all = target.scopes.clone();
+                all.sort();
+                all.dedup();
+                all
+            }
             Some(wanted) => {
                 let mut out: Vec<String> = Vec::with_capacity(wanted.len());
                 for s in wanted {
@@ -1180,7 +1185,8 @@ impl Inner {
             "Bearer {}",
             parsed.access_token
         )) {
-            Ok(h) if !parsed.access_token.is_empty() => h,
+            // RFC 6750 b64token: anything else is no bearer token a downstream API can take.
+            Ok(h) if crate::is_b64token(parsed.access_token.as_bytes()) => h,
             _ => {
                 tracing::error!(endpoint = %url, "token endpoint issued an empty or unprintable token");
                 return Err(ExchangeError::Unavailable { retry_after: None });

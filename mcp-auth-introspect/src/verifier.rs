@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::header;
 use mcp_auth_core::http::{
-    DEFAULT_CONNECT_TIMEOUT, FetchError, HttpClient, HttpClientConfig, check_url,
-    map_reqwest_error, read_capped, retry_after, same_origin,
+    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, MetadataError,
+    authorization_server_metadata, check_url, map_reqwest_error, read_capped, retry_after,
+    same_origin,
 };
 use mcp_auth_core::{
     AccessToken, BuildError, InvalidToken, ResourceUrl, TokenVerifier, VerifyError, async_trait,
@@ -712,54 +713,38 @@ impl Inner {
     /// discovery when the first answers 404.
     async fn discover_endpoint(&self, issuer: &Url) -> Result<Url, VerifyError> {
         let configured = self.checks.issuer.as_deref().unwrap_or(issuer.as_str());
-        let path = issuer.path().trim_end_matches('/');
-        let origin = issuer.origin().ascii_serialization();
-        let rfc8414 = format!("{origin}/.well-known/oauth-authorization-server{path}");
-        let oidc = format!(
-            "{}/.well-known/openid-configuration",
-            configured.trim_end_matches('/')
-        );
-        let mut doc: Option<Value> = None;
-        for candidate in [rfc8414, oidc] {
-            let Ok(u) = Url::parse(&candidate) else {
-                continue;
-            };
-            match self.http.get_json::<Value>(&u).await {
-                Ok(f) => {
-                    doc = Some(f.body);
-                    break;
-                }
-                Err(FetchError::Status { status: 404, .. }) => continue,
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, url = %u, "authorization server metadata unavailable");
-                    return Err(unavailable(e.retry_after()));
-                }
-                Err(e) => {
-                    return Err(self.config_error(
-                        "MCP_AUTH_INTROSPECT_ISSUER",
-                        format!("fetching {u} failed: {e}"),
-                    ));
-                }
+        // Core's discovery: RFC 8414, then OpenID Connect; the document's `issuer` must equal
+        // the configured one (the rule token exchange follows too).
+        let doc = match authorization_server_metadata(&self.http, configured).await {
+            Ok(doc) => doc,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, issuer = configured, "authorization server metadata unavailable");
+                return Err(unavailable(e.retry_after()));
             }
-        }
-        self.ready.store(true, Ordering::Relaxed);
-        let Some(doc) = doc else {
-            return Err(self.config_error(
-                "MCP_AUTH_INTROSPECT_ISSUER",
-                "the issuer publishes no authorization server metadata; set MCP_AUTH_INTROSPECT_URL"
-                    .into(),
-            ));
+            Err(e @ MetadataError::Fetch(_)) | Err(e @ MetadataError::BadIssuer) => {
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    format!("discovery from {configured} failed: {e}"),
+                ));
+            }
+            Err(MetadataError::NotFound) => {
+                self.ready.store(true, Ordering::Relaxed);
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    "the issuer publishes no authorization server metadata; set \
+                     MCP_AUTH_INTROSPECT_URL"
+                        .into(),
+                ));
+            }
+            Err(e) => {
+                self.ready.store(true, Ordering::Relaxed);
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    format!("{e} (configured {configured:?}): metadata ignored"),
+                ));
+            }
         };
-        let found = doc.get("issuer").and_then(Value::as_str);
-        if found != Some(configured) {
-            return Err(self.config_error(
-                "MCP_AUTH_INTROSPECT_ISSUER",
-                format!(
-                    "metadata issuer {found:?} differs from the configured {configured:?} \
-                     (RFC 8414 §3.3): metadata ignored"
-                ),
-            ));
-        }
+        self.ready.store(true, Ordering::Relaxed);
         let Some(ep) = doc.get("introspection_endpoint").and_then(Value::as_str) else {
             return Err(self.config_error(
                 "MCP_AUTH_INTROSPECT_URL",
