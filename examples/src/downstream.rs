@@ -7,7 +7,7 @@
 //! | `MCP_AUTH_EXCHANGE_TARGETS` | the downstream targets and their scopes (`<target>=<scope> <scope>; …`); turns the feature on |
 //! | `MCP_AUTH_EXCHANGE_CLIENT_ID`, `MCP_AUTH_EXCHANGE_CLIENT_SECRET` | our client at the IdP (Entra: the client id defaults to `ENTRA_CLIENT_ID`) |
 //! | `MCP_AUTH_EXCHANGE_AUTH_METHOD` | `client_secret_basic` (default; Entra: `client_secret_post`) or `client_secret_post` |
-//! | `MCP_AUTH_EXCHANGE_TOKEN_ENDPOINT` | the token endpoint (else each issuer's metadata names it) |
+//! | `MCP_AUTH_EXCHANGE_TOKEN_ENDPOINT` | the token endpoint of the one issuer (else read from its metadata; with several issuers, each one's metadata) |
 //! | `MCP_AUTH_EXCHANGE_GRANT` | `token_exchange` (default; Entra: `on_behalf_of`) |
 //! | `MCP_AUTH_EXCHANGE_TARGET_PARAMETER` | `audience` (default), `resource` or `both` |
 //! | `TODO_DOWNSTREAM_URL` | the URL `downstream_whoami` GETs |

@@ -1295,8 +1295,9 @@ impl ExchangeConfig {
 
     /// A builder for tokens of `issuers` (the protected resource's accepted issuers), with these
     /// settings on top of `base` (a preset's builder, or [`TokenExchanger::builder`]).
-    /// `MCP_AUTH_EXCHANGE_TOKEN_ENDPOINT` serves every issuer when set, which is right only when
-    /// they are one IdP (Entra's v1 and v2 issuers); else each issuer's metadata names its own.
+    /// `MCP_AUTH_EXCHANGE_TOKEN_ENDPOINT` is for a single issuer (with several, each issuer's
+    /// metadata names its own), or overrides the endpoint of a preset whose issuers are one IdP
+    /// (Entra's v1 and v2 issuers).
     pub fn apply(
         self,
         mut base: TokenExchangerBuilder,
@@ -1355,6 +1356,15 @@ impl ExchangeConfig {
             if issuers.is_empty() {
                 return Err(crate::config::ConfigError::Missing {
                     variable: "MCP_AUTH_AUTHORIZATION_SERVERS".into(),
+                });
+            }
+            if issuers.len() > 1 && self.exchange_token_endpoint.is_some() {
+                // One endpoint for several issuers would send one IdP's tokens to another.
+                return Err(crate::config::ConfigError::Invalid {
+                    variable: var::TOKEN_ENDPOINT.into(),
+                    reason: "serves a single issuer; with several, leave it unset and each \
+                             issuer's metadata names its own"
+                        .into(),
                 });
             }
             for i in issuers {
@@ -1543,6 +1553,46 @@ mod tests {
         assert_eq!(ex.stats().exchanges, 0);
         let dbg = format!("{subject:?}");
         assert!(!dbg.contains("raw-token"), "{dbg}");
+    }
+
+    #[test]
+    fn configuration_names_the_variable_to_fix() {
+        use crate::config::ConfigError;
+        let load = || ExchangeConfig::from_env();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(var::TARGETS, "https://a.example.com=a:read");
+            jail.set_env(var::CLIENT_ID, "0123");
+            let issuers = vec!["https://idp.example.com".to_owned()];
+            let missing = load().unwrap().into_exchanger(&issuers).unwrap_err();
+            assert_eq!(
+                missing,
+                ConfigError::Missing {
+                    variable: var::CLIENT_SECRET.into()
+                }
+            );
+            jail.set_env(var::CLIENT_SECRET, "s");
+            jail.set_env(var::GRANT, "impersonation");
+            let bad = load().unwrap().into_exchanger(&issuers).unwrap_err();
+            assert!(
+                matches!(&bad, ConfigError::Invalid { variable, .. } if variable == var::GRANT),
+                "{bad:?}"
+            );
+            jail.set_env(var::GRANT, "token_exchange");
+            jail.set_env(var::TOKEN_ENDPOINT, "https://idp.example.com/token");
+            let two = vec![issuers[0].clone(), "https://other.example.com".to_owned()];
+            let shared = load().unwrap().into_exchanger(&two).unwrap_err();
+            assert!(
+                matches!(&shared, ConfigError::Invalid { variable, .. } if variable == var::TOKEN_ENDPOINT),
+                "{shared:?}"
+            );
+            let cfg = load().unwrap();
+            // The id is read as a raw string (figment would make 0123 a number).
+            assert_eq!(cfg.exchange_client_id.as_deref(), Some("0123"));
+            let ex = cfg.into_exchanger(&issuers).unwrap();
+            assert_eq!(ex.grant(), Grant::TokenExchange);
+            assert_eq!(ex.targets().count(), 1);
+            Ok(())
+        });
     }
 
     #[test]
