@@ -1556,6 +1556,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn configuration_names_the_variable_to_fix() {
         use crate::config::ConfigError;
         let load = || ExchangeConfig::from_env();
