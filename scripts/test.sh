@@ -15,6 +15,8 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p mcp-auth-core --all-targets --features testkit,rmcp -- -D warnings
+# The workspace always unifies core's `exchange` feature on: check the library without it too.
+cargo clippy -p mcp-auth-core --lib --features rmcp -- -D warnings
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

@@ -14,6 +14,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tower::ServiceBuilder;
 
+use crate::downstream::Downstream;
 use crate::todo::{self, Store, TodoServer};
 
 /// rmcp's request body limit, shared with the policy so both read the same bytes.
@@ -47,13 +48,27 @@ pub fn todo_app(
     provider: Arc<dyn AuthProvider>,
     options: &AppOptions,
 ) -> Result<(Router, Arc<Store>), BuildError> {
+    todo_app_with(provider, options, None)
+}
+
+/// [`todo_app`] whose `downstream_whoami` tool calls `downstream` with exchanged tokens: the
+/// bearer layer gets the downstream's exchanger, so each request keeps its raw token for it.
+pub fn todo_app_with(
+    provider: Arc<dyn AuthProvider>,
+    options: &AppOptions,
+    downstream: Option<Downstream>,
+) -> Result<(Router, Arc<Store>), BuildError> {
     let policy = todo::policy(&*provider, MAX_BODY_BYTES)?;
-    let (server, service, store) = mcp_service(&*provider, options);
+    let mut layer = provider.layer();
+    if let Some(d) = &downstream {
+        layer = layer.with_token_exchange(d.exchanger().clone());
+    }
+    let (server, service, store) = mcp_service(&*provider, options, downstream.map(Arc::new));
     policy.report_router(server.router());
     // One tower stack, routed once: `Router::layer` would box every layer in its own route, and
     // each route deep-clones everything under it on every request.
     let service = ServiceBuilder::new()
-        .layer(provider.layer())
+        .layer(layer)
         .layer(policy.layer())
         .service(service);
     Ok((assemble(&*provider, service), store))
@@ -71,7 +86,7 @@ pub fn unprotected_todo_app(
     options: &AppOptions,
     identity: AccessToken,
 ) -> (Router, Arc<Store>) {
-    let (_server, service, store) = mcp_service(&*provider, options);
+    let (_server, service, store) = mcp_service(&*provider, options, None);
     let service = ServiceBuilder::new()
         .map_request(move |mut req: Request<Body>| {
             req.extensions_mut().insert(identity.clone());
@@ -87,9 +102,10 @@ type TodoService = SharedMcpService<TodoServer, LocalSessionManager>;
 fn mcp_service(
     provider: &dyn AuthProvider,
     options: &AppOptions,
+    downstream: Option<Arc<Downstream>>,
 ) -> (TodoServer, TodoService, Arc<Store>) {
     let store = Arc::new(Store::default());
-    let server = TodoServer::new(store.clone());
+    let server = TodoServer::with_downstream(store.clone(), downstream);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts(provider.protected_resource().resource()))
         .with_cancellation_token(options.shutdown.child_token())

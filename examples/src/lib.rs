@@ -3,5 +3,6 @@
 
 pub mod app;
 pub mod doctor;
+pub mod downstream;
 pub mod providers;
 pub mod todo;

@@ -12,6 +12,8 @@ use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 
+use crate::downstream::Downstream;
+
 /// Scope to read todos.
 pub const READ: &str = "todo:read";
 /// Scope to change todos.
@@ -39,8 +41,12 @@ pub struct Store {
 #[derive(Clone)]
 pub struct TodoServer {
     store: Arc<Store>,
+    downstream: Option<Arc<Downstream>>,
     tool_router: ToolRouter<Self>,
 }
+
+/// The tool that calls the downstream API (present only when one is configured).
+pub const DOWNSTREAM_TOOL: &str = "downstream_whoami";
 
 /// Arguments of `add_todo`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -76,9 +82,20 @@ fn lock(store: &Store) -> std::sync::MutexGuard<'_, HashMap<Owner, Vec<Item>>> {
 impl TodoServer {
     /// A server over `store`.
     pub fn new(store: Arc<Store>) -> Self {
+        Self::with_downstream(store, None)
+    }
+
+    /// A server over `store` whose `downstream_whoami` tool calls `downstream` (the tool is
+    /// absent without one).
+    pub fn with_downstream(store: Arc<Store>, downstream: Option<Arc<Downstream>>) -> Self {
+        let mut tool_router = Self::tool_router();
+        if downstream.is_none() {
+            tool_router.remove_route(DOWNSTREAM_TOOL);
+        }
         TodoServer {
             store,
-            tool_router: Self::tool_router(),
+            downstream,
+            tool_router,
         }
     }
 
@@ -129,6 +146,21 @@ impl TodoServer {
         Ok(format!("completed todo {}", args.id))
     }
 
+    #[tool(
+        description = "Ask the downstream API who you are: it is called with a token the IdP \
+                       issued for its own audience in exchange for yours (needs todo:read)"
+    )]
+    async fn downstream_whoami(&self, auth: Auth) -> Result<String, ErrorData> {
+        auth.require_scopes(&[READ])?;
+        match &self.downstream {
+            Some(d) => d.call(&auth).await,
+            None => Err(ErrorData::internal_error(
+                "no downstream API configured",
+                None,
+            )),
+        }
+    }
+
     #[tool(description = "Who is calling: subject, client id and scopes of the access token")]
     fn whoami(&self, auth: Auth) -> Result<String, ErrorData> {
         let t = auth.token();
@@ -165,6 +197,7 @@ pub fn policy<P: AuthProvider + ?Sized>(
         .tool("add_todo", Rule::scopes([WRITE]).listed_when_refused())
         .tool("complete_todo", Rule::scopes([WRITE]).listed_when_refused())
         .tool("whoami", Rule::authenticated())
+        .tool(DOWNSTREAM_TOOL, Rule::scopes([READ]))
         .default_deny(true)
         .filter_lists(true)
         .max_body_bytes(max_body)

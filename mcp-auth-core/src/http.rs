@@ -284,6 +284,85 @@ pub fn same_origin(base: &Url, candidate: &Url) -> bool {
     base.origin() == candidate.origin()
 }
 
+/// Why an issuer's authorization server metadata could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// Fetching failed.
+    #[error("fetching the metadata failed: {0}")]
+    Fetch(FetchError),
+    /// Neither well-known URL has a document (404).
+    #[error("the issuer publishes no authorization server metadata")]
+    NotFound,
+    /// The issuer is not a usable URL.
+    #[error("the issuer is not an https URL (plain http only on loopback)")]
+    BadIssuer,
+    /// The document's `issuer` differs from the configured one (RFC 8414 §3.3): ignored.
+    #[error("the metadata's issuer {found:?} differs from the configured one (RFC 8414 §3.3)")]
+    IssuerMismatch {
+        /// What the document says (at most 200 characters).
+        found: Option<String>,
+    },
+}
+
+impl MetadataError {
+    /// Whether retrying later may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MetadataError::Fetch(e) if e.is_transient())
+    }
+
+    /// The `Retry-After` hint, if the server gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            MetadataError::Fetch(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// An issuer's authorization server metadata: RFC 8414 (path-inserted well-known URL), then
+/// OpenID Connect discovery when the first answers 404. A document is used only if its `issuer`
+/// equals `issuer` exactly (RFC 8414 §3.3). Endpoints read from it should receive credentials
+/// only when they are on the issuer's origin ([`same_origin`]).
+pub async fn authorization_server_metadata(
+    client: &HttpClient,
+    issuer: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, MetadataError> {
+    let url = Url::parse(issuer).map_err(|_| MetadataError::BadIssuer)?;
+    check_url(&url).map_err(|_| MetadataError::BadIssuer)?;
+    let path = url.path().trim_end_matches('/');
+    let origin = url.origin().ascii_serialization();
+    let candidates = [
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ),
+    ];
+    for candidate in candidates {
+        let Ok(u) = Url::parse(&candidate) else {
+            continue;
+        };
+        match client
+            .get_json::<serde_json::Map<String, serde_json::Value>>(&u)
+            .await
+        {
+            Ok(f) => {
+                let found = f.body.get("issuer").and_then(|v| v.as_str());
+                if found != Some(issuer) {
+                    return Err(MetadataError::IssuerMismatch {
+                        found: found.map(|s| s.chars().take(200).collect()),
+                    });
+                }
+                return Ok(f.body);
+            }
+            Err(FetchError::Status { status: 404, .. }) => continue,
+            Err(e) => return Err(MetadataError::Fetch(e)),
+        }
+    }
+    Err(MetadataError::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

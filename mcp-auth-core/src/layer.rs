@@ -24,7 +24,10 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 /// 401 without `error` when no usable credentials were sent, 401 `invalid_token`, 403
 /// `insufficient_scope` for missing required scopes, 400 `invalid_request` for credentials sent
 /// twice, 503 with `Retry-After` when the IdP is unavailable. On success the [`AccessToken`]
-/// (bound to the resource) is in the request extensions.
+/// (bound to the resource) is in the request extensions, and the `Authorization` header is gone:
+/// nothing behind the layer can forward the MCP token (token passthrough is forbidden by the MCP
+/// authorization spec). To call other APIs as the user, give the layer a token exchanger
+/// (feature `exchange`, `with_token_exchange`).
 ///
 /// Works on any axum `Router` or tower service. A CORS preflight (`OPTIONS` with
 /// `Access-Control-Request-Method`, which browsers send without credentials) is answered by the
@@ -66,6 +69,8 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     shared: Arc<Shared>,
+    #[cfg(feature = "exchange")]
+    exchange: Option<crate::exchange::TokenExchanger>,
 }
 
 struct Shared {
@@ -115,7 +120,18 @@ impl BearerAuthLayer {
                 audience_warned: AtomicBool::new(false),
                 dpop,
             }),
+            #[cfg(feature = "exchange")]
+            exchange: None,
         }
+    }
+
+    /// Lets tools behind this layer call other APIs as the user (feature `exchange`): each
+    /// request the layer lets through carries a [`crate::exchange::SubjectToken`] holding the
+    /// raw token for `exchanger` only.
+    #[cfg(feature = "exchange")]
+    pub fn with_token_exchange(mut self, exchanger: crate::exchange::TokenExchanger) -> Self {
+        self.exchange = Some(exchanger);
+        self
     }
 
     /// Counters of accepted and rejected requests, by reason.
@@ -141,6 +157,8 @@ impl<S> Layer<S> for BearerAuthLayer {
         BearerAuth {
             inner,
             shared: self.shared.clone(),
+            #[cfg(feature = "exchange")]
+            exchange: self.exchange.clone(),
         }
     }
 }
@@ -150,6 +168,8 @@ impl<S> Layer<S> for BearerAuthLayer {
 pub struct BearerAuth<S> {
     inner: S,
     shared: Arc<Shared>,
+    #[cfg(feature = "exchange")]
+    exchange: Option<crate::exchange::TokenExchanger>,
 }
 
 /// Counters kept by the layer (relaxed atomics: cheap, approximate under races).
@@ -549,6 +569,14 @@ impl Shared {
     }
 }
 
+/// The credential of an `Authorization` value the layer accepted (after the scheme).
+#[cfg(feature = "exchange")]
+fn credential_of(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let (_, rest) = text.split_once(' ')?;
+    Some(rest.trim_ascii()).filter(|t| !t.is_empty())
+}
+
 /// The layer's own answer to a CORS preflight: `204 No Content`, empty, no CORS headers.
 pub(crate) fn preflight_response() -> Response<Body> {
     let mut resp = Response::new(Body::empty());
@@ -583,6 +611,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        #[cfg(feature = "exchange")]
+        let exchange = self.exchange.clone();
         Box::pin(async move {
             if is_preflight(&req) {
                 // Never call the inner service without a token (fail closed): a CORS layer
@@ -598,6 +628,18 @@ where
                 .await
             {
                 Ok((token, dpop)) => {
+                    // The verified token goes on; the raw one does not: handlers behind the
+                    // layer cannot forward it (MCP forbids token passthrough). With an
+                    // exchanger, it is kept where only the exchanger can read it.
+                    let _raw = req.headers_mut().remove(header::AUTHORIZATION);
+                    #[cfg(feature = "exchange")]
+                    if let (Some(exchanger), Some(raw)) = (exchange, _raw)
+                        && let Some(t) = credential_of(&raw)
+                    {
+                        let subject =
+                            crate::exchange::SubjectToken::new(t, token.clone(), exchanger);
+                        req.extensions_mut().insert(subject);
+                    }
                     req.extensions_mut().insert(token);
                     dpop
                 }

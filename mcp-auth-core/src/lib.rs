@@ -72,10 +72,13 @@
 
 pub mod challenge;
 pub mod claims;
+pub mod client_auth;
 pub mod config;
 pub mod diagnose;
 pub mod dpop;
 mod error;
+#[cfg(feature = "exchange")]
+pub mod exchange;
 pub mod extract;
 pub mod forward;
 pub mod http;

@@ -87,6 +87,9 @@ pub struct Auth {
     /// The policy the layer decided with (its scope hierarchy answers `require_scopes`); kept
     /// rather than copying the hierarchy on every call.
     policy: Option<McpPolicy>,
+    /// The raw token, for the exchanger only (when the layer has one).
+    #[cfg(feature = "exchange")]
+    subject: Option<crate::exchange::SubjectToken>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -99,11 +102,14 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    fn checked(
+    fn checked<C: AsRequestContext>(
+        context: &C,
         token: AccessToken,
         policy: Option<McpPolicy>,
         op: Operation,
     ) -> Result<Self, ErrorData> {
+        #[cfg(not(feature = "exchange"))]
+        let _ = context;
         if let Some(p) = &policy {
             let decision = p.decide(&token, &op);
             if !decision.is_allowed() {
@@ -114,7 +120,56 @@ impl Auth {
                 }));
             }
         }
-        Ok(Auth { token, policy })
+        Ok(Auth {
+            token,
+            policy,
+            #[cfg(feature = "exchange")]
+            subject: context
+                .as_request_context()
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|p| p.extensions.get::<crate::exchange::SubjectToken>())
+                .cloned(),
+        })
+    }
+
+    /// A token for the downstream API `target` (one of the exchanger's configured targets),
+    /// with every scope allowed there, obtained by RFC 8693 token exchange (or Entra's
+    /// on-behalf-of flow) for the caller: the MCP token itself never leaves this server.
+    /// Feature `exchange`; the layer needs [`crate::BearerAuthLayer::with_token_exchange`].
+    ///
+    /// ```ignore
+    /// #[tool(description = "Read my notes")]
+    /// async fn notes(&self, auth: Auth) -> Result<String, ErrorData> {
+    ///     let downstream = auth.exchange_for("https://notes.example.com").await?;
+    ///     let body = self.http.get("https://notes.example.com/notes")
+    ///         .header("authorization", downstream.authorization())
+    ///         .send().await /* ... */;
+    /// }
+    /// ```
+    #[cfg(feature = "exchange")]
+    pub async fn exchange_for(
+        &self,
+        target: &str,
+    ) -> Result<crate::exchange::ExchangedToken, crate::exchange::ExchangeError> {
+        match &self.subject {
+            Some(s) => s.exchange_for(target).await,
+            None => Err(crate::exchange::ExchangeError::NoSubjectToken),
+        }
+    }
+
+    /// [`Auth::exchange_for`] asking for `scopes` only, each of which must be allowed at
+    /// `target`.
+    #[cfg(feature = "exchange")]
+    pub async fn exchange_for_scopes(
+        &self,
+        target: &str,
+        scopes: &[&str],
+    ) -> Result<crate::exchange::ExchangedToken, crate::exchange::ExchangeError> {
+        match &self.subject {
+            Some(s) => s.exchange_for_scopes(target, scopes).await,
+            None => Err(crate::exchange::ExchangeError::NoSubjectToken),
+        }
     }
 
     /// The verified token.
@@ -144,14 +199,39 @@ impl Auth {
 impl<S> FromContextPart<ToolCallContext<'_, S>> for Auth {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
         let (token, policy) = token_from(context)?;
-        Auth::checked(token, policy, Operation::ToolCall(context.name.to_string()))
+        let op = Operation::ToolCall(context.name.to_string());
+        Auth::checked(context, token, policy, op)
     }
 }
 
 impl<S> FromContextPart<PromptContext<'_, S>> for Auth {
     fn from_context_part(context: &mut PromptContext<'_, S>) -> Result<Self, ErrorData> {
         let (token, policy) = token_from(context)?;
-        Auth::checked(token, policy, Operation::PromptGet(context.name.clone()))
+        let op = Operation::PromptGet(context.name.clone());
+        Auth::checked(context, token, policy, op)
+    }
+}
+
+/// An exchange failure as an in-band MCP error: the tool's input (an unknown target or scope)
+/// is invalid params; the IdP refusing this user's token, invalid request; everything on our
+/// side or the IdP's (unavailable, our credentials refused, misconfiguration), an internal error
+/// whose data carries only the code (`{"exchange_error": "unavailable"}`), never details.
+#[cfg(feature = "exchange")]
+impl From<crate::exchange::ExchangeError> for ErrorData {
+    fn from(e: crate::exchange::ExchangeError) -> Self {
+        use crate::exchange::ExchangeError as E;
+        let data = Some(serde_json::json!({ "exchange_error": e.code() }));
+        match &e {
+            E::UnknownTarget | E::ScopeNotAllowed => ErrorData::invalid_params(e.to_string(), data),
+            E::SubjectExpired | E::Refused { .. } => {
+                ErrorData::invalid_request(e.to_string(), data)
+            }
+            E::Unavailable { .. } => ErrorData::internal_error(
+                "the identity provider is unavailable: try again later",
+                data,
+            ),
+            _ => ErrorData::internal_error("calling the downstream API is misconfigured", data),
+        }
     }
 }
 

@@ -128,7 +128,7 @@ impl IntrospectConfig {
     /// A builder with these settings (adjust further in code, then `build()`).
     pub fn into_builder(self) -> Result<IntrospectionVerifierBuilder, ConfigError> {
         let method = match &self.introspect_auth_method {
-            Some(m) => m.parse::<AuthMethod>().map_err(config_error)?,
+            Some(m) => AuthMethod::parse_for(m, setting::AUTH_METHOD).map_err(config_error)?,
             None => AuthMethod::default(),
         };
         let secret = self.introspect_client_secret.ok_or(ConfigError::Missing {

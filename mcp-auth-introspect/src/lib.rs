@@ -52,15 +52,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod auth;
 mod config;
 mod response;
-mod secret;
 mod verifier;
 
-pub use auth::{AuthMethod, ClientAuth};
 pub use config::IntrospectConfig;
-pub use secret::ClientSecret;
+/// Client authentication lives in core, shared with the token-exchange client; re-exported here
+/// under the names this crate always had.
+pub use mcp_auth_core::client_auth::{AuthMethod, ClientAuth, ClientSecret};
 pub use verifier::{
     DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RESERVED_FOR_KNOWN, IntrospectionStats,

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::header;
 use mcp_auth_core::http::{
-    DEFAULT_CONNECT_TIMEOUT, FetchError, HttpClient, HttpClientConfig, check_url,
-    map_reqwest_error, read_capped, retry_after, same_origin,
+    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, MetadataError,
+    authorization_server_metadata, check_url, map_reqwest_error, read_capped, retry_after,
+    same_origin,
 };
 use mcp_auth_core::{
     AccessToken, BuildError, InvalidToken, ResourceUrl, TokenVerifier, VerifyError, async_trait,
@@ -21,12 +22,12 @@ use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
-use crate::ClientSecret;
-use crate::auth::{ClientAuth, PreparedAuth};
 use crate::config::setting;
 use crate::response::{Checks, Mapped, map_body};
+use crate::{ClientAuth, ClientSecret};
 use mcp_auth_core::Setting;
 use mcp_auth_core::claims::ClaimRules;
+use mcp_auth_core::client_auth::{CredentialSettings, PreparedAuth};
 
 /// Default lifetime of a cached active result: also the longest time a revoked token keeps
 /// working (the revocation lag).
@@ -544,7 +545,10 @@ impl IntrospectionVerifierBuilder {
     /// [`dangerous_skip_audience`](Self::dangerous_skip_audience)).
     pub fn build(self) -> Result<IntrospectionVerifier, BuildError> {
         let auth = self.auth.ok_or(BuildError::Missing(setting::CLIENT_ID))?;
-        let prepared = auth.prepare()?;
+        let prepared = auth.prepare(CredentialSettings {
+            client_id: setting::CLIENT_ID,
+            client_secret: setting::CLIENT_SECRET,
+        })?;
 
         let issuer = self
             .issuer
@@ -827,54 +831,38 @@ impl Inner {
     /// discovery when the first answers 404.
     async fn discover_endpoint(&self, issuer: &Url) -> Result<Url, VerifyError> {
         let configured = self.checks.issuer.as_deref().unwrap_or(issuer.as_str());
-        let path = issuer.path().trim_end_matches('/');
-        let origin = issuer.origin().ascii_serialization();
-        let rfc8414 = format!("{origin}/.well-known/oauth-authorization-server{path}");
-        let oidc = format!(
-            "{}/.well-known/openid-configuration",
-            configured.trim_end_matches('/')
-        );
-        let mut doc: Option<Value> = None;
-        for candidate in [rfc8414, oidc] {
-            let Ok(u) = Url::parse(&candidate) else {
-                continue;
-            };
-            match self.http.get_json::<Value>(&u).await {
-                Ok(f) => {
-                    doc = Some(f.body);
-                    break;
-                }
-                Err(FetchError::Status { status: 404, .. }) => continue,
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, url = %u, "authorization server metadata unavailable");
-                    return Err(unavailable(e.retry_after()));
-                }
-                Err(e) => {
-                    return Err(self.config_error(
-                        "MCP_AUTH_INTROSPECT_ISSUER",
-                        format!("fetching {u} failed: {e}"),
-                    ));
-                }
+        // Core's discovery: RFC 8414, then OpenID Connect; the document's `issuer` must equal
+        // the configured one (the rule token exchange follows too).
+        let doc = match authorization_server_metadata(&self.http, configured).await {
+            Ok(doc) => doc,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, issuer = configured, "authorization server metadata unavailable");
+                return Err(unavailable(e.retry_after()));
             }
-        }
-        self.ready.store(true, Ordering::Relaxed);
-        let Some(doc) = doc else {
-            return Err(self.config_error(
-                "MCP_AUTH_INTROSPECT_ISSUER",
-                "the issuer publishes no authorization server metadata; set MCP_AUTH_INTROSPECT_URL"
-                    .into(),
-            ));
+            Err(e @ MetadataError::Fetch(_)) | Err(e @ MetadataError::BadIssuer) => {
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    format!("discovery from {configured} failed: {e}"),
+                ));
+            }
+            Err(MetadataError::NotFound) => {
+                self.ready.store(true, Ordering::Relaxed);
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    "the issuer publishes no authorization server metadata; set \
+                     MCP_AUTH_INTROSPECT_URL"
+                        .into(),
+                ));
+            }
+            Err(e) => {
+                self.ready.store(true, Ordering::Relaxed);
+                return Err(self.config_error(
+                    "MCP_AUTH_INTROSPECT_ISSUER",
+                    format!("{e} (configured {configured:?}): metadata ignored"),
+                ));
+            }
         };
-        let found = doc.get("issuer").and_then(Value::as_str);
-        if found != Some(configured) {
-            return Err(self.config_error(
-                "MCP_AUTH_INTROSPECT_ISSUER",
-                format!(
-                    "metadata issuer {found:?} differs from the configured {configured:?} \
-                     (RFC 8414 §3.3): metadata ignored"
-                ),
-            ));
-        }
+        self.ready.store(true, Ordering::Relaxed);
         let Some(ep) = doc.get("introspection_endpoint").and_then(Value::as_str) else {
             return Err(self.config_error(
                 "MCP_AUTH_INTROSPECT_URL",
@@ -984,18 +972,12 @@ impl Inner {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
         form.push(("token", token));
         form.push(("token_type_hint", "access_token"));
-        for (k, v) in &self.auth.form {
-            form.push((k, v.as_str()));
-        }
-        let mut req = self
+        let req = self
             .http
             .reqwest()
             .post(url.clone())
-            .header(header::ACCEPT, "application/json")
-            .form(&form);
-        if let Some(h) = &self.auth.header {
-            req = req.header(header::AUTHORIZATION, h.clone());
-        }
+            .header(header::ACCEPT, "application/json");
+        let req = self.auth.apply(req, &mut form).form(&form);
         self.stats.introspections.fetch_add(1, Ordering::Relaxed);
         let resp = match req.send().await {
             Ok(r) => r,

@@ -17,12 +17,18 @@
 //   IDP_RS_CLIENT_ID / IDP_RS_CLIENT_SECRET     confidential resource-server client (introspection)
 //
 // On stdout, once listening, exactly one line: READY {"port":N,"issuer":"http://127.0.0.1:N"}.
-// Test-only route: GET /test/stats -> {"introspection":N,"revocation":N,"token":N}.
+// Test-only route: GET /test/stats -> {"introspection":N,"revocation":N,"token":N,"exchange":N}.
+// Token exchange (RFC 8693) and Entra-style on-behalf-of (jwt-bearer grant with
+// requested_token_use=on_behalf_of) for the resource-server client: the subject token must be
+// an unexpired access token of this IdP; the target (audience/resource, or for on-behalf-of the
+// `<resource>/<scope>` or `<resource>/.default` scopes) must be a configured resource, and the
+// scopes among its own. The issued token keeps the subject's `sub`, carries `act.sub` = the
+// requesting client, and follows the target's format, algorithm and lifetime.
 // Headless login: GET /interaction/:uid logs in the account named by `login_hint` (default
 // "alice") and grants the requested scopes; login_hint "refuse" ends in access_denied.
 
 import { createServer } from 'node:http';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes, verify as verifySignature } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
 
 const REFUSE_HINT = 'refuse';
@@ -75,6 +81,9 @@ function freshJwks() {
 }
 
 const resources = parseResources(process.env.IDP_RESOURCES);
+const jwks = freshJwks();
+// Public halves of the signing keys, to check subject tokens of our own JWT format.
+const publicKeys = new Map(jwks.keys.map((k) => [k.kid, { alg: k.alg, key: createPublicKey({ key: k, format: 'jwk' }) }]));
 const byUrl = new Map(resources.map((r) => [r.url, r]));
 const resourceScopes = [...new Set(resources.flatMap((r) => r.scopes))];
 
@@ -87,7 +96,11 @@ const rs = {
   secret: process.env.IDP_RS_CLIENT_SECRET || 'resource-server-secret-for-tests-only',
 };
 
-const stats = { introspection: 0, revocation: 0, token: 0 };
+const stats = { introspection: 0, revocation: 0, token: 0, exchange: 0 };
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 const portArg = process.argv[2] ?? process.env.IDP_PORT ?? '0';
 const wantedPort = Number(portArg);
@@ -116,16 +129,20 @@ const configuration = {
     {
       client_id: rs.id,
       client_secret: rs.secret,
-      grant_types: [],
+      grant_types: [TOKEN_EXCHANGE, JWT_BEARER],
       response_types: [],
       redirect_uris: [],
+      // Basic or post: the token-exchange tests use both.
       token_endpoint_auth_method: 'client_secret_basic',
     },
   ],
   // Trap: DCR requests carrying `scope` are refused unless every value is listed here.
   scopes: ['openid', 'offline_access', 'profile', 'email', ...resourceScopes],
   claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
-  jwks: freshJwks(),
+  jwks,
+  // RFC 8693 §4.1: an exchanged token names the party acting for the user.
+  extraTokenClaims: async (_ctx, token) =>
+    token.gty === 'token_exchange' ? { act: { sub: token.clientId } } : undefined,
   cookies: { keys: [randomBytes(32).toString('hex')] },
   findAccount: async (_ctx, id) => ({
     accountId: id,
@@ -187,6 +204,100 @@ const configuration = {
 
 const provider = new Provider(issuer, configuration);
 const callback = provider.callback();
+
+// The subject token: a JWT access token signed by one of our keys, or an opaque one we issued;
+// unexpired either way. Returns its subject and audience, or undefined.
+async function subjectOf(token) {
+  if (typeof token !== 'string' || !token) return undefined;
+  const now = Math.floor(Date.now() / 1000);
+  const parts = token.split('.');
+  if (parts.length === 3) {
+    let header;
+    let payload;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
+      payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString());
+    } catch {
+      return undefined;
+    }
+    const k = publicKeys.get(header.kid);
+    if (!k || k.alg !== header.alg) return undefined;
+    const data = Buffer.from(`${parts[0]}.${parts[1]}`);
+    const sig = Buffer.from(parts[2], 'base64url');
+    const ok = header.alg === 'EdDSA'
+      ? verifySignature(null, data, k.key, sig)
+      : verifySignature('sha256', data, header.alg === 'ES256' ? { key: k.key, dsaEncoding: 'ieee-p1363' } : k.key, sig);
+    if (!ok || payload.iss !== issuer || typeof payload.exp !== 'number' || payload.exp <= now) return undefined;
+    return { sub: payload.sub, aud: payload.aud };
+  }
+  const stored = await provider.AccessToken.find(token);
+  if (!stored || stored.isExpired) return undefined;
+  return { sub: stored.accountId ?? stored.clientId, aud: stored.aud };
+}
+
+async function issueFor(ctx, subject, target, scopes) {
+  const r = byUrl.get(target);
+  if (!r) throw new errors.InvalidTarget('unknown target');
+  const granted = scopes.length ? scopes : r.scopes;
+  if (granted.some((s) => !r.scopes.includes(s))) throw new errors.InvalidScope('scope not available at the target');
+  const token = new provider.AccessToken({
+    accountId: subject.sub,
+    client: ctx.oidc.client,
+    scope: granted.join(' ') || undefined,
+    gty: 'token_exchange',
+  });
+  token.resourceServer = new provider.ResourceServer(r.url, {
+    scope: r.scopes.join(' '),
+    audience: r.url,
+    accessTokenTTL: r.ttl,
+    accessTokenFormat: r.format,
+    ...(r.format === 'jwt' ? { jwt: { sign: { alg: r.alg } } } : {}),
+  });
+  ctx.oidc.entity('AccessToken', token);
+  const value = await token.save();
+  stats.exchange += 1;
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    scope: token.scope,
+  };
+}
+
+provider.registerGrantType(
+  TOKEN_EXCHANGE,
+  async (ctx) => {
+    const p = ctx.oidc.params;
+    if (p.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest('unsupported subject_token_type');
+    if (p.requested_token_type && p.requested_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest('unsupported requested_token_type');
+    }
+    if (p.audience && p.resource && p.audience !== p.resource) throw new errors.InvalidTarget('audience and resource differ');
+    const subject = await subjectOf(p.subject_token);
+    if (!subject) throw new errors.InvalidGrant('subject token invalid or expired');
+    await issueFor(ctx, subject, p.resource ?? p.audience, p.scope ? p.scope.split(' ') : []);
+  },
+  ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource', 'scope', 'actor_token', 'actor_token_type'],
+);
+
+// Entra's on-behalf-of flow: the target is named by its scopes, `<resource>/<scope>` or
+// `<resource>/.default`.
+provider.registerGrantType(
+  JWT_BEARER,
+  async (ctx) => {
+    const p = ctx.oidc.params;
+    if (p.requested_token_use !== 'on_behalf_of') throw new errors.InvalidRequest('requested_token_use must be on_behalf_of');
+    const subject = await subjectOf(p.assertion);
+    if (!subject) throw new errors.InvalidGrant('assertion invalid or expired');
+    const requested = (p.scope ?? '').split(' ').filter(Boolean);
+    const r = resources.find((res) => requested.length && requested.every((s) => s.startsWith(`${res.url}/`)));
+    if (!r) throw new errors.InvalidScope('scopes name no single configured resource');
+    const bare = requested.map((s) => s.slice(r.url.length + 1));
+    await issueFor(ctx, subject, r.url, bare.includes('.default') ? [] : bare);
+  },
+  ['assertion', 'requested_token_use', 'scope'],
+);
 
 async function interaction(req, res) {
   const details = await provider.interactionDetails(req, res);

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use mcp_auth_core::config::{ConfigError, CoreConfig};
 use mcp_auth_core::serve::{self, NoDelayListener};
-use mcp_auth_examples::app::{AppOptions, todo_app};
+use mcp_auth_examples::app::{AppOptions, todo_app_with};
+use mcp_auth_examples::downstream::Downstream;
 use mcp_auth_examples::providers::{self, ProviderKind};
 
 fn bind_address() -> Result<SocketAddr, ConfigError> {
@@ -55,14 +56,24 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let session_mode = std::env::var("TODO_STATELESS")
         .map(|v| v != "1")
         .unwrap_or(true);
+    // Calling other APIs as the user (MCP_AUTH_EXCHANGE_*, TODO_DOWNSTREAM_*).
+    let downstream = Downstream::from_env(kind, &selected.issuers)?;
+    if let Some(d) = &downstream {
+        println!(
+            "downstream:    {} ({:?})",
+            d.target(),
+            d.exchanger().grant()
+        );
+    }
     let shutdown = serve::shutdown_on_signal();
-    let (app, _store) = todo_app(
+    let (app, _store) = todo_app_with(
         selected.provider.clone(),
         &AppOptions {
             session_mode,
             json_response: false,
             shutdown: shutdown.clone(),
         },
+        downstream,
     )?;
     let app = app.merge(selected.extra_routes.clone());
 

@@ -234,6 +234,8 @@ struct Ready {
 #[derive(Deserialize)]
 struct Stats {
     introspection: u64,
+    #[serde(default)]
+    exchange: u64,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +455,25 @@ impl TestIdp {
             .await?;
         let response = expect_success(response, "/test/stats").await?;
         Ok(response.json::<Stats>().await?.introspection)
+    }
+
+    /// How many tokens the IdP has issued by token exchange (RFC 8693) or on-behalf-of
+    /// (jwt-bearer) since this IdP process started (the resource-server client of
+    /// [`Self::introspection_client`] may use both grants).
+    pub async fn exchange_count(&self) -> Result<u64, HarnessError> {
+        let response = self
+            .http
+            .get(format!("{}/test/stats", self.issuer))
+            .send()
+            .await?;
+        let response = expect_success(response, "/test/stats").await?;
+        Ok(response.json::<Stats>().await?.exchange)
+    }
+
+    /// Stops the IdP process now (an "IdP down" drill: its port then refuses connections).
+    pub async fn stop(&mut self) -> Result<(), HarnessError> {
+        self.child.kill().await?;
+        Ok(())
     }
 
     /// Stops the IdP and starts a new one on the same port with the same resources and freshly
