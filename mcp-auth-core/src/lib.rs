@@ -86,6 +86,7 @@ pub mod rmcp_ext;
 mod scope;
 #[cfg(feature = "rmcp")]
 pub mod serve;
+pub mod store;
 mod token;
 mod verifier;
 
