@@ -199,11 +199,13 @@ pub const DEFAULT_MEMORY_STORE_CAPACITY: u64 = 1_000_000;
 /// Bounded by entry count; when full, [`set_if_absent`](Store::set_if_absent) refuses with
 /// [`StoreError::is_full`] instead of evicting a live entry (an evicted replay entry would let a
 /// replay through), and [`set`](Store::set) may evict the least recently used entry (a cache).
-/// The count is approximate (moka), so the bound may be passed by a few entries.
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: moka::sync::Cache<Box<str>, MemEntry>,
     capacity: u64,
+    /// Live keys: incremented when a key is created, decremented when moka drops one (expiry,
+    /// eviction, removal), so "full" is exact where moka's own count lags.
+    count: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -252,12 +254,42 @@ impl MemoryStore {
 
     /// A store holding up to `capacity` entries.
     pub fn with_capacity(capacity: u64) -> Self {
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let on_remove = count.clone();
         MemoryStore {
             cache: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(MemExpiry)
+                .eviction_listener(move |_, _, cause| {
+                    if cause != moka::notification::RemovalCause::Replaced {
+                        on_remove.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
                 .build(),
             capacity,
+            count,
+        }
+    }
+
+    /// Stores `fresh` under `key` unless a live entry is there (`only_if_absent`); returns
+    /// whether it wrote. Counts keys it creates.
+    fn put(&self, key: &str, fresh: MemEntry, only_if_absent: bool, now: Instant) -> bool {
+        use moka::ops::compute::{CompResult, Op};
+        let result = self
+            .cache
+            .entry(key.into())
+            .and_compute_with(|current| match current {
+                Some(e) if only_if_absent && e.value().expires > now => Op::Nop,
+                _ => Op::Put(fresh),
+            });
+        match result {
+            CompResult::Inserted(_) => {
+                self.count
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            CompResult::ReplacedWith(_) => true,
+            _ => false,
         }
     }
 
@@ -281,13 +313,12 @@ impl Store for MemoryStore {
         if ttl.is_zero() {
             return Ok(());
         }
-        self.cache.insert(
-            key.into(),
-            MemEntry {
-                value: value.into(),
-                expires: Instant::now() + ttl,
-            },
-        );
+        let now = Instant::now();
+        let fresh = MemEntry {
+            value: value.into(),
+            expires: now + ttl,
+        };
+        self.put(key, fresh, false, now);
         Ok(())
     }
 
@@ -301,9 +332,10 @@ impl Store for MemoryStore {
         if self.live(key).is_some() {
             return Ok(false);
         }
-        if self.cache.entry_count() >= self.capacity {
+        if self.count.load(std::sync::atomic::Ordering::Relaxed) >= self.capacity {
+            // Expired entries may still be counted until moka's housekeeping runs.
             self.cache.run_pending_tasks();
-            if self.cache.entry_count() >= self.capacity {
+            if self.count.load(std::sync::atomic::Ordering::Relaxed) >= self.capacity {
                 return Err(StoreError::full("set_if_absent"));
             }
         }
@@ -311,19 +343,9 @@ impl Store for MemoryStore {
             value: value.into(),
             expires: now + ttl,
         };
-        // Atomic per key: of concurrent callers, one inserts; an expired entry still held
-        // (not yet evicted) is replaced.
-        let mut wrote = false;
-        self.cache
-            .entry(key.into())
-            .and_compute_with(|current| match current {
-                Some(e) if e.value().expires > now => moka::ops::compute::Op::Nop,
-                _ => {
-                    wrote = true;
-                    moka::ops::compute::Op::Put(fresh)
-                }
-            });
-        Ok(wrote)
+        // Atomic per key: of concurrent callers, one writes; an expired entry still held (not
+        // yet evicted) is replaced.
+        Ok(self.put(key, fresh, true, now))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
