@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod providers;
+pub mod shared_store;
 pub mod todo;

@@ -80,6 +80,7 @@ pub mod metadata;
 mod multi;
 pub mod policy;
 mod provider;
+pub mod readiness;
 mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp_ext;
@@ -87,6 +88,7 @@ mod scope;
 #[cfg(feature = "rmcp")]
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 mod token;
 mod verifier;
 

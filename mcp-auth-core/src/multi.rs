@@ -232,6 +232,13 @@ impl TokenVerifier for MultiIssuerVerifier {
             .chain(&self.opaque)
             .all(|(_, v)| v.is_ready())
     }
+
+    async fn check_ready(&self) -> Result<(), VerifyError> {
+        for (_, v) in self.by_issuer.iter().chain(&self.opaque) {
+            v.check_ready().await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

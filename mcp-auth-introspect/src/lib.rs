@@ -56,6 +56,7 @@ mod auth;
 mod config;
 mod response;
 mod secret;
+mod shared;
 mod verifier;
 
 pub use auth::{AuthMethod, ClientAuth};

@@ -14,6 +14,9 @@ use mcp_auth_core::serve::{self, NoDelayListener};
 use mcp_auth_examples::app::{AppOptions, todo_app};
 use mcp_auth_examples::providers::{self, ProviderKind};
 
+/// The readiness path (200 when the IdP and the shared store answer, else 503).
+const READY_PATH: &str = "/ready";
+
 fn bind_address() -> Result<SocketAddr, ConfigError> {
     let mut args = std::env::args().skip(1);
     let mut bind = std::env::var("TODO_BIND").ok();
@@ -60,7 +63,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             shutdown: shutdown.clone(),
         },
     )?;
-    let app = app.merge(selected.extra_routes.clone());
+    // Readiness, checked actively: the IdP and, with MCP_AUTH_STORE_URL, the shared store.
+    let store = mcp_auth_examples::shared_store::shared_store()?.map(|(s, _)| s);
+    let ready = mcp_auth_core::readiness::readiness_route(
+        READY_PATH,
+        selected.provider.verifier(),
+        store,
+    );
+    let app = app.merge(selected.extra_routes.clone()).merge(ready);
 
     let pr = selected.provider.protected_resource();
     tracing::info!(
@@ -94,6 +104,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
         tracing::warn!("development issuer in use: tokens are minted by this process");
     }
+    println!("readiness:     http://{bound}{READY_PATH}");
     println!("listening on {bound}");
     // TCP_NODELAY on every connection (SSE answers would otherwise wait up to 40 ms for the
     // client's delayed ACK), graceful shutdown on SIGINT or SIGTERM.
