@@ -77,6 +77,8 @@ struct Shared {
     no_credentials: HeaderValue,
     metrics: Arc<AuthMetrics>,
     audience_warned: AtomicBool,
+    /// Whether request spans carry the subject and scopes (personal data: off by default).
+    identity_in_spans: AtomicBool,
 }
 
 impl BearerAuthLayer {
@@ -98,6 +100,7 @@ impl BearerAuthLayer {
                 no_credentials,
                 metrics: Arc::new(AuthMetrics::default()),
                 audience_warned: AtomicBool::new(false),
+                identity_in_spans: AtomicBool::new(false),
             }),
         }
     }
@@ -105,6 +108,14 @@ impl BearerAuthLayer {
     /// Counters of accepted and rejected requests, by reason.
     pub fn metrics(&self) -> Arc<AuthMetrics> {
         self.shared.metrics.clone()
+    }
+
+    /// Records the caller's subject (`enduser.id`) and scopes (`enduser.scope`) on each request's
+    /// span (OpenTelemetry attribute names). Off by default: they are personal data. The span
+    /// (`mcp_auth.request`) always carries `outcome` and the token's `client_id`, never the token.
+    pub fn identity_in_spans(self, on: bool) -> Self {
+        self.shared.identity_in_spans.store(on, Ordering::Relaxed);
+        self
     }
 
     /// Whether the verifier has reached its IdP (for readiness probes).
@@ -198,6 +209,31 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Counts the request's outcome (metrics facade) and records it on the request's span.
+fn outcome(outcome: &'static str, reason: &'static str) {
+    crate::telemetry::request(outcome, reason);
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    if reason != "none" {
+        span.record("reason", reason);
+    }
+}
+
+/// Records the caller on the request's span: the client id always, the subject and scopes only
+/// when switched on.
+fn record_caller(token: &AccessToken, identity: bool) {
+    let span = tracing::Span::current();
+    if let Some(c) = token.client_id() {
+        span.record("client_id", c);
+    }
+    if identity {
+        if let Some(s) = token.subject() {
+            span.record("enduser.id", s);
+        }
+        span.record("enduser.scope", token.scopes().join(" ").as_str());
+    }
+}
+
 /// What the request's headers say about credentials.
 enum Credentials<'a> {
     Token(&'a str),
@@ -249,16 +285,19 @@ pub fn token_tag(token: &str) -> String {
 impl Shared {
     fn no_credentials(&self) -> Response<Body> {
         bump(&self.metrics.no_credentials);
+        outcome("no_credentials", "none");
         challenge::unauthorized(self.no_credentials.clone())
     }
 
     fn invalid(&self, reason: InvalidToken) -> Response<Body> {
         self.metrics.invalid(reason);
+        outcome("invalid_token", reason.code());
         challenge::invalid_token(reason, &self.challenge_scope, &self.metadata_url)
     }
 
     fn invalid_request(&self, description: &str) -> Response<Body> {
         bump(&self.metrics.invalid_request);
+        outcome("invalid_request", "none");
         challenge::error_response(
             ChallengeError::InvalidRequest,
             description,
@@ -325,7 +364,18 @@ impl Shared {
             Credentials::Token(t) => t,
             Credentials::Reject(resp) => return Err(resp),
         };
-        let verified = match self.verifier.verify(token).await {
+        let started = std::time::Instant::now();
+        let result = self.verifier.verify(token).await;
+        crate::telemetry::verify_duration(
+            match &result {
+                Ok(_) => "ok",
+                Err(VerifyError::Invalid(_)) => "invalid",
+                Err(VerifyError::Unavailable { .. }) => "unavailable",
+                Err(VerifyError::Internal(_)) => "internal",
+            },
+            started.elapsed().as_secs_f64(),
+        );
+        let verified = match result {
             Ok(v) => v,
             Err(VerifyError::Invalid(reason)) => {
                 if tracing::enabled!(tracing::Level::DEBUG) {
@@ -335,6 +385,7 @@ impl Shared {
             }
             Err(VerifyError::Unavailable { retry_after }) => {
                 bump(&self.metrics.unavailable);
+                outcome("unavailable", "none");
                 tracing::warn!("identity provider unavailable: answering 503");
                 // A custom verifier's hint is capped like an IdP's (`http::MAX_RETRY_AFTER`).
                 let secs = retry_after
@@ -344,6 +395,7 @@ impl Shared {
             }
             Err(VerifyError::Internal(message)) => {
                 bump(&self.metrics.internal);
+                outcome("internal", "none");
                 tracing::error!(error = %message, "token verification failed on our side");
                 return Err(challenge::server_error());
             }
@@ -389,6 +441,8 @@ impl Shared {
                 .satisfies_all(verified.scopes(), required)
         {
             bump(&self.metrics.insufficient_scope);
+            outcome("insufficient_scope", "none");
+            record_caller(&verified, self.identity_in_spans.load(Ordering::Relaxed));
             tracing::debug!(reason = "insufficient_scope", required = %self.required_scope_header,
                 granted = ?verified.scopes(), "request refused");
             return Err(challenge::insufficient_scope(
@@ -398,6 +452,8 @@ impl Shared {
             ));
         }
         bump(&self.metrics.accepted);
+        outcome("accepted", "none");
+        record_caller(&verified, self.identity_in_spans.load(Ordering::Relaxed));
         Ok(verified.with_resource(self.resource_arc.clone()))
     }
 }
@@ -436,7 +492,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        Box::pin(async move {
+        let span = tracing::info_span!(
+            "mcp_auth.request",
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            client_id = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+            enduser.scope = tracing::field::Empty,
+        );
+        Box::pin(tracing::Instrument::instrument(async move {
             if is_preflight(&req) {
                 // Never call the inner service without a token (fail closed): a CORS layer
                 // outside this one has already answered a real preflight.
@@ -449,7 +513,7 @@ where
                 Err(resp) => return Ok(resp),
             }
             inner.call(req).await.map(|resp| resp.map(Body::new))
-        })
+        }, span))
     }
 }
 
