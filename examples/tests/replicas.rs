@@ -127,10 +127,14 @@ async fn three_replicas_share_introspection_results_through_redis() {
     // from it, which never outlive it) expired.
     idp.revoke(&token).await.unwrap();
     for b in &fleet.bases {
-        eventually("revoked token refused", Duration::from_secs(4 * TTL_SECS + 10), || {
-            let token = token.clone();
-            async move { initialize(b, &token).await == 401 }
-        })
+        eventually(
+            "revoked token refused",
+            Duration::from_secs(4 * TTL_SECS + 10),
+            || {
+                let token = token.clone();
+                async move { initialize(b, &token).await == 401 }
+            },
+        )
         .await;
     }
 
@@ -151,7 +155,10 @@ async fn three_replicas_share_introspection_results_through_redis() {
         assert_eq!(body["idp"], "ok");
     }
     let calls = idp.introspection_count().await.unwrap() - before;
-    assert!((1..=3).contains(&calls), "each replica asked the IdP itself: {calls}");
+    assert!(
+        (1..=3).contains(&calls),
+        "each replica asked the IdP itself: {calls}"
+    );
 
     // The store comes back: service returns to sharing without restarting the replicas.
     redis.restart().await.unwrap();

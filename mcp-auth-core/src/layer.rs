@@ -500,20 +500,23 @@ where
             enduser.id = tracing::field::Empty,
             enduser.scope = tracing::field::Empty,
         );
-        Box::pin(tracing::Instrument::instrument(async move {
-            if is_preflight(&req) {
-                // Never call the inner service without a token (fail closed): a CORS layer
-                // outside this one has already answered a real preflight.
-                return Ok(preflight_response());
-            }
-            match shared.authenticate(req.headers(), req.uri()).await {
-                Ok(token) => {
-                    req.extensions_mut().insert(token);
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                if is_preflight(&req) {
+                    // Never call the inner service without a token (fail closed): a CORS layer
+                    // outside this one has already answered a real preflight.
+                    return Ok(preflight_response());
                 }
-                Err(resp) => return Ok(resp),
-            }
-            inner.call(req).await.map(|resp| resp.map(Body::new))
-        }, span))
+                match shared.authenticate(req.headers(), req.uri()).await {
+                    Ok(token) => {
+                        req.extensions_mut().insert(token);
+                    }
+                    Err(resp) => return Ok(resp),
+                }
+                inner.call(req).await.map(|resp| resp.map(Body::new))
+            },
+            span,
+        ))
     }
 }
 

@@ -294,9 +294,7 @@ impl MemoryStore {
     }
 
     fn live(&self, key: &str) -> Option<MemEntry> {
-        self.cache
-            .get(key)
-            .filter(|e| e.expires > Instant::now())
+        self.cache.get(key).filter(|e| e.expires > Instant::now())
     }
 }
 
@@ -465,8 +463,13 @@ mod tests {
         assert_eq!(e.value, b"1");
         assert!(e.ttl <= Duration::from_secs(30) && e.ttl > Duration::from_secs(25));
         s.set("z", b"1", Duration::ZERO).await.unwrap();
-        assert!(s.get("z").await.unwrap().is_none(), "zero TTL stores nothing");
-        s.set("short", b"1", Duration::from_millis(1)).await.unwrap();
+        assert!(
+            s.get("z").await.unwrap().is_none(),
+            "zero TTL stores nothing"
+        );
+        s.set("short", b"1", Duration::from_millis(1))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(s.get("short").await.unwrap().is_none());
         // An expired entry no longer blocks set_if_absent.
@@ -502,8 +505,16 @@ mod tests {
     #[tokio::test]
     async fn memory_store_refuses_new_replay_entries_when_full() {
         let s = MemoryStore::with_capacity(2);
-        assert!(s.set_if_absent("a", b"", Duration::from_secs(60)).await.unwrap());
-        assert!(s.set_if_absent("b", b"", Duration::from_secs(60)).await.unwrap());
+        assert!(
+            s.set_if_absent("a", b"", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.set_if_absent("b", b"", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
         let e = s
             .set_if_absent("c", b"", Duration::from_secs(60))
             .await
@@ -511,7 +522,11 @@ mod tests {
         assert!(e.is_full(), "{e}");
         assert_eq!(e.code(), "full");
         // The live entries are still there: a replay of "a" is still caught.
-        assert!(!s.set_if_absent("a", b"", Duration::from_secs(60)).await.unwrap());
+        assert!(
+            !s.set_if_absent("a", b"", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -22,10 +22,15 @@ async fn get_set_delete_with_ttl() {
     let s = store(&redis);
     s.ping().await.unwrap();
     assert!(s.get("t:a").await.unwrap().is_none());
-    s.set("t:a", b"\x00bytes\xff", Duration::from_secs(30)).await.unwrap();
+    s.set("t:a", b"\x00bytes\xff", Duration::from_secs(30))
+        .await
+        .unwrap();
     let e = s.get("t:a").await.unwrap().unwrap();
     assert_eq!(e.value, b"\x00bytes\xff");
-    assert!(e.ttl <= Duration::from_secs(30) && e.ttl > Duration::from_secs(20), "{e:?}");
+    assert!(
+        e.ttl <= Duration::from_secs(30) && e.ttl > Duration::from_secs(20),
+        "{e:?}"
+    );
     // The TTL is on the server: PX in milliseconds.
     let pttl = redis.command(&["PTTL", "t:a"]).await.unwrap();
     let ms: i64 = pttl.trim_start_matches(':').trim().parse().unwrap();
@@ -37,10 +42,15 @@ async fn get_set_delete_with_ttl() {
     redis.command(&["SET", "t:forever", "x"]).await.unwrap();
     assert!(s.get("t:forever").await.unwrap().is_none());
     // An entry past its TTL is gone.
-    s.set("t:short", b"1", Duration::from_millis(30)).await.unwrap();
+    s.set("t:short", b"1", Duration::from_millis(30))
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while s.get("t:short").await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "entry never expired");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "entry never expired"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -54,7 +64,9 @@ async fn set_if_absent_is_atomic_across_clients() {
     for i in 0..30 {
         let s = replicas[i % 3].clone();
         tasks.push(tokio::spawn(async move {
-            s.set_if_absent("dpop:jti:1", b"", Duration::from_secs(60)).await.unwrap()
+            s.set_if_absent("dpop:jti:1", b"", Duration::from_secs(60))
+                .await
+                .unwrap()
         }));
     }
     let mut winners = 0;
@@ -63,11 +75,23 @@ async fn set_if_absent_is_atomic_across_clients() {
     }
     assert_eq!(winners, 1, "exactly one first use");
     let pttl = redis.command(&["PTTL", "dpop:jti:1"]).await.unwrap();
-    assert!(pttl.starts_with(':') && !pttl.starts_with(":-"), "has a TTL: {pttl}");
+    assert!(
+        pttl.starts_with(':') && !pttl.starts_with(":-"),
+        "has a TTL: {pttl}"
+    );
     // After expiry the key may be used again (the proof window is over).
-    assert!(replicas[0].set_if_absent("dpop:jti:2", b"", Duration::from_millis(20)).await.unwrap());
+    assert!(
+        replicas[0]
+            .set_if_absent("dpop:jti:2", b"", Duration::from_millis(20))
+            .await
+            .unwrap()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !replicas[1].set_if_absent("dpop:jti:2", b"", Duration::from_secs(60)).await.unwrap() {
+    while !replicas[1]
+        .set_if_absent("dpop:jti:2", b"", Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
         assert!(tokio::time::Instant::now() < deadline, "never expired");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -77,10 +101,17 @@ async fn set_if_absent_is_atomic_across_clients() {
 async fn store_down_gives_typed_errors_and_recovers_without_a_new_store() {
     let mut redis = RedisServer::start().await.unwrap();
     let s = store(&redis);
-    assert!(s.set_if_absent("k", b"", Duration::from_secs(60)).await.unwrap());
+    assert!(
+        s.set_if_absent("k", b"", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
     redis.stop().await.unwrap();
     // Every operation fails with a typed "unavailable" error, within the store's bound.
-    let e = s.set_if_absent("k2", b"", Duration::from_secs(60)).await.unwrap_err();
+    let e = s
+        .set_if_absent("k2", b"", Duration::from_secs(60))
+        .await
+        .unwrap_err();
     assert!(e.is_unavailable(), "{e}");
     assert_eq!(e.op(), "set_if_absent");
     let e = s.get("k").await.unwrap_err();
@@ -98,7 +129,10 @@ async fn store_down_gives_typed_errors_and_recovers_without_a_new_store() {
                 break;
             }
             Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "never recovered: {e}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never recovered: {e}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -110,11 +144,22 @@ async fn store_down_gives_typed_errors_and_recovers_without_a_new_store() {
 async fn acl_credentials_come_from_the_url() {
     let redis = RedisServer::start().await.unwrap();
     let r = redis
-        .command(&["ACL", "SETUSER", "mcp", "on", ">pw-for-tests", "~*", "+@all"])
+        .command(&[
+            "ACL",
+            "SETUSER",
+            "mcp",
+            "on",
+            ">pw-for-tests",
+            "~*",
+            "+@all",
+        ])
         .await
         .unwrap();
     assert!(r.starts_with("+OK"), "{r}");
-    redis.command(&["ACL", "SETUSER", "default", "off"]).await.unwrap();
+    redis
+        .command(&["ACL", "SETUSER", "default", "off"])
+        .await
+        .unwrap();
     let port = redis.port();
     let good = RedisStore::builder(format!("redis://mcp:pw-for-tests@127.0.0.1:{port}/0"))
         .build()

@@ -138,7 +138,10 @@ fn request_spans_carry_outcome_and_client_and_identity_only_when_on() {
     assert!(off.contains("outcome=\"accepted\""), "{off}");
     assert!(off.contains("client_id=\"client-1\""), "{off}");
     assert!(off.contains("outcome=\"invalid_token\"") && off.contains("reason=\"malformed\""));
-    assert!(!off.contains("user-1"), "subject only when switched on: {off}");
+    assert!(
+        !off.contains("user-1"),
+        "subject only when switched on: {off}"
+    );
     assert!(!off.contains(&token));
     let on = spans(true, &token);
     assert!(on.contains("enduser.id=\"user-1\""), "{on}");

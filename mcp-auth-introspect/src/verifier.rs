@@ -683,7 +683,11 @@ impl IntrospectionVerifier {
             saturated: c.saturated.load(Ordering::Relaxed),
             unavailable: c.unavailable.load(Ordering::Relaxed),
             internal: c.internal.load(Ordering::Relaxed),
-            store_hits: self.inner.shared.as_ref().map_or(0, |s| s.hits.load(Ordering::Relaxed)),
+            store_hits: self
+                .inner
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.hits.load(Ordering::Relaxed)),
             store_misses: self
                 .inner
                 .shared

@@ -50,7 +50,11 @@ async fn a_process_entry_filled_from_the_store_never_outlives_the_store_entry() 
         .unwrap();
     let a = replica(&idp, store(&redis));
     let b = replica(&idp, store(&redis));
-    let token = idp.client_credentials(RESOURCE, "todo:read").await.unwrap().access_token;
+    let token = idp
+        .client_credentials(RESOURCE, "todo:read")
+        .await
+        .unwrap()
+        .access_token;
     let n0 = idp.introspection_count().await.unwrap();
     a.verify(&token).await.unwrap();
     assert_eq!(idp.introspection_count().await.unwrap() - n0, 1);
@@ -58,13 +62,20 @@ async fn a_process_entry_filled_from_the_store_never_outlives_the_store_entry() 
     assert_eq!(k.len(), 1, "{k:?}");
     assert!(!k[0].contains(&token));
     // TTL never past the configured cache TTL (nor exp).
-    let pttl: i64 = redis.command(&["PTTL", &k[0]]).await.unwrap()[1..].trim().parse().unwrap();
+    let pttl: i64 = redis.command(&["PTTL", &k[0]]).await.unwrap()[1..]
+        .trim()
+        .parse()
+        .unwrap();
     assert!(pttl > 0 && pttl <= 60_000, "{pttl}");
 
     // The store entry has little time left: replica B takes it, and keeps it no longer.
     redis.command(&["PEXPIRE", &k[0], "400"]).await.unwrap();
     b.verify(&token).await.unwrap();
-    assert_eq!(idp.introspection_count().await.unwrap() - n0, 1, "B answered from the store");
+    assert_eq!(
+        idp.introspection_count().await.unwrap() - n0,
+        1,
+        "B answered from the store"
+    );
     assert_eq!(b.stats().store_hits, 1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while idp.introspection_count().await.unwrap() - n0 < 2 {
@@ -84,14 +95,22 @@ async fn unusable_store_entries_and_a_store_down_fall_back_to_the_idp() {
         .await
         .unwrap();
     let a = replica(&idp, store(&redis));
-    let token = idp.client_credentials(RESOURCE, "todo:read").await.unwrap().access_token;
+    let token = idp
+        .client_credentials(RESOURCE, "todo:read")
+        .await
+        .unwrap()
+        .access_token;
     a.verify(&token).await.unwrap();
     let k = keys(&redis).await.remove(0);
 
     // A value that does not pass the local checks (another audience) is never trusted: B asks
     // the IdP and accepts the token on its answer.
-    let forged = r#"{"active":true,"sub":"mallory","aud":"https://elsewhere.example","exp":9999999999}"#;
-    redis.command(&["SET", &k, forged, "PX", "60000"]).await.unwrap();
+    let forged =
+        r#"{"active":true,"sub":"mallory","aud":"https://elsewhere.example","exp":9999999999}"#;
+    redis
+        .command(&["SET", &k, forged, "PX", "60000"])
+        .await
+        .unwrap();
     let b = replica(&idp, store(&redis));
     let n0 = idp.introspection_count().await.unwrap();
     let t = b.verify(&token).await.unwrap();
@@ -101,7 +120,11 @@ async fn unusable_store_entries_and_a_store_down_fall_back_to_the_idp() {
     // Store down: a valid token is still accepted (IdP fallback), an unknown one still refused.
     redis.stop().await.unwrap();
     let c = replica(&idp, store(&redis));
-    let t2 = idp.client_credentials(RESOURCE, "todo:read").await.unwrap().access_token;
+    let t2 = idp
+        .client_credentials(RESOURCE, "todo:read")
+        .await
+        .unwrap()
+        .access_token;
     c.verify(&t2).await.unwrap();
     assert!(c.stats().store_errors >= 1, "{:?}", c.stats());
     assert!(c.verify("not-a-token-the-idp-issued").await.is_err());
@@ -130,12 +153,30 @@ async fn entries_are_namespaced_by_client_resource_and_prefix() {
             .build()
             .unwrap()
     };
-    let token = idp.client_credentials(RESOURCE, "todo:read").await.unwrap().access_token;
-    for_resource(RESOURCE, "mcp-auth").verify(&token).await.unwrap();
+    let token = idp
+        .client_credentials(RESOURCE, "todo:read")
+        .await
+        .unwrap()
+        .access_token;
+    for_resource(RESOURCE, "mcp-auth")
+        .verify(&token)
+        .await
+        .unwrap();
     // The other resource's verifier refuses the token and never reads RESOURCE's entry.
-    assert!(for_resource(other, "mcp-auth").verify(&token).await.is_err());
-    for_resource(RESOURCE, "mcp-auth-staging").verify(&token).await.unwrap();
+    assert!(
+        for_resource(other, "mcp-auth")
+            .verify(&token)
+            .await
+            .is_err()
+    );
+    for_resource(RESOURCE, "mcp-auth-staging")
+        .verify(&token)
+        .await
+        .unwrap();
     let k = keys(&redis).await;
     assert_eq!(k.len(), 2, "{k:?}");
-    assert!(k.iter().any(|k| k.starts_with("mcp-auth-staging:introspect:v1:")));
+    assert!(
+        k.iter()
+            .any(|k| k.starts_with("mcp-auth-staging:introspect:v1:"))
+    );
 }

@@ -65,11 +65,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     // Readiness, checked actively: the IdP and, with MCP_AUTH_STORE_URL, the shared store.
     let store = mcp_auth_examples::shared_store::shared_store()?.map(|(s, _)| s);
-    let ready = mcp_auth_core::readiness::readiness_route(
-        READY_PATH,
-        selected.provider.verifier(),
-        store,
-    );
+    let ready =
+        mcp_auth_core::readiness::readiness_route(READY_PATH, selected.provider.verifier(), store);
     let app = app.merge(selected.extra_routes.clone()).merge(ready);
 
     let pr = selected.provider.protected_resource();

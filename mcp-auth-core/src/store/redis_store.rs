@@ -124,8 +124,7 @@ impl RedisStoreBuilder {
             setting: crate::Setting::new("store_url", "store URL"),
             reason: reason.into(),
         };
-        let parsed = url::Url::parse(&self.url)
-            .map_err(|e| invalid(format!("not a URL ({e})")))?;
+        let parsed = url::Url::parse(&self.url).map_err(|e| invalid(format!("not a URL ({e})")))?;
         if !matches!(parsed.scheme(), "redis" | "rediss") {
             return Err(invalid(format!(
                 "scheme {:?}: use redis:// or rediss:// (TLS)",

@@ -172,7 +172,11 @@ impl RedisServer {
                     self.binary, self.port
                 )));
             }
-            if self.command(&["PING"]).await.is_ok_and(|r| r.starts_with("+PONG")) {
+            if self
+                .command(&["PING"])
+                .await
+                .is_ok_and(|r| r.starts_with("+PONG"))
+            {
                 self.child = Some(child);
                 return Ok(());
             }
