@@ -5,12 +5,15 @@ use std::sync::{Arc, OnceLock};
 use mcp_auth_core::config::ConfigError;
 use mcp_auth_core::store::{Store, StoreConfig};
 
-static SHARED: OnceLock<Option<(Arc<dyn Store>, String)>> = OnceLock::new();
+/// The shared store and its key prefix (`MCP_AUTH_STORE_PREFIX`).
+pub type SharedStore = (Arc<dyn Store>, String);
+
+static SHARED: OnceLock<Option<SharedStore>> = OnceLock::new();
 
 /// The shared store and its key prefix when `MCP_AUTH_STORE_URL` is set (`None` otherwise:
 /// each replica keeps its state in process). Built once per process (one connection manager);
 /// connecting is lazy, so a store that is down at start-up does not stop the server.
-pub fn shared_store() -> Result<Option<(Arc<dyn Store>, String)>, ConfigError> {
+pub fn shared_store() -> Result<Option<SharedStore>, ConfigError> {
     if let Some(s) = SHARED.get() {
         return Ok(s.clone());
     }

@@ -530,6 +530,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn config_defaults_to_memory() {
         figment::Jail::expect_with(|jail| {
             let c = StoreConfig::from_env().unwrap();

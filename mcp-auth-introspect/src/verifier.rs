@@ -733,7 +733,7 @@ impl IntrospectionVerifier {
                 let store_key = inner.shared.as_ref().map(|s| s.key(token));
                 if let (Some(shared), Some(k)) = (&inner.shared, &store_key)
                     && let Some(found) = shared.get(k).await
-                    && let Some(entry) = inner.from_store(&found.value, found.ttl)
+                    && let Some(entry) = inner.entry_from_store(&found.value, found.ttl)
                 {
                     return Ok(entry);
                 }
@@ -803,7 +803,7 @@ impl Inner {
     /// A process-cache entry from a shared-store value: the same checks as a fresh answer, and
     /// a lifetime no longer than the store entry's remaining one. `None` (ask the IdP) when the
     /// value does not map to an acceptable active token.
-    fn from_store(&self, body: &[u8], remaining: Duration) -> Option<Entry> {
+    fn entry_from_store(&self, body: &[u8], remaining: Duration) -> Option<Entry> {
         match map_body(body, &self.checks, now_unix()) {
             Ok(mapped @ Mapped::Active { .. }) => {
                 let mut entry = self.to_entry((mapped, body.len())).ok()?;

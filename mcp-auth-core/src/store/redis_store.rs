@@ -206,13 +206,13 @@ impl RedisStore {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(
+    async fn run<T>(
         &self,
         op: &'static str,
         cmd: impl FnOnce(ConnectionManager) -> redis::RedisFuture<'static, T>,
     ) -> Result<T, StoreError>
     where
-        T: Send + 'static,
+        T: redis::FromRedisValue + Send + 'static,
     {
         self.check_backoff(op)?;
         let fut = cmd(self.conn.clone());
