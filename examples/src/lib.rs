@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod doctor;
 pub mod providers;
 pub mod shared_store;
 pub mod todo;

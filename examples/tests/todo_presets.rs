@@ -181,7 +181,7 @@ async fn entra_by_environment_only() {
     );
     let v1 = v.dev.mint(
         TokenSpec::new("entra-oid-v1")
-            .issuer(format!("https://sts.windows.net/{tenant}/"))
+            .issuer(format!("{}/{tenant}/", v.origin))
             .audience(r.as_str())
             .claim("scp", json!("todo:read"))
             .claim("appid", json!("legacy-client"))

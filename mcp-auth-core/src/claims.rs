@@ -226,6 +226,27 @@ impl ClaimRules {
     pub fn scope_claim_names(&self) -> &[String] {
         &self.scope_claims
     }
+
+    /// The client id claim names, first present wins.
+    pub fn client_id_claim_names(&self) -> &[String] {
+        &self.client_id_claims
+    }
+
+    /// The claims that must hold an exact value ([`require_claim`](Self::require_claim)).
+    pub fn required_claims(&self) -> &[(String, String)] {
+        &self.required_values
+    }
+
+    /// Whether `exp` is required.
+    pub fn requires_exp(&self) -> bool {
+        self.require_exp
+    }
+
+    /// Whether a token without `aud` is accepted when its client is allowed
+    /// ([`audience_optional_for_allowed_clients`](Self::audience_optional_for_allowed_clients)).
+    pub fn audience_optional(&self) -> bool {
+        self.audience_optional
+    }
 }
 
 /// Why [`map_claims`] refused: the reason (sent to the client as a fixed text) and a detail for

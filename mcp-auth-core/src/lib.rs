@@ -71,6 +71,7 @@
 pub mod challenge;
 pub mod claims;
 pub mod config;
+pub mod diagnose;
 mod error;
 pub mod extract;
 pub mod forward;

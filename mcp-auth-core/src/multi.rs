@@ -9,6 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::claims::parse_unique_object;
+use crate::diagnose::{Check, Diagnose, IssuerReport, check_authorization_server, shown};
+use crate::http::HttpClient;
 use crate::{AccessToken, BuildError, InvalidToken, Setting, TokenVerifier, VerifyError};
 
 /// Composes verifiers by issuer: JWT verifiers for some IdPs, at most one verifier for opaque
@@ -239,6 +241,95 @@ impl TokenVerifier for MultiIssuerVerifier {
         }
         Ok(())
     }
+
+    fn diagnostics(&self) -> Option<&dyn Diagnose> {
+        Some(self)
+    }
+}
+
+/// Each issuer's own verifier reports on it; a token is checked by the verifier it is routed to.
+#[async_trait]
+impl Diagnose for MultiIssuerVerifier {
+    async fn check_issuers(&self, scopes: &[String]) -> Vec<IssuerReport> {
+        let mut reports = Vec::new();
+        for (issuer, v) in self.by_issuer.iter().chain(&self.opaque) {
+            let checks = match v.diagnostics() {
+                Some(d) => d
+                    .check_issuers(scopes)
+                    .await
+                    .into_iter()
+                    .filter(|r| r.issuer == *issuer)
+                    .flat_map(|r| r.checks)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let checks = if checks.is_empty() {
+                check_authorization_server(&HttpClient::shared(), issuer, scopes)
+                    .await
+                    .0
+            } else {
+                checks
+            };
+            reports.push(IssuerReport {
+                issuer: issuer.clone(),
+                checks,
+            });
+        }
+        reports
+    }
+
+    async fn check_token(&self, token: &str) -> Vec<Check> {
+        let issuers = self.issuers();
+        let routed = match shape(token) {
+            Shape::Jwt(iss) => match self.by_issuer.iter().find(|(i, _)| *i == iss) {
+                Some((i, v)) => Check::pass("routing", "a configured issuer", &shown(i))
+                    .because("checked by that issuer's verifier")
+                    .with(v),
+                None => {
+                    return vec![
+                        Check::fail("iss", &format!("one of {issuers:?}"), &shown(&iss))
+                            .because("no verifier is configured for this issuer"),
+                    ];
+                }
+            },
+            Shape::JwtWithoutIssuer => {
+                return vec![
+                    Check::fail("iss", &format!("one of {issuers:?}"), "no iss")
+                        .because("a JWT must name its issuer to be routed"),
+                ];
+            }
+            Shape::Opaque => match &self.opaque {
+                Some((i, v)) => Check::pass(
+                    "routing",
+                    "an opaque token",
+                    &format!("opaque, sent to {}", shown(i)),
+                )
+                .with(v),
+                None => {
+                    return vec![
+                        Check::fail("format", "a JWT", "an opaque token")
+                            .because("no verifier for opaque tokens is configured"),
+                    ];
+                }
+            },
+        };
+        let (line, verifier) = routed;
+        let mut out = vec![line];
+        if let Some(d) = verifier.diagnostics() {
+            out.extend(d.check_token(token).await);
+        }
+        out
+    }
+}
+
+trait WithVerifier {
+    fn with(self, v: &Arc<dyn TokenVerifier>) -> (Check, Arc<dyn TokenVerifier>);
+}
+
+impl WithVerifier for Check {
+    fn with(self, v: &Arc<dyn TokenVerifier>) -> (Check, Arc<dyn TokenVerifier>) {
+        (self, Arc::clone(v))
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +366,35 @@ mod tests {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
         let p = URL_SAFE_NO_PAD.encode(claims.to_string());
         format!("{h}.{p}.c2ln")
+    }
+
+    /// The doctor's routing lines: the verifier a token goes to, or why none.
+    #[tokio::test]
+    async fn diagnosis_routes_like_verification() {
+        let v = MultiIssuerVerifier::builder()
+            .jwt_issuer("https://a", counting("https://a", "R"))
+            .build()
+            .unwrap();
+        let d = v.diagnostics().unwrap();
+        let lines = d
+            .check_token(&jwt(serde_json::json!({"iss": "https://a"})))
+            .await;
+        assert_eq!(
+            lines[0].to_string(),
+            "[ok]   routing: expected a configured issuer, found \"https://a\": checked by that issuer's verifier"
+        );
+        let lines = d
+            .check_token(&jwt(serde_json::json!({"iss": "https://evil"})))
+            .await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].name, "iss");
+        assert_eq!(lines[0].status, crate::diagnose::Status::Fail);
+        assert!(lines[0].to_string().contains("\"https://evil\""));
+        let lines = d.check_token("opaque").await;
+        assert_eq!(
+            lines[0].to_string(),
+            "[FAIL] format: expected a JWT, found an opaque token: no verifier for opaque tokens is configured"
+        );
     }
 
     #[tokio::test]

@@ -54,6 +54,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use serde::Deserialize;
+use serde::de;
 use serde_json::value::RawValue;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -355,41 +356,188 @@ pub enum ParseError {
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
+    #[serde(default)]
+    id: Option<de::IgnoredAny>,
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    params: Option<Params<'a>>,
 }
 
-#[derive(Deserialize)]
-struct NameParams<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
+/// A member of `params` the policy may decide on: absent, a value, or unusable (a second
+/// occurrence, or a JSON type other than the one expected). Unusable counts only for the methods
+/// that read the member.
+#[derive(Default)]
+enum Member<T> {
+    #[default]
+    Absent,
+    Value(T),
+    Unusable,
 }
 
-#[derive(Deserialize)]
-struct UriParams<'a> {
-    #[serde(borrow)]
-    uri: Cow<'a, str>,
+impl<T> Member<T> {
+    fn get(self) -> Result<T, ParseError> {
+        match self {
+            Member::Value(v) => Ok(v),
+            Member::Absent | Member::Unusable => Err(ParseError::Invalid),
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct ListenParams {
-    notifications: ListenFilter,
+/// `params`, read in the same pass as the envelope: the members some method decides on, kept
+/// whatever the method turns out to be (`method` may come after `params`).
+#[derive(Default)]
+struct Params<'a> {
+    object: bool,
+    name: Member<Cow<'a, str>>,
+    uri: Member<Cow<'a, str>>,
+    /// `ref` of `completion/complete` and `notifications` of `subscriptions/listen`: rare, so
+    /// kept raw and read when the method needs them.
+    reference: Member<&'a RawValue>,
+    notifications: Member<&'a RawValue>,
+}
+
+/// A JSON value that is a string, or anything else (skipped).
+enum MaybeStr<'a> {
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = MaybeStr<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Other)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeStr::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = Params<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                fn string<'de: 'a, 'a, A: de::MapAccess<'de>>(
+                    map: &mut A,
+                    slot: &mut Member<Cow<'a, str>>,
+                ) -> Result<(), A::Error> {
+                    let value = map.next_value::<MaybeStr<'a>>()?;
+                    *slot = match (&*slot, value) {
+                        (Member::Absent, MaybeStr::Str(s)) => Member::Value(s),
+                        _ => Member::Unusable,
+                    };
+                    Ok(())
+                }
+                fn raw<'de: 'a, 'a, A: de::MapAccess<'de>>(
+                    map: &mut A,
+                    slot: &mut Member<&'a RawValue>,
+                ) -> Result<(), A::Error> {
+                    let value = map.next_value::<&'a RawValue>()?;
+                    *slot = match slot {
+                        Member::Absent => Member::Value(value),
+                        _ => Member::Unusable,
+                    };
+                    Ok(())
+                }
+                let mut p = Params {
+                    object: true,
+                    ..Params::default()
+                };
+                // Keys are borrowed from the body unless escaped (no allocation per key).
+                while let Some(key) = map.next_key::<MaybeStr<'_>>()? {
+                    let key = match &key {
+                        MaybeStr::Str(k) => k.as_ref(),
+                        MaybeStr::Other => "",
+                    };
+                    match key {
+                        "name" => string(&mut map, &mut p.name)?,
+                        "uri" => string(&mut map, &mut p.uri)?,
+                        "ref" => raw(&mut map, &mut p.reference)?,
+                        "notifications" => raw(&mut map, &mut p.notifications)?,
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(p)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Params::default())
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(Params::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Params::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Params::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Params::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Params::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Params::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
 struct ListenFilter {
     #[serde(rename = "resourceSubscriptions", default)]
     resource_subscriptions: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct CompleteParams {
-    #[serde(rename = "ref")]
-    reference: CompleteRef,
 }
 
 #[derive(Deserialize)]
@@ -419,37 +567,34 @@ pub fn parse_operation(body: &[u8]) -> Result<Operation, ParseError> {
     let Some(method) = env.method else {
         return Ok(Operation::Response);
     };
-    let params = || -> Result<&str, ParseError> {
-        let raw = env.params.ok_or(ParseError::Invalid)?.get();
-        if starts_with_object(raw.as_bytes()) {
-            Ok(raw)
-        } else {
-            Err(ParseError::Invalid)
+    // Deciding methods need `params` to be an object; the members they read were taken in the
+    // same pass (one parse of the body, not two).
+    let params = move || -> Result<Params<'_>, ParseError> {
+        match env.params {
+            Some(p) if p.object => Ok(p),
+            _ => Err(ParseError::Invalid),
         }
     };
-    fn read<'de, T: Deserialize<'de>>(raw: &'de str) -> Result<T, ParseError> {
-        serde_json::from_str(raw).map_err(|_| ParseError::Invalid)
+    fn read<'de, T: Deserialize<'de>>(raw: &'de RawValue) -> Result<T, ParseError> {
+        serde_json::from_str(raw.get()).map_err(|_| ParseError::Invalid)
     }
     let m = method.as_ref();
     Ok(match m {
-        "tools/call" => Operation::ToolCall(read::<NameParams<'_>>(params()?)?.name.into_owned()),
-        "prompts/get" => Operation::PromptGet(read::<NameParams<'_>>(params()?)?.name.into_owned()),
-        "resources/read" => {
-            Operation::ResourceRead(read::<UriParams<'_>>(params()?)?.uri.into_owned())
-        }
+        "tools/call" => Operation::ToolCall(params()?.name.get()?.into_owned()),
+        "prompts/get" => Operation::PromptGet(params()?.name.get()?.into_owned()),
+        "resources/read" => Operation::ResourceRead(params()?.uri.get()?.into_owned()),
         m if URI_METHODS.contains(&m) => Operation::Resources {
             method: m.to_owned(),
-            uris: vec![read::<UriParams<'_>>(params()?)?.uri.into_owned()],
+            uris: vec![params()?.uri.get()?.into_owned()],
         },
         "subscriptions/listen" => Operation::Resources {
             method: m.to_owned(),
-            uris: read::<ListenParams>(params()?)?
-                .notifications
+            uris: read::<ListenFilter>(params()?.notifications.get()?)?
                 .resource_subscriptions
                 .unwrap_or_default(),
         },
         "completion/complete" => {
-            let r = read::<CompleteParams>(params()?)?.reference;
+            let r = read::<CompleteRef>(params()?.reference.get()?)?;
             match (r.kind.as_str(), r.name, r.uri) {
                 ("ref/prompt", Some(name), _) => Operation::CompletePrompt(name),
                 ("ref/resource", _, Some(uri)) => Operation::CompleteResource(uri),
@@ -1384,6 +1529,46 @@ mod tests {
         assert_eq!(
             parse_operation(body.as_bytes()),
             Ok(Operation::ToolCall("a".into()))
+        );
+    }
+
+    #[test]
+    fn one_pass_reads_only_the_members_the_method_decides_on() {
+        let op = |b: &str| parse_operation(b.as_bytes());
+        // An escaped key is the same key.
+        assert_eq!(
+            op(r#"{"id":1,"method":"tools/call","params":{"n\u0061me":"a"}}"#),
+            Ok(Operation::ToolCall("a".into()))
+        );
+        // `params` before `method`, and members another method would read, in any shape.
+        assert_eq!(
+            op(r#"{"params":{"uri":7,"name":"a","ref":1},"id":1,"method":"tools/call"}"#),
+            Ok(Operation::ToolCall("a".into()))
+        );
+        assert_eq!(
+            op(r#"{"id":1,"method":"resources/read","params":{"name":1,"name":2,"uri":"x://y"}}"#),
+            Ok(Operation::ResourceRead("x://y".into()))
+        );
+        // A member the method reads: twice, or of another type, is refused.
+        for body in [
+            r#"{"id":1,"method":"resources/read","params":{"uri":"x://y","uri":"x://y"}}"#,
+            r#"{"id":1,"method":"resources/read","params":{"uri":["x://y"]}}"#,
+            r#"{"id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"ref":{}}}"#,
+            r#"{"id":1,"method":"subscriptions/listen","params":{"notifications":null}}"#,
+            r#"{"id":1,"method":"prompts/get","params":null}"#,
+        ] {
+            assert_eq!(op(body), Err(ParseError::Invalid), "{body}");
+        }
+        // Methods that decide on nothing take `params` of any shape.
+        assert_eq!(
+            op(r#"{"id":1,"method":"ping","params":[1,{"a":[]}]}"#),
+            Ok(Operation::Housekeeping("ping".into()))
+        );
+        assert_eq!(
+            op(
+                r#"{"id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"x://{id}"}}}"#
+            ),
+            Ok(Operation::CompleteResource("x://{id}".into()))
         );
     }
 

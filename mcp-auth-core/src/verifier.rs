@@ -77,6 +77,12 @@ pub trait TokenVerifier: Send + Sync + 'static {
             Err(VerifyError::Unavailable { retry_after: None })
         }
     }
+
+    /// Its part of a diagnosis ([`crate::diagnose`]): issuer and token checks. `None` (the
+    /// default) when it offers none.
+    fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
+        None
+    }
 }
 
 #[async_trait]
@@ -100,6 +106,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
     fn is_ready(&self) -> bool {
         (**self).is_ready()
     }
+
+    fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
+        (**self).diagnostics()
+    }
 }
 
 #[async_trait]
@@ -122,6 +132,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
 
     fn is_ready(&self) -> bool {
         (**self).is_ready()
+    }
+
+    fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
+        (**self).diagnostics()
     }
 }
 

@@ -85,6 +85,8 @@ pub(crate) mod setting {
         "introspection client authentication",
     );
     pub(crate) const ISSUER: Setting = Setting::new("introspect_issuer", "issuer");
+    pub(crate) const ALLOWED_CLIENTS: Setting =
+        Setting::new("introspect_allowed_clients", "client allowlist");
     pub(crate) const AUDIENCE: Setting =
         Setting::new("introspect_audience", "audience (or resource URL)");
     pub(crate) const MAX_CONCURRENT: Setting = Setting::new(

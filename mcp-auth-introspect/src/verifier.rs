@@ -257,6 +257,43 @@ pub struct IntrospectionVerifierBuilder {
     max_response_bytes: usize,
     store: Option<Arc<dyn Store>>,
     store_prefix: String,
+    claims: VendorClaims,
+}
+
+/// The claim conventions of an IdP, applied to core's [`ClaimRules`] at build (the same setters
+/// as the JWT builder's, so a preset's rules work with opaque tokens too).
+#[derive(Debug, Clone, Default)]
+struct VendorClaims {
+    scope_claims: Option<Vec<String>>,
+    client_id_claims: Option<Vec<String>>,
+    extra_scope_claims: Vec<String>,
+    scope_prefix: Option<String>,
+    required: Vec<(String, String)>,
+    allowed_clients: Option<Vec<String>>,
+    audience_optional: bool,
+}
+
+impl VendorClaims {
+    fn apply(self, mut rules: ClaimRules) -> ClaimRules {
+        if let Some(names) = self.scope_claims {
+            rules = rules.scope_claims(names);
+        }
+        if let Some(names) = self.client_id_claims {
+            rules = rules.client_id_claims(names);
+        }
+        if let Some(prefix) = self.scope_prefix {
+            rules = rules.strip_scope_prefix(prefix);
+        }
+        for (name, value) in self.required {
+            rules = rules.require_claim(name, value);
+        }
+        if let Some(clients) = self.allowed_clients {
+            rules = rules.allowed_clients(clients);
+        }
+        rules
+            .extra_scope_claims(self.extra_scope_claims)
+            .audience_optional_for_allowed_clients(self.audience_optional)
+    }
 }
 
 impl Default for IntrospectionVerifierBuilder {
@@ -281,6 +318,7 @@ impl Default for IntrospectionVerifierBuilder {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             store: None,
             store_prefix: "mcp-auth".into(),
+            claims: VendorClaims::default(),
         }
     }
 }
@@ -386,6 +424,73 @@ impl IntrospectionVerifierBuilder {
     /// audience into introspection responses, and only when the bearer layer checks audiences.
     pub fn dangerous_skip_audience(mut self) -> Self {
         self.skip_audience = true;
+        self
+    }
+
+    /// Claim names read for scopes, first present wins (default `scope`, then `scp`; Entra's
+    /// `scp`, then `roles`) ([`ClaimRules::scope_claims`]).
+    pub fn scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.scope_claims = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Claim names read for the client id, first present wins (default `client_id`, then
+    /// `azp`): Okta's `cid`, Entra v1's `appid` ([`ClaimRules::client_id_claims`]).
+    pub fn client_id_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.client_id_claims = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Claims added to the scopes when present: Auth0's `permissions`
+    /// ([`ClaimRules::extra_scope_claims`]).
+    pub fn extra_scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.extra_scope_claims = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Strips `prefix` from granted scopes: Cognito's `<resource server>/`
+    /// ([`ClaimRules::strip_scope_prefix`]).
+    pub fn strip_scope_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.claims.scope_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The claim `name` must be the string `value`: Entra's `tid`, Cognito's `token_use`
+    /// ([`ClaimRules::require_claim`]). Cumulative.
+    pub fn require_claim(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.claims.required.push((name.into(), value.into()));
+        self
+    }
+
+    /// The client id must be one of `clients` ([`ClaimRules::allowed_clients`]); an empty list
+    /// fails the build.
+    pub fn allowed_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.claims.allowed_clients = Some(clients.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accept responses without `aud` whose client is on the
+    /// [`allowed_clients`](Self::allowed_clients) list
+    /// ([`ClaimRules::audience_optional_for_allowed_clients`]). The bearer layer needs the same
+    /// list (`RemoteAuthProviderBuilder::clients_in_place_of_audience`).
+    pub fn audience_optional_for_allowed_clients(mut self, on: bool) -> Self {
+        self.claims.audience_optional = on;
         self
     }
 
@@ -547,6 +652,18 @@ impl IntrospectionVerifierBuilder {
         }
         .leeway_secs(self.leeway.as_secs())
         .require_exp(false);
+        if self
+            .claims
+            .allowed_clients
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.iter().any(|c| c.trim().is_empty()))
+        {
+            return Err(BuildError::invalid(
+                setting::ALLOWED_CLIENTS,
+                "the client allowlist is empty or names an empty client id",
+            ));
+        }
+        let rules = self.claims.apply(rules);
 
         if self.max_concurrent == 0 {
             return Err(BuildError::invalid(
@@ -1164,5 +1281,79 @@ impl TokenVerifier for IntrospectionVerifier {
 
     fn resource(&self) -> Option<String> {
         self.inner.resource.clone()
+    }
+
+    fn diagnostics(&self) -> Option<&dyn mcp_auth_core::diagnose::Diagnose> {
+        Some(self)
+    }
+}
+
+/// The introspection verifier's part of a diagnosis: the issuer's metadata, the endpoint, and
+/// what the IdP answers for the token (an opaque token has no claims to read before that).
+#[async_trait]
+impl mcp_auth_core::diagnose::Diagnose for IntrospectionVerifier {
+    async fn check_issuers(&self, scopes: &[String]) -> Vec<mcp_auth_core::diagnose::IssuerReport> {
+        use mcp_auth_core::diagnose::{Check, IssuerReport, check_authorization_server};
+        let endpoint = match self.discover().await {
+            Ok(url) => Check::pass("introspection endpoint", "reachable URL", url.as_str()),
+            Err(e) => Check::fail(
+                "introspection endpoint",
+                "an endpoint (configured or discovered)",
+                &e.to_string(),
+            )
+            .because("no token can be checked: every request is refused with 503"),
+        };
+        let issuers = self.inner.checks.rules.accepted_issuers();
+        let mut reports = Vec::new();
+        for issuer in issuers {
+            let (mut checks, _) =
+                check_authorization_server(&self.inner.http, issuer, scopes).await;
+            if reports.is_empty() {
+                checks.push(endpoint.clone());
+            }
+            reports.push(IssuerReport {
+                issuer: issuer.clone(),
+                checks,
+            });
+        }
+        if reports.is_empty() {
+            reports.push(IssuerReport {
+                issuer: "(any issuer: issuer check off)".into(),
+                checks: vec![endpoint],
+            });
+        }
+        reports
+    }
+
+    async fn check_token(&self, token: &str) -> Vec<mcp_auth_core::diagnose::Check> {
+        use mcp_auth_core::diagnose::{Check, check_claims, now_unix};
+        let mut out = Vec::new();
+        match self.verify(token).await {
+            Ok(t) => {
+                out.push(Check::pass("introspection", "active: true", "active: true"));
+                out.extend(check_claims(
+                    &self.inner.checks.rules,
+                    t.claims(),
+                    now_unix(),
+                ));
+            }
+            Err(VerifyError::Invalid(InvalidToken::Inactive)) => out.push(
+                Check::fail("introspection", "active: true", "active: false")
+                    .because("the IdP does not know the token, or it expired or was revoked"),
+            ),
+            Err(VerifyError::Invalid(reason)) => out.push(
+                Check::fail(
+                    "introspection",
+                    "an active response for this resource",
+                    &format!("refused ({})", reason.code()),
+                )
+                .because(reason.description()),
+            ),
+            Err(e) => out.push(
+                Check::fail("introspection", "an answer", &e.to_string())
+                    .because("the introspection endpoint did not answer usably"),
+            ),
+        }
+        out
     }
 }

@@ -663,3 +663,88 @@ async fn tokens_seen_active_keep_a_reserve_that_junk_cannot_take() {
     junk.abort();
     server.abort();
 }
+
+/// A preset's claim rules hold for opaque tokens: an Entra-shaped response (scopes in `scp`,
+/// app roles in `roles`, client in `appid`, tenant in `tid`) and a Cognito-shaped one (no `aud`,
+/// client allowlist, `token_use`, resource-server scope prefix).
+#[tokio::test]
+async fn vendor_claim_rules_apply_to_introspection_responses() {
+    let tid = "7b0e3c1a-0000-4000-8000-000000000001";
+    let entra = |extra: serde_json::Value| {
+        let mut v = json!({
+            "active": true, "sub": "alice", "appid": "client-app", "scp": "todo.read",
+            "roles": ["Todo.Admin"], "tid": tid, "aud": AUD, "exp": now() + 600,
+            "iss": "https://issuer.test"
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let entra_rules = |stub: &Stub| {
+        builder(stub)
+            .scope_claims(["scp", "roles"])
+            .client_id_claims(["azp", "appid"])
+            .require_claim("tid", tid)
+    };
+    let stub = Stub::json(entra(json!({}))).await;
+    let t = verify(&entra_rules(&stub).build().unwrap(), "opaque-entra")
+        .await
+        .unwrap();
+    assert_eq!(t.scopes(), ["todo.read"]);
+    assert_eq!(t.client_id(), Some("client-app"));
+    // Without the rules, `appid` is no client and `scp` is read: the setters are what changed.
+    let plain = verify(&builder(&stub).build().unwrap(), "opaque-entra")
+        .await
+        .unwrap();
+    assert_eq!(plain.client_id(), None);
+
+    let other_tenant = Stub::json(entra(json!({"tid": "another-tenant"}))).await;
+    let err = verify(
+        &entra_rules(&other_tenant).build().unwrap(),
+        "opaque-entra-2",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Invalid(InvalidToken::MissingClaim)),
+        "{err:?}"
+    );
+
+    let cognito = |client: &str| {
+        json!({
+            "active": true, "sub": "bob", "client_id": client, "token_use": "access",
+            "scope": "https://todo.example.com/todo.read openid", "exp": now() + 600,
+            "iss": "https://issuer.test"
+        })
+    };
+    let cognito_rules = |stub: &Stub| {
+        builder(stub)
+            .require_claim("token_use", "access")
+            .strip_scope_prefix("https://todo.example.com/")
+            .allowed_clients(["app-1"])
+            .audience_optional_for_allowed_clients(true)
+    };
+    let ok = Stub::json(cognito("app-1")).await;
+    let t = verify(&cognito_rules(&ok).build().unwrap(), "opaque-cognito")
+        .await
+        .unwrap();
+    assert_eq!(t.scopes(), ["todo.read", "openid"]);
+    let outsider = Stub::json(cognito("app-2")).await;
+    let err = verify(
+        &cognito_rules(&outsider).build().unwrap(),
+        "opaque-cognito-2",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Invalid(InvalidToken::Audience)),
+        "{err:?}"
+    );
+    assert!(
+        builder(&ok)
+            .allowed_clients(Vec::<String>::new())
+            .build()
+            .is_err()
+    );
+}

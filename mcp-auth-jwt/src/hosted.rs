@@ -748,6 +748,253 @@ pub fn origin(raw: &str, setting: Setting) -> Result<String, BuildError> {
     Ok(url.origin().ascii_serialization())
 }
 
+/// Checks an identifier copied from an IdP's dashboard (a tenant, client or resource id):
+/// trimmed, not blank, every character `allowed`. `setting` names it in errors.
+///
+/// ```
+/// use mcp_auth_jwt::hosted::identifier;
+/// # use mcp_auth_core::{BuildError, Setting};
+/// const ID: Setting = Setting::new("resource_id", "resource id");
+/// let ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
+/// assert_eq!(identifier(" res_1 ", ID, ok).unwrap(), "res_1");
+/// assert_eq!(identifier(" ", ID, ok).unwrap_err(), BuildError::Missing(ID));
+/// assert!(identifier("res/1", ID, ok).is_err());
+/// ```
+pub fn identifier(
+    raw: &str,
+    setting: Setting,
+    allowed: impl Fn(char) -> bool,
+) -> Result<String, BuildError> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Err(BuildError::Missing(setting));
+    }
+    if !v.chars().all(allowed) {
+        return Err(BuildError::invalid(
+            setting,
+            format!("{v:?} holds an unexpected character"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// A hosted-IdP provider crate's boilerplate, declared once: the env table (the IdP's variables,
+/// then core's), the configuration struct with `from_env`/`from_figment`/`builder`, the provider
+/// type wrapping a [`HostedProvider`] with the data sheet it was derived from (`urls()`,
+/// `audiences()`, `expected_audience()`, `inner()`, `with_verifier()`, `from_env()`,
+/// `from_figment()`, and `builder(<the config fields>..., resource_url)`), its [`AuthProvider`]
+/// implementation, the builder alias, and the [`DataSheet`] implementation whose `hosted_idp` is
+/// the given body.
+///
+/// The data sheet type must have `fn new(&str, ...) -> Result<Self, BuildError>` taking the
+/// configuration fields in order. The invoking crate needs `serde` (derive) among its
+/// dependencies.
+///
+/// ```
+/// use mcp_auth_core::{AuthProvider, BuildError, Setting};
+/// use mcp_auth_jwt::hosted::{HostedIdp, origin};
+///
+/// /// Acme's URLs, derived from the tenant URL.
+/// #[derive(Debug, Clone, PartialEq, Eq)]
+/// pub struct AcmeUrls { origin: String }
+///
+/// impl AcmeUrls {
+///     /// Validates the tenant URL.
+///     pub fn new(url: &str) -> Result<Self, BuildError> {
+///         Ok(AcmeUrls { origin: origin(url, Setting::new("tenant_url", "Acme tenant URL"))? })
+///     }
+/// }
+///
+/// mcp_auth_jwt::hosted_provider! {
+///     name: "Acme",
+///     /// The Acme provider.
+///     provider: AcmeProvider,
+///     builder: AcmeProviderBuilder,
+///     sheet: AcmeUrls,
+///     /// Acme's settings.
+///     config: AcmeConfig {
+///         /// `ACME_TENANT_URL`.
+///         tenant_url,
+///     },
+///     env: [("tenant_url", "ACME_TENANT_URL")],
+///     hosted_idp: |urls| {
+///         HostedIdp::new("Acme", format!("{}/jwks", urls.origin), format!("{}/.well-known/oauth-authorization-server", urls.origin))
+///             .issuer(&urls.origin)
+///             .authorization_server(&urls.origin)
+///     },
+/// }
+///
+/// let p = AcmeProvider::builder("https://acme.example", "https://mcp.example.com/mcp").build()?;
+/// assert_eq!(p.metadata().authorization_servers, ["https://acme.example"]);
+/// assert_eq!(p.expected_audience(), "https://mcp.example.com/mcp");
+/// assert_eq!(ENV.variable_for("tenant_url"), Some("ACME_TENANT_URL"));
+/// # Ok::<(), BuildError>(())
+/// ```
+#[macro_export]
+macro_rules! hosted_provider {
+    (
+        name: $name:literal,
+        $(#[$pmeta:meta])*
+        provider: $provider:ident,
+        builder: $builder:ident,
+        sheet: $sheet:ident,
+        $(#[$cmeta:meta])*
+        config: $config:ident { $( $(#[$fmeta:meta])* $field:ident ),* $(,)? },
+        env: [ $( ($key:literal, $var:literal) ),* $(,)? ],
+        hosted_idp: |$s:ident| $idp:expr $(,)?
+    ) => {
+        /// The keys read by the configuration and the variables that set them: the IdP's
+        /// (a key listed twice has an alias; both set to different values is an error), then
+        /// core's.
+        pub const ENV: $crate::__private::mcp_auth_core::config::EnvTable =
+            $crate::__private::mcp_auth_core::config::EnvTable::new(&[
+                $(($key, $var),)*
+                ("resource_url", "MCP_AUTH_RESOURCE_URL"),
+                ("required_scopes", "MCP_AUTH_REQUIRED_SCOPES"),
+                ("initial_scopes", "MCP_AUTH_INITIAL_SCOPES"),
+                ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
+                ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
+                ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
+            ]);
+
+        $(#[$cmeta])*
+        #[derive(Debug, Clone, PartialEq, Eq, ::serde::Deserialize)]
+        #[non_exhaustive]
+        pub struct $config {
+            $( $(#[$fmeta])* pub $field: String, )*
+            /// Core's settings: `MCP_AUTH_RESOURCE_URL` (required to build), scopes, resource
+            /// name and documentation. `authorization_servers` is not read: the IdP's are
+            /// derived.
+            #[serde(flatten)]
+            pub core: $crate::__private::mcp_auth_core::config::CoreConfig,
+        }
+
+        impl $config {
+            /// The keys and their variables.
+            pub const ENV: $crate::__private::mcp_auth_core::config::EnvTable = ENV;
+
+            /// Reads the environment (and the TOML file named by `MCP_AUTH_CONFIG_FILE`).
+            pub fn from_env() -> Result<Self, $crate::__private::mcp_auth_core::config::ConfigError> {
+                Self::from_figment(&$crate::__private::mcp_auth_core::config::figment(&ENV))
+            }
+
+            /// Reads a figment the caller assembled (flat keys, as in [`ENV`]).
+            pub fn from_figment(
+                figment: &$crate::__private::figment::Figment,
+            ) -> Result<Self, $crate::__private::mcp_auth_core::config::ConfigError> {
+                $crate::__private::mcp_auth_core::config::extract_with_core(figment, &ENV)
+            }
+
+            /// The provider builder with these settings applied.
+            pub fn builder(&self) -> $builder {
+                $crate::hosted::HostedProviderBuilder::new($sheet::new($(&self.$field),*))
+                    .apply_config(&self.core)
+            }
+        }
+
+        $(#[$pmeta])*
+        #[derive(Debug, Clone)]
+        pub struct $provider {
+            inner: $crate::hosted::HostedProvider,
+            urls: $sheet,
+        }
+
+        #[doc = concat!("Builder for the ", $name, " provider: `mcp-auth-jwt`'s shared")]
+        /// [`HostedProviderBuilder`](mcp_auth_jwt::hosted::HostedProviderBuilder) for this
+        /// IdP's data sheet. Setters are infallible; `build()` validates, builds the JWT
+        /// verifier (unless one was given) and logs the exact expected audience at info level.
+        pub type $builder = $crate::hosted::HostedProviderBuilder<$sheet>;
+
+        impl $provider {
+            #[doc = concat!("Starts a builder from the ", $name, " settings (as in the configuration, in order) and the MCP server's resource URL (R).")]
+            pub fn builder(
+                $($field: impl Into<String>,)*
+                resource_url: impl Into<String>,
+            ) -> $builder {
+                $crate::hosted::HostedProviderBuilder::new($sheet::new($(&$field.into()),*))
+                    .resource_url(resource_url)
+            }
+
+            /// Builds the provider from the environment (and `MCP_AUTH_CONFIG_FILE`); the
+            /// variables are those of [`ENV`]. Errors name the variable to fix.
+            pub fn from_env() -> Result<Self, $crate::__private::mcp_auth_core::config::ConfigError> {
+                Self::from_figment(&$crate::__private::mcp_auth_core::config::figment(&ENV))
+            }
+
+            /// Builds the provider from a figment the caller assembled.
+            pub fn from_figment(
+                figment: &$crate::__private::figment::Figment,
+            ) -> Result<Self, $crate::__private::mcp_auth_core::config::ConfigError> {
+                $config::from_figment(figment)?.builder().build_for_config(&ENV)
+            }
+
+            /// The derived URLs.
+            pub fn urls(&self) -> &$sheet {
+                &self.urls
+            }
+
+            /// The accepted issuers.
+            pub fn issuers(&self) -> &[String] {
+                self.inner.idp().issuers()
+            }
+
+            /// The accepted audiences: R (and R with `/` when R is origin-only) and the IdP's
+            /// aliases.
+            pub fn audiences(&self) -> &[String] {
+                self.inner.audiences()
+            }
+
+            /// The exact `aud` value the IdP must put in tokens: R (logged at start-up).
+            pub fn expected_audience(&self) -> &str {
+                $crate::__private::mcp_auth_core::AuthProvider::protected_resource(&self.inner)
+                    .resource()
+                    .as_str()
+            }
+
+            /// The wrapped core provider.
+            pub fn inner(&self) -> &$crate::__private::mcp_auth_core::RemoteAuthProvider {
+                self.inner.remote()
+            }
+
+            /// Returns a copy with another verifier. URLs, metadata and routes are unchanged.
+            pub fn with_verifier(
+                mut self,
+                verifier: ::std::sync::Arc<dyn $crate::__private::mcp_auth_core::TokenVerifier>,
+            ) -> Self {
+                self.inner = self.inner.with_verifier(verifier);
+                self
+            }
+        }
+
+        impl $crate::__private::mcp_auth_core::AuthProvider for $provider {
+            fn verifier(&self) -> ::std::sync::Arc<dyn $crate::__private::mcp_auth_core::TokenVerifier> {
+                $crate::__private::mcp_auth_core::AuthProvider::verifier(&self.inner)
+            }
+
+            fn protected_resource(&self) -> &$crate::__private::mcp_auth_core::ProtectedResource {
+                $crate::__private::mcp_auth_core::AuthProvider::protected_resource(&self.inner)
+            }
+
+            fn routes(&self) -> $crate::__private::axum::Router {
+                $crate::__private::mcp_auth_core::AuthProvider::routes(&self.inner)
+            }
+        }
+
+        impl $crate::hosted::DataSheet for $sheet {
+            type Provider = $provider;
+
+            fn hosted_idp(&self) -> $crate::hosted::HostedIdp {
+                let $s = self;
+                $idp
+            }
+
+            fn into_provider(self, inner: $crate::hosted::HostedProvider) -> $provider {
+                $provider { inner, urls: self }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

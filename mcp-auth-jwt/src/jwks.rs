@@ -128,6 +128,19 @@ impl KeyStore {
         })
     }
 
+    /// The JWKS URL, once known (configured, or resolved by discovery).
+    pub(crate) fn known_url(&self) -> Option<Url> {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The HTTP client of this store.
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     pub(crate) fn key_count(&self) -> usize {
         self.snapshot().map_or(0, |s| s.keys.len())
     }

@@ -55,9 +55,9 @@
 //!
 //! ## Verified-token cache
 //!
-//! On by default: a repeated token costs a BLAKE3 hash, a lookup and a constant-time comparison
-//! of the full stored token. Entries never outlive `exp`, the cache is bounded in bytes, and it
-//! belongs to one verifier instance.
+//! On by default: a repeated token costs a keyed SipHash of its signature, a lookup and a
+//! constant-time comparison of the full stored token. Entries never outlive `exp`, the cache is
+//! bounded in bytes, and it belongs to one verifier instance.
 //!
 //! ## Why was my token rejected?
 //!
@@ -103,6 +103,7 @@ mod config;
 mod crypto;
 #[cfg(feature = "dev")]
 pub mod dev;
+mod doctor;
 pub mod hosted;
 mod jwks;
 mod keys;
@@ -121,6 +122,14 @@ pub use jsonwebtoken::Algorithm;
 pub use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError};
 pub use metrics::JwtMetrics;
 pub use verifier::JwtVerifier;
+
+/// What [`hosted_provider!`] expands to needs, so the invoking crate need not name it.
+#[doc(hidden)]
+pub mod __private {
+    pub use axum;
+    pub use figment;
+    pub use mcp_auth_core;
+}
 
 /// Installs jsonwebtoken's process-wide crypto provider for the selected backend; a provider
 /// installed earlier (by us or anyone) is kept. Called by `build()`.

@@ -63,7 +63,7 @@ pub(crate) enum KeyStores {
 
 impl KeyStores {
     /// The key set for a token claiming `iss` (already checked to be a configured issuer).
-    fn for_issuer(&self, iss: Option<&str>) -> Option<&Arc<KeyStore>> {
+    pub(crate) fn for_issuer(&self, iss: Option<&str>) -> Option<&Arc<KeyStore>> {
         match self {
             KeyStores::None => None,
             KeyStores::Shared(s) => Some(s),
@@ -447,5 +447,9 @@ impl TokenVerifier for JwtVerifier {
 
     fn resource(&self) -> Option<String> {
         self.inner.resource.clone()
+    }
+
+    fn diagnostics(&self) -> Option<&dyn mcp_auth_core::diagnose::Diagnose> {
+        Some(self)
     }
 }

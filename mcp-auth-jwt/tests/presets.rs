@@ -209,10 +209,11 @@ async fn entra_accepts_v1_and_v2_tokens_of_its_tenant_only_and_challenges_with_p
         .unwrap();
     assert_eq!(scopes(&t), ["todo.read"]);
     assert_eq!(t.client_id(), Some("client-app"));
-    // v1: issuer sts.windows.net, aud the App ID URI (R here), client in appid.
+    // v1: issuer `<host>/<tenant>/` (sts.windows.net for the public cloud), aud the App ID URI
+    // (R here), client in appid.
     let v1 = dev.mint(
         TokenSpec::new("user-oid")
-            .issuer(format!("https://sts.windows.net/{TENANT}/"))
+            .issuer(format!("{}/{TENANT}/", idp.origin))
             .audience(R)
             .typ(Some("JWT"))
             .claim("scp", json!("todo.read todo.write"))

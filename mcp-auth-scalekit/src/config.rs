@@ -1,95 +1,13 @@
-//! Configuration from the environment (and `MCP_AUTH_CONFIG_FILE`) through core's `EnvTable`.
-
-use figment::Figment;
-use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable, extract_with_core, figment};
-use mcp_auth_jwt::hosted::HostedProviderBuilder;
-use serde::Deserialize;
-
-use crate::{ScalekitProvider, ScalekitProviderBuilder, ScalekitUrls};
-
-/// The keys read by [`ScalekitConfig::from_figment`] and the variables that set them. A vendor
-/// name and its `MCP_AUTH_SCALEKIT_…` alias set to different values is an error.
-pub const ENV: EnvTable = EnvTable::new(&[
-    ("environment_url", "SCALEKIT_ENVIRONMENT_URL"),
-    ("environment_url", "MCP_AUTH_SCALEKIT_ENVIRONMENT_URL"),
-    ("resource_id", "SCALEKIT_RESOURCE_ID"),
-    ("resource_id", "MCP_AUTH_SCALEKIT_RESOURCE_ID"),
-    ("resource_url", "MCP_AUTH_RESOURCE_URL"),
-    ("required_scopes", "MCP_AUTH_REQUIRED_SCOPES"),
-    ("initial_scopes", "MCP_AUTH_INITIAL_SCOPES"),
-    ("scopes_supported", "MCP_AUTH_SCOPES_SUPPORTED"),
-    ("resource_name", "MCP_AUTH_RESOURCE_NAME"),
-    ("resource_documentation", "MCP_AUTH_RESOURCE_DOCUMENTATION"),
-]);
-
-/// The Scalekit settings, as read from configuration. Values are raw strings (a resource id
-/// that looks like a number stays a string).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct ScalekitConfig {
-    /// `SCALEKIT_ENVIRONMENT_URL`: the environment URL (`https://acme.scalekit.com`).
-    pub environment_url: String,
-    /// `SCALEKIT_RESOURCE_ID`: the MCP server's resource id (`res_…`).
-    pub resource_id: String,
-    /// Core's settings: `MCP_AUTH_RESOURCE_URL` (required to build), scopes, resource name and
-    /// documentation. `authorization_servers` is not read: Scalekit's is derived.
-    #[serde(flatten)]
-    pub core: CoreConfig,
-}
-
-impl ScalekitConfig {
-    /// The keys and their variables.
-    pub const ENV: EnvTable = ENV;
-
-    /// Reads the environment (and the TOML file named by `MCP_AUTH_CONFIG_FILE`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_figment(&figment(&ENV))
-    }
-
-    /// Reads a figment the caller assembled (flat keys: `environment_url`, `resource_id`, ...).
-    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        extract_with_core(figment, &ENV)
-    }
-
-    /// The provider builder with these settings applied.
-    pub fn builder(&self) -> ScalekitProviderBuilder {
-        HostedProviderBuilder::new(ScalekitUrls::new(&self.environment_url, &self.resource_id))
-            .apply_config(&self.core)
-    }
-}
-
-impl ScalekitProvider {
-    /// Builds the provider from the environment (and `MCP_AUTH_CONFIG_FILE`):
-    ///
-    /// | variable | meaning |
-    /// |---|---|
-    /// | `SCALEKIT_ENVIRONMENT_URL` (or `MCP_AUTH_SCALEKIT_ENVIRONMENT_URL`) | environment URL |
-    /// | `SCALEKIT_RESOURCE_ID` (or `MCP_AUTH_SCALEKIT_RESOURCE_ID`) | resource id, `res_…` |
-    /// | `MCP_AUTH_RESOURCE_URL` | the MCP server's public URL |
-    /// | `MCP_AUTH_REQUIRED_SCOPES` | scopes every request needs |
-    /// | `MCP_AUTH_INITIAL_SCOPES` | scopes named in the 401 challenge |
-    /// | `MCP_AUTH_SCOPES_SUPPORTED` | the metadata's `scopes_supported` |
-    /// | `MCP_AUTH_RESOURCE_NAME`, `MCP_AUTH_RESOURCE_DOCUMENTATION` | metadata fields |
-    ///
-    /// Errors name the variable to fix.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_figment(&figment(&ENV))
-    }
-
-    /// Builds the provider from a figment the caller assembled.
-    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        ScalekitConfig::from_figment(figment)?
-            .builder()
-            .build_for_config(&ENV)
-    }
-}
+//! Configuration tests: the configuration types are declared with the provider
+//! (`hosted_provider!` in `provider.rs`).
 
 #[cfg(test)]
 // figment::Jail's closures return figment's (large) error type.
 #[allow(clippy::result_large_err)]
 mod tests {
-    use super::*;
+    use crate::*;
     use mcp_auth_core::AuthProvider;
+    use mcp_auth_core::config::ConfigError;
 
     const ENV_URL: &str = "https://acme.scalekit.com";
 

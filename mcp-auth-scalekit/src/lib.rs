@@ -91,11 +91,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod config;
 mod provider;
 
-pub use config::{ENV, ScalekitConfig};
-pub use provider::{JWKS_PATH, ScalekitProvider, ScalekitProviderBuilder, ScalekitUrls};
+pub use provider::{
+    ENV, JWKS_PATH, ScalekitConfig, ScalekitProvider, ScalekitProviderBuilder, ScalekitUrls,
+};
+
+#[cfg(test)]
+mod config;
 
 #[cfg(test)]
 mod tests {

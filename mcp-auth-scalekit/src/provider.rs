@@ -1,12 +1,8 @@
-//! The data sheet: Scalekit's URL layout, and the provider built from it.
+//! The data sheet: Scalekit's URL layout; the provider, its builder and configuration are
+//! `mcp-auth-jwt`'s shared ones, declared by `hosted_provider!`.
 
-use std::sync::Arc;
-
-use axum::Router;
-use mcp_auth_core::{
-    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, Setting, TokenVerifier,
-};
-use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder, origin};
+use mcp_auth_core::{BuildError, Setting, forward::AS_METADATA_PATH};
+use mcp_auth_jwt::hosted::{HostedIdp, identifier, origin};
 
 /// Path of the JWKS under the environment URL.
 pub const JWKS_PATH: &str = "/keys";
@@ -46,28 +42,17 @@ impl ScalekitUrls {
     /// be a non-empty run of letters, digits, `_` and `-` (it is pasted into URL paths).
     pub fn new(environment_url: &str, resource_id: &str) -> Result<Self, BuildError> {
         let environment_url = origin(environment_url, ENV_SETTING)?;
-        let resource_id = resource_id.trim();
-        if resource_id.is_empty() {
-            return Err(BuildError::Missing(RESOURCE_ID_SETTING));
-        }
-        if !resource_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(BuildError::invalid(
-                RESOURCE_ID_SETTING,
-                format!("{resource_id:?} is not a Scalekit resource id (expected res_…)"),
-            ));
-        }
+        let id_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let resource_id = identifier(resource_id, RESOURCE_ID_SETTING, id_char)?;
         if !resource_id.starts_with("res_") {
             tracing::warn!(
                 resource_id,
-                "Scalekit resource ids usually start with res_: check SCALEKIT_RESOURCE_ID"
+                "ids start with res_: check SCALEKIT_RESOURCE_ID"
             );
         }
         Ok(ScalekitUrls {
             environment_url,
-            resource_id: resource_id.to_owned(),
+            resource_id,
         })
     }
 
@@ -106,106 +91,42 @@ impl ScalekitUrls {
     /// The upstream authorization-server metadata (RFC 8414 path-inserted form):
     /// `<env>/.well-known/oauth-authorization-server/resources/<resource_id>`.
     pub fn as_metadata_upstream(&self) -> String {
-        format!(
-            "{}/.well-known/oauth-authorization-server/resources/{}",
-            self.environment_url, self.resource_id
-        )
+        let (env, id) = (&self.environment_url, &self.resource_id);
+        format!("{env}{AS_METADATA_PATH}/resources/{id}")
     }
 }
 
-impl DataSheet for ScalekitUrls {
-    type Provider = ScalekitProvider;
-
-    fn hosted_idp(&self) -> HostedIdp {
-        let [env_issuer, resource_issuer] = self.issuers();
-        HostedIdp::new("Scalekit", self.jwks_uri(), self.as_metadata_upstream())
-            .issuer(env_issuer)
-            .issuer(resource_issuer)
-            .accepted_audience(self.resource_id())
-            .authorization_server(self.authorization_server())
-    }
-
-    fn into_provider(self, inner: HostedProvider) -> ScalekitProvider {
-        ScalekitProvider { inner, urls: self }
-    }
-}
-
-/// The Scalekit provider: tokens from a Scalekit environment for one registered MCP server.
-///
-/// * JWKS `<env>/keys`, RS256.
-/// * Issuers `<env>` and `<env>/resources/<resource_id>`.
-/// * Audiences: the resource id and the resource URL (R), in the verifier and in the bearer
-///   layer's own audience check.
-/// * Metadata: `authorization_servers: ["<env>/resources/<resource_id>"]`.
-/// * Routes: the metadata routes, plus `/.well-known/oauth-authorization-server` forwarding
-///   `<env>/.well-known/oauth-authorization-server/resources/<resource_id>` (cached, CORS, 502
-///   when the upstream fails).
-///
-/// A thin wrapper over `mcp-auth-jwt`'s [`HostedProvider`], which does all the work.
-#[derive(Debug, Clone)]
-pub struct ScalekitProvider {
-    inner: HostedProvider,
-    urls: ScalekitUrls,
-}
-
-/// Builder for [`ScalekitProvider`]: `mcp-auth-jwt`'s shared [`HostedProviderBuilder`] for
-/// Scalekit's URLs. Setters are infallible; `build()` validates, builds the RS256 JWKS verifier
-/// (unless one was given) and logs the accepted issuers and audiences at info level.
-pub type ScalekitProviderBuilder = HostedProviderBuilder<ScalekitUrls>;
-
-impl ScalekitProvider {
-    /// Starts a builder from the three values of the Scalekit dashboard: the environment URL,
-    /// the MCP server's resource id (`res_…`) and its resource URL (the "Server URL", R).
-    pub fn builder(
-        environment_url: impl Into<String>,
-        resource_id: impl Into<String>,
-        resource_url: impl Into<String>,
-    ) -> ScalekitProviderBuilder {
-        HostedProviderBuilder::new(ScalekitUrls::new(
-            &environment_url.into(),
-            &resource_id.into(),
-        ))
-        .resource_url(resource_url)
-    }
-
-    /// The derived URLs.
-    pub fn urls(&self) -> &ScalekitUrls {
-        &self.urls
-    }
-
-    /// The accepted issuers.
-    pub fn issuers(&self) -> [String; 2] {
-        self.urls.issuers()
-    }
-
-    /// The accepted audiences: R (plus R with `/` when origin-only) and the resource id.
-    pub fn audiences(&self) -> &[String] {
-        self.inner.audiences()
-    }
-
-    /// The wrapped core provider.
-    pub fn inner(&self) -> &RemoteAuthProvider {
-        self.inner.remote()
-    }
-
-    /// Returns a copy with another verifier (an introspection verifier, a wrapper that maps
-    /// claims, ...). URLs, metadata and routes are unchanged.
-    pub fn with_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
-        self.inner = self.inner.with_verifier(verifier);
-        self
-    }
-}
-
-impl AuthProvider for ScalekitProvider {
-    fn verifier(&self) -> Arc<dyn TokenVerifier> {
-        self.inner.verifier()
-    }
-
-    fn protected_resource(&self) -> &ProtectedResource {
-        self.inner.protected_resource()
-    }
-
-    fn routes(&self) -> Router {
-        self.inner.routes()
-    }
+mcp_auth_jwt::hosted_provider! {
+    name: "Scalekit",
+    /// The Scalekit provider.
+    ///
+    /// * JWKS `<environment>/keys`, RS256.
+    /// * Issuers: `<environment>` and `<environment>/resources/<resource id>`.
+    /// * Audiences: the resource URL (R) and the resource id.
+    /// * Metadata: `authorization_servers: ["<environment>/resources/<resource id>"]`.
+    /// * Routes: the metadata routes, plus `/.well-known/oauth-authorization-server` forwarding
+    ///   Scalekit's per-resource document (cached, CORS, 502 on upstream failure).
+    ///
+    /// A thin wrapper over `mcp-auth-jwt`'s [`HostedProvider`](mcp_auth_jwt::HostedProvider).
+    provider: ScalekitProvider,
+    builder: ScalekitProviderBuilder,
+    sheet: ScalekitUrls,
+    /// The Scalekit settings, as read from configuration (raw strings).
+    config: ScalekitConfig {
+        /// `SCALEKIT_ENVIRONMENT_URL`: `https://<env>.scalekit.com` (or a custom domain).
+        environment_url,
+        /// `SCALEKIT_RESOURCE_ID`: the MCP server's resource id (`res_…`).
+        resource_id,
+    },
+    env: [
+        ("environment_url", "SCALEKIT_ENVIRONMENT_URL"),
+        ("environment_url", "MCP_AUTH_SCALEKIT_ENVIRONMENT_URL"),
+        ("resource_id", "SCALEKIT_RESOURCE_ID"),
+        ("resource_id", "MCP_AUTH_SCALEKIT_RESOURCE_ID"),
+    ],
+    hosted_idp: |urls| HostedIdp::new("Scalekit", urls.jwks_uri(), urls.as_metadata_upstream())
+        .issuer(urls.environment_url())
+        .issuer(urls.resource_issuer())
+        .accepted_audience(urls.resource_id())
+        .authorization_server(urls.authorization_server()),
 }

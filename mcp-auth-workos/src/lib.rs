@@ -80,11 +80,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod config;
 mod provider;
 
-pub use config::{AuthKitConfig, ENV};
-pub use provider::{AuthKitProvider, AuthKitProviderBuilder, AuthKitUrls, JWKS_PATH};
+pub use provider::{
+    AuthKitConfig, AuthKitProvider, AuthKitProviderBuilder, AuthKitUrls, ENV, JWKS_PATH,
+};
+
+#[cfg(test)]
+mod config;
 
 #[cfg(test)]
 mod tests {

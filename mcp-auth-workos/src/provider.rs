@@ -1,13 +1,9 @@
-//! The data sheet: AuthKit's URL layout, and the provider built from it.
+//! The data sheet: AuthKit's URL layout; the provider, its builder and configuration are
+//! `mcp-auth-jwt`'s shared ones, declared by `hosted_provider!`.
 
-use std::sync::Arc;
-
-use axum::Router;
 use mcp_auth_core::forward::AS_METADATA_PATH;
-use mcp_auth_core::{
-    AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, Setting, TokenVerifier,
-};
-use mcp_auth_jwt::hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder, origin};
+use mcp_auth_core::{BuildError, Setting};
+use mcp_auth_jwt::hosted::{HostedIdp, origin};
 
 /// Path of the JWKS under the AuthKit domain.
 pub const JWKS_PATH: &str = "/oauth2/jwks";
@@ -78,101 +74,47 @@ impl AuthKitUrls {
     }
 }
 
-impl DataSheet for AuthKitUrls {
-    type Provider = AuthKitProvider;
-
-    fn hosted_idp(&self) -> HostedIdp {
-        HostedIdp::new("AuthKit", self.jwks_uri(), self.as_metadata_upstream())
-            .issuer(self.issuer())
-            .authorization_server(self.authorization_server())
-            .setup_hint(
-                "tokens must carry aud = expected_audience; register exactly this URL as a \
-                 resource indicator in the WorkOS dashboard, or AuthKit leaves it out of aud and \
-                 every token is refused",
-            )
-    }
-
-    fn into_provider(self, inner: HostedProvider) -> AuthKitProvider {
-        AuthKitProvider { inner, urls: self }
-    }
+mcp_auth_jwt::hosted_provider! {
+    name: "WorkOS AuthKit",
+    /// The WorkOS AuthKit provider.
+    ///
+    /// * JWKS `<domain>/oauth2/jwks`, RS256; issuer `<domain>`.
+    /// * Audience: the resource URL (R). AuthKit puts R in `aud` only when R is registered as a
+    ///   resource indicator in the WorkOS dashboard; the exact value is logged at start-up.
+    /// * Metadata: `authorization_servers: ["<domain>"]`.
+    /// * Routes: the metadata routes, plus `/.well-known/oauth-authorization-server` forwarding
+    ///   `<domain>/.well-known/oauth-authorization-server` (cached, CORS, 502 on upstream
+    ///   failure).
+    ///
+    /// A thin wrapper over `mcp-auth-jwt`'s [`HostedProvider`](mcp_auth_jwt::HostedProvider).
+    /// To treat AuthKit role permissions as scopes:
+    /// `.configure_verifier(|b| b.scope_claims(["scope", "permissions"]))` on the builder.
+    provider: AuthKitProvider,
+    builder: AuthKitProviderBuilder,
+    sheet: AuthKitUrls,
+    /// The AuthKit settings, as read from configuration (raw strings).
+    config: AuthKitConfig {
+        /// `AUTHKIT_DOMAIN`: `acme.authkit.app` or `https://acme.authkit.app` (or a custom
+        /// domain).
+        domain,
+    },
+    env: [
+        ("domain", "AUTHKIT_DOMAIN"),
+        ("domain", "MCP_AUTH_WORKOS_AUTHKIT_DOMAIN"),
+    ],
+    hosted_idp: |urls| HostedIdp::new("AuthKit", urls.jwks_uri(), urls.as_metadata_upstream())
+        .issuer(urls.issuer())
+        .authorization_server(urls.authorization_server())
+        .setup_hint(
+            "tokens must carry aud = expected_audience; register exactly this URL as a \
+             resource indicator in the WorkOS dashboard, or AuthKit leaves it out of aud and \
+             every token is refused",
+        ),
 }
-
-/// The WorkOS AuthKit provider.
-///
-/// * JWKS `<domain>/oauth2/jwks`, RS256; issuer `<domain>`.
-/// * Audience: the resource URL (R). AuthKit puts R in `aud` only when R is registered as a
-///   resource indicator in the WorkOS dashboard; the exact value is logged at start-up.
-/// * Metadata: `authorization_servers: ["<domain>"]`.
-/// * Routes: the metadata routes, plus `/.well-known/oauth-authorization-server` forwarding
-///   `<domain>/.well-known/oauth-authorization-server` (cached, CORS, 502 on upstream failure).
-///
-/// A thin wrapper over `mcp-auth-jwt`'s [`HostedProvider`].
-#[derive(Debug, Clone)]
-pub struct AuthKitProvider {
-    inner: HostedProvider,
-    urls: AuthKitUrls,
-}
-
-/// Builder for [`AuthKitProvider`]: `mcp-auth-jwt`'s shared [`HostedProviderBuilder`] for
-/// AuthKit's URLs. Setters are infallible; `build()` validates, builds the RS256 JWKS verifier
-/// (unless one was given) and logs the exact expected audience at info level. To treat AuthKit
-/// role permissions as scopes: `.configure_verifier(|b| b.scope_claims(["scope",
-/// "permissions"]))`.
-pub type AuthKitProviderBuilder = HostedProviderBuilder<AuthKitUrls>;
 
 impl AuthKitProvider {
-    /// Starts a builder from the AuthKit domain (`acme.authkit.app`, with or without
-    /// `https://`) and the MCP server's resource URL (R).
-    pub fn builder(
-        domain: impl Into<String>,
-        resource_url: impl Into<String>,
-    ) -> AuthKitProviderBuilder {
-        HostedProviderBuilder::new(AuthKitUrls::new(&domain.into())).resource_url(resource_url)
-    }
-
-    /// The derived URLs.
-    pub fn urls(&self) -> &AuthKitUrls {
-        &self.urls
-    }
-
-    /// The accepted issuer.
+    /// The accepted issuer: the domain.
     pub fn issuer(&self) -> &str {
-        self.urls.issuer()
-    }
-
-    /// The accepted audiences: R (and R with `/` when R is origin-only).
-    pub fn audiences(&self) -> &[String] {
-        self.inner.audiences()
-    }
-
-    /// The exact `aud` value AuthKit must put in tokens: R, which must be registered as a
-    /// resource indicator in the WorkOS dashboard.
-    pub fn expected_audience(&self) -> &str {
-        self.inner.protected_resource().resource().as_str()
-    }
-
-    /// The wrapped core provider.
-    pub fn inner(&self) -> &RemoteAuthProvider {
-        self.inner.remote()
-    }
-
-    /// Returns a copy with another verifier. URLs, metadata and routes are unchanged.
-    pub fn with_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
-        self.inner = self.inner.with_verifier(verifier);
-        self
-    }
-}
-
-impl AuthProvider for AuthKitProvider {
-    fn verifier(&self) -> Arc<dyn TokenVerifier> {
-        self.inner.verifier()
-    }
-
-    fn protected_resource(&self) -> &ProtectedResource {
-        self.inner.protected_resource()
-    }
-
-    fn routes(&self) -> Router {
-        self.inner.routes()
+        self.urls().issuer()
     }
 }

@@ -4,7 +4,11 @@
 //! ```sh
 //! cargo run -p mcp-auth-examples --bin todo                 # dev mode, 127.0.0.1:8000
 //! cargo run -p mcp-auth-examples --bin todo -- --bind 127.0.0.1:9000
+//! cargo run -p mcp-auth-examples --bin todo -- doctor --token - < token.txt
 //! ```
+//!
+//! `todo doctor` diagnoses the configuration read from the same environment, and a token read
+//! from standard input or `--token-file` (see `mcp_auth_examples::doctor`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -27,7 +31,7 @@ fn bind_address() -> Result<SocketAddr, ConfigError> {
             bind = Some(v.to_owned());
         } else {
             return Err(ConfigError::Other(format!(
-                "unknown argument {arg:?} (usage: todo [--bind HOST:PORT])"
+                "unknown argument {arg:?} (usage: todo [--bind HOST:PORT] | todo doctor [--token - | --token-file PATH])"
             )));
         }
     }
@@ -111,12 +115,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let doctor = std::env::args().nth(1).as_deref() == Some("doctor");
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| if doctor { "warn" } else { "info" }.into()),
         )
         .init();
+    if doctor {
+        return mcp_auth_examples::doctor::run(std::env::args().skip(2)).await;
+    }
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

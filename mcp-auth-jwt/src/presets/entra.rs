@@ -10,9 +10,12 @@
 //! the requested scopes' App ID URI (AADSTS9010010); MCP clients send `resource=R` (MCP
 //! authorization spec, RFC 8707), so the working setup is App ID URI = R.
 //!
-//! The v1 issuer accepted is the public cloud's (`https://sts.windows.net/<tenant>/`) whatever
-//! the authority host; a sovereign cloud's v1 tokens need the v2 endpoint (set
-//! `accessTokenAcceptedVersion` to 2 in the app manifest).
+//! Every URL derives from the authority host, the v1 issuer included: with the public cloud's
+//! host it is `https://sts.windows.net/<tenant>/`, with Azure China's
+//! (`https://login.chinacloudapi.cn`) `https://sts.chinacloudapi.cn/<tenant>/`, and with any
+//! other host (a local emulator, a test server on 127.0.0.1) `<host>/<tenant>/`, so tests serve
+//! Entra's whole URL layout on one origin. A cloud whose v1 issuer is none of these needs v2
+//! tokens (set `accessTokenAcceptedVersion` to 2 in the app manifest).
 //!
 //! ```
 //! use mcp_auth_core::AuthProvider;
@@ -42,6 +45,17 @@ const APP_ID_URI: Setting = Setting::new("entra_app_id_uri", "Entra Application 
 const HOST: Setting = Setting::new("entra_authority_host", "Entra authority host");
 /// The public cloud's authority host, the default.
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+
+/// The v1 issuer for `tenant` under the authority host `host` (an origin): the security token
+/// service of the public cloud or Azure China, else the authority host itself.
+fn v1_issuer(host: &str, tenant: &str) -> String {
+    let sts = match host {
+        DEFAULT_AUTHORITY_HOST => "https://sts.windows.net",
+        "https://login.chinacloudapi.cn" => "https://sts.chinacloudapi.cn",
+        other => other,
+    };
+    format!("{sts}/{tenant}/")
+}
 
 /// The Entra preset: the tenant, the MCP server's application id, its App ID URI, the authority
 /// host. Reads `ENTRA_TENANT_ID`, `ENTRA_CLIENT_ID`, `ENTRA_APP_ID_URI`, `ENTRA_AUTHORITY_HOST`.
@@ -109,7 +123,7 @@ impl Preset for Entra {
             format!("{v2}{OIDC}"),
         )
         .issuer(&v2)
-        .issuer(format!("https://sts.windows.net/{t}/"))
+        .issuer(v1_issuer(&h, &t))
         .authorization_server(v2)
         .accepted_audience(client)
         .accepted_audience(&uri)
@@ -118,5 +132,27 @@ impl Preset for Entra {
         .client_id_claims(["azp", "appid"])
         .challenge_scope_prefix(uri, false)
         .setup_hint("set the App ID URI to R and expose the scopes under it"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_issuer_follows_the_authority_host() {
+        let t = "tenant-1";
+        assert_eq!(
+            v1_issuer(DEFAULT_AUTHORITY_HOST, t),
+            "https://sts.windows.net/tenant-1/"
+        );
+        assert_eq!(
+            v1_issuer("https://login.chinacloudapi.cn", t),
+            "https://sts.chinacloudapi.cn/tenant-1/"
+        );
+        assert_eq!(
+            v1_issuer("http://127.0.0.1:4000", t),
+            "http://127.0.0.1:4000/tenant-1/"
+        );
     }
 }

@@ -213,23 +213,7 @@ fn non_blank(raw: Option<&str>) -> Option<String> {
 }
 
 /// Refuses a value that is blank or holds a character outside `allowed`.
-fn token(
-    raw: &str,
-    setting: mcp_auth_core::Setting,
-    allowed: fn(char) -> bool,
-) -> Result<String, BuildError> {
-    let v = raw.trim();
-    if v.is_empty() {
-        return Err(BuildError::Missing(setting));
-    }
-    if !v.chars().all(allowed) {
-        return Err(BuildError::invalid(
-            setting,
-            format!("{v:?} holds an unexpected character"),
-        ));
-    }
-    Ok(v.to_owned())
-}
+use crate::hosted::identifier as token;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,425 @@
+//! `todo doctor`, the shipped binary driven by environment and standard input only: against the
+//! real test IdP (ready), against an issuer whose metadata lacks S256 and registration (flagged
+//! as warnings, still ready), and with tokens failing each check (the failing line says why, the
+//! exit status is 1, and the token is never printed).
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
+use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
+use serde_json::json;
+use support::{Issuer, free_port};
+use tokio::io::AsyncWriteExt;
+
+/// What one doctor run printed.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The printed line whose text (after the status label) starts with `name:`.
+    fn line(&self, name: &str) -> String {
+        self.stdout
+            .lines()
+            .find(|l| {
+                let l = l.trim_start();
+                l.len() > 7 && l[7..].starts_with(&format!("{name}:"))
+            })
+            .unwrap_or_else(|| panic!("no {name} line in:\n{}", self.stdout))
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Runs `todo doctor ARGS` with exactly `env` (plus PATH), `stdin` piped in; bounded to 60 s.
+async fn doctor(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_todo"));
+    cmd.arg("doctor")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("todo doctor starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("todo doctor finished within 60 s")
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs doctor with `token` on stdin and checks the token is not printed.
+async fn with_token(env: &[(&str, &str)], token: &str) -> Run {
+    let run = doctor(env, &["--token", "-"], Some(token)).await;
+    assert!(
+        !run.stdout.contains(token) && !run.stderr.contains(token),
+        "the token was printed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn ready_against_the_real_idp() {
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let other = "http://127.0.0.1:9/other-mcp";
+    let idp = TestIdp::start(vec![
+        ResourceSpec::jwt(&resource, &["todo:read", "todo:write"], "RS256"),
+        ResourceSpec::jwt(other, &["todo:read"], "RS256"),
+    ])
+    .await
+    .expect("test IdP");
+    let env = [
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", idp.issuer()),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+
+    let run = doctor(&env, &[], None).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("resource (R):          {resource}"))
+    );
+    assert!(run.stdout.contains(&format!("\nissuer {}\n", idp.issuer())));
+    for ok in ["metadata", "S256", "registration", "jwks"] {
+        assert!(run.line(ok).starts_with("[ok]"), "{}", run.line(ok));
+    }
+    assert!(run.stdout.ends_with("result: ready\n"), "{}", run.stdout);
+
+    // A read+write machine token: accepted, every tool callable.
+    let rw = idp
+        .client_credentials(&resource, "todo:read todo:write")
+        .await
+        .unwrap();
+    let run = with_token(&env, &rw.access_token).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("HTTP answer to initialize: 200 OK\n"));
+    for tool in ["list_todos", "add_todo", "complete_todo", "whoami"] {
+        assert_eq!(run.line(tool), format!("[ok]   {tool}: found callable"));
+    }
+    for ok in ["key and signature", "iss", "aud", "exp", "sub"] {
+        assert!(run.line(ok).starts_with("[ok]"), "{}", run.line(ok));
+    }
+
+    // Read-only: still accepted (exit 0); the write tools warn with the exact 403 challenge.
+    let ro = idp
+        .client_credentials(&resource, "todo:read")
+        .await
+        .unwrap();
+    let run = with_token(&env, &ro.access_token).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let add = run.line("add_todo");
+    assert!(
+        add.starts_with("[warn] add_todo: found 403 Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\"")
+            && add.contains("scope=\"todo:write\""),
+        "{add}"
+    );
+    assert!(run.line("list_todos").starts_with("[ok]"));
+
+    // Another resource's token: the aud line says why, the answer is the server's 401.
+    let foreign = idp.client_credentials(other, "todo:read").await.unwrap();
+    let run = with_token(&env, &foreign.access_token).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let aud = run.line("aud");
+    assert!(
+        aud.starts_with(&format!(
+            "[FAIL] aud: expected \"{resource}\", found [\"{other}\"]"
+        )) && aud.contains(other)
+            && aud.contains("issued for another resource"),
+        "{aud}"
+    );
+    assert!(
+        run.stdout.contains(
+            "HTTP answer to initialize: 401 Unauthorized, WWW-Authenticate: Bearer error=\"invalid_token\""
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("result: NOT ready: aud failed"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn missing_s256_and_registration_are_warnings() {
+    let issuer = Issuer::start().await;
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let env = [
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", issuer.origin.as_str()),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let run = doctor(&env, &[], None).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.line("S256"),
+        "[warn] S256: expected code_challenge_methods_supported with S256, found not advertised: \
+         MCP clients must refuse to log in when the metadata does not advertise PKCE S256 (MCP \
+         authorization spec); some go on anyway"
+    );
+    let reg = run.line("registration");
+    assert!(
+        reg.starts_with("[warn] registration: expected registration_endpoint (DCR) or client_id_metadata_document_supported (CIMD), found neither: ")
+            && reg.contains("cannot register itself"),
+        "{reg}"
+    );
+    assert!(run.line("scopes_supported").starts_with("[warn]"));
+    assert!(run.line("jwks").starts_with("[ok]"));
+    assert!(run.stdout.ends_with("result: ready\n"));
+}
+
+#[tokio::test]
+async fn each_failing_check_names_itself() {
+    let issuer = Issuer::start().await;
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let env = [
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", issuer.origin.as_str()),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let good = || {
+        TokenSpec::new("alice")
+            .audience(resource.as_str())
+            .scopes(["todo:read"])
+    };
+    let run = with_token(&env, &issuer.mint(good())).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+
+    let other_issuer = DevIssuer::generate_fresh("http://127.0.0.1:9/other-idp");
+    let impostor = DevIssuer::generate_fresh(issuer.origin.clone());
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "aud",
+            issuer.mint(good().audience("http://127.0.0.1:9/other-mcp")),
+            "issued for another resource",
+        ),
+        (
+            "exp",
+            issuer.mint(
+                good()
+                    .expires_at_unix(now() - 3600)
+                    .issued_at_unix(now() - 7200),
+            ),
+            "the token has expired",
+        ),
+        (
+            "nbf",
+            issuer.mint(good().not_before_unix(now() + 3600)),
+            "not valid yet",
+        ),
+        (
+            "iss",
+            other_issuer.mint(good()),
+            "another authorization server",
+        ),
+        (
+            "typ",
+            issuer.mint(good().typ(Some("id+jwt"))),
+            "not an access token type",
+        ),
+        (
+            "sub",
+            issuer.mint(
+                TokenSpec::new("x")
+                    .without_subject()
+                    .audience(resource.as_str()),
+            ),
+            "nobody to attribute",
+        ),
+        ("key and signature", impostor.mint(good()), "key"),
+        ("format", "not-a-jwt-at-all".to_owned(), "not a JWT"),
+    ];
+    for (check, token, why) in cases {
+        let run = with_token(&env, &token).await;
+        assert_eq!(run.code, 1, "{check}: {}", run.stdout);
+        let line = run.line(check);
+        assert!(
+            line.starts_with(&format!("[FAIL] {check}:")) && line.contains(why),
+            "{check}: {line}\n{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains(
+                "HTTP answer to initialize: 401 Unauthorized, WWW-Authenticate: Bearer error=\"invalid_token\""
+            ),
+            "{check}: {}",
+            run.stdout
+        );
+    }
+
+    // --token-file reads the same way; a token in an argument is refused and not echoed.
+    let dir = std::env::temp_dir().join(format!("todo-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    let expired = issuer.mint(
+        good()
+            .expires_at_unix(now() - 3600)
+            .issued_at_unix(now() - 7200),
+    );
+    std::fs::write(&file, format!("{expired}\n")).unwrap();
+    let run = doctor(&env, &["--token-file", file.to_str().unwrap()], None).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, 1);
+    assert!(run.line("exp").starts_with("[FAIL] exp"));
+    assert!(!run.stdout.contains(&expired));
+    let run = doctor(&env, &["--token", &expired], None).await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--token takes only `-`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(&expired) && !run.stdout.contains(&expired));
+}
+
+/// Cognito's layout on 127.0.0.1: discovery and `<issuer>/.well-known/jwks.json`.
+async fn cognito_like() -> (DevIssuer, String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/eu-west-1_Pool", listener.local_addr().unwrap());
+    let dev = DevIssuer::generate_fresh(issuer.clone());
+    let doc = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "code_challenge_methods_supported": ["S256"]});
+    let app = dev
+        .jwks_router("/eu-west-1_Pool/.well-known/jwks.json")
+        .route(
+            "/eu-west-1_Pool/.well-known/openid-configuration",
+            get(move || async move { axum::Json(doc) }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (dev, issuer, server)
+}
+
+#[tokio::test]
+async fn preset_claim_rules_have_their_own_lines() {
+    let (dev, issuer, server) = cognito_like().await;
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let env = [
+        ("MCP_AUTH_PROVIDER", "cognito"),
+        ("COGNITO_ISSUER", issuer.as_str()),
+        ("COGNITO_CLIENT_IDS", "app-1"),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let token = |client: &str, use_: &str| {
+        dev.mint(
+            TokenSpec::new("user-1")
+                .client_id(client)
+                .scopes(["todo:read"])
+                .claim("token_use", json!(use_)),
+        )
+    };
+    let run = with_token(&env, &token("app-1", "access")).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.line("aud").contains("the client allowlist stands in"));
+    assert!(run.line("token_use").starts_with("[ok]"));
+
+    let run = with_token(&env, &token("app-2", "access")).await;
+    assert_eq!(run.code, 1);
+    let client = run.line("client");
+    assert!(
+        client.starts_with(
+            "[FAIL] client: expected client_id or azp in [\"app-1\"], found client_id \"app-2\""
+        ) && client.contains("not allowed to call this resource"),
+        "{client}"
+    );
+
+    let run = with_token(&env, &token("app-1", "id")).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.line("token_use"),
+        "[FAIL] token_use: expected \"access\", found \"id\": not an access token (send the \
+         access token, not the ID token)"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn introspection_mode_asks_the_idp() {
+    let port = free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let idp = TestIdp::start(vec![ResourceSpec::opaque(
+        &resource,
+        &["todo:read", "todo:write"],
+    )])
+    .await
+    .expect("test IdP");
+    let (client_id, client_secret) = idp.introspection_client();
+    let endpoint = idp.introspection_endpoint();
+    let env = [
+        ("MCP_AUTH_PROVIDER", "introspect"),
+        ("MCP_AUTH_INTROSPECT_URL", endpoint.as_str()),
+        ("MCP_AUTH_INTROSPECT_CLIENT_ID", client_id),
+        ("MCP_AUTH_INTROSPECT_CLIENT_SECRET", client_secret),
+        ("MCP_AUTH_AUTHORIZATION_SERVERS", idp.issuer()),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let token = idp
+        .client_credentials(&resource, "todo:read todo:write")
+        .await
+        .unwrap()
+        .access_token;
+    let run = with_token(&env, &token).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.line("introspection endpoint").starts_with("[ok]"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.line("introspection"),
+        "[ok]   introspection: expected active: true, found active: true"
+    );
+    assert!(run.stdout.contains("HTTP answer to initialize: 200 OK\n"));
+
+    // Revoked: the IdP answers active:false, and the line says so.
+    idp.revoke(&token).await.unwrap();
+    let run = with_token(&env, &token).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.line("introspection")
+            .starts_with("[FAIL] introspection: expected active: true, found active: false"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "HTTP answer to initialize: 401 Unauthorized, WWW-Authenticate: Bearer error=\"invalid_token\""
+        ),
+        "{}",
+        run.stdout
+    );
+}
