@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine (what CI runs through .ci/run).
-# Installs what the tests need first: the npm packages of the test IdP (testing/idp).
+# Installs what the tests need first: the npm packages of the test IdP (testing/idp) and a Redis
+# (or Valkey) server for the shared-store tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "test IdP dependencies (npm ci in testing/idp)"
 bash testing/idp/install.sh
+
+step "redis-server for the shared-store tests (system package manager when missing)"
+bash scripts/install-redis.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

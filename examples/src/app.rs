@@ -42,6 +42,13 @@ impl Default for AppOptions {
     }
 }
 
+/// `MCP_AUTH_TRACE_IDENTITY=1` (or `true`): request spans carry the caller's subject and scopes
+/// (personal data; off by default).
+fn identity_in_spans() -> bool {
+    std::env::var("MCP_AUTH_TRACE_IDENTITY")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
 /// The todo app for `provider`: `/mcp` (rmcp, behind policy and bearer layers), the provider's
 /// public routes, CORS outermost. Returns the router and the shared store.
 pub fn todo_app(
@@ -68,7 +75,7 @@ pub fn todo_app_with(
     // One tower stack, routed once: `Router::layer` would box every layer in its own route, and
     // each route deep-clones everything under it on every request.
     let service = ServiceBuilder::new()
-        .layer(layer)
+        .layer(layer.identity_in_spans(identity_in_spans()))
         .layer(policy.layer())
         .service(service);
     Ok((assemble(&*provider, service), store))

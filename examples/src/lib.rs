@@ -5,4 +5,5 @@ pub mod app;
 pub mod doctor;
 pub mod downstream;
 pub mod providers;
+pub mod shared_store;
 pub mod todo;

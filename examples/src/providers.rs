@@ -207,7 +207,12 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
                     issuers.push(a.clone());
                 }
             }
-            let verifier = icfg.into_builder()?.build().map_err(|e| {
+            let mut builder = icfg.into_builder()?;
+            // MCP_AUTH_STORE_URL: introspection results shared by every replica.
+            if let Some((store, prefix)) = crate::shared_store::shared_store()? {
+                builder = builder.store(store).store_prefix(prefix);
+            }
+            let verifier = builder.build().map_err(|e| {
                 ConfigError::from_build_in(&mcp_auth_introspect::IntrospectConfig::ENV, e)
             })?;
             if config.authorization_servers.is_empty() {

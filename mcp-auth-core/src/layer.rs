@@ -84,6 +84,8 @@ struct Shared {
     metrics: Arc<AuthMetrics>,
     audience_warned: AtomicBool,
     dpop: Arc<Dpop>,
+    /// Whether request spans carry the subject and scopes (personal data: off by default).
+    identity_in_spans: AtomicBool,
 }
 
 /// The `DPoP-Nonce` response header (RFC 9449 §8).
@@ -119,6 +121,7 @@ impl BearerAuthLayer {
                 metrics: Arc::new(AuthMetrics::default()),
                 audience_warned: AtomicBool::new(false),
                 dpop,
+                identity_in_spans: AtomicBool::new(false),
             }),
             #[cfg(feature = "exchange")]
             exchange: None,
@@ -137,6 +140,14 @@ impl BearerAuthLayer {
     /// Counters of accepted and rejected requests, by reason.
     pub fn metrics(&self) -> Arc<AuthMetrics> {
         self.shared.metrics.clone()
+    }
+
+    /// Records the caller's subject (`enduser.id`) and scopes (`enduser.scope`) on each request's
+    /// span (OpenTelemetry attribute names). Off by default: they are personal data. The span
+    /// (`mcp_auth.request`) always carries `outcome` and the token's `client_id`, never the token.
+    pub fn identity_in_spans(self, on: bool) -> Self {
+        self.shared.identity_in_spans.store(on, Ordering::Relaxed);
+        self
     }
 
     /// Whether the verifier has reached its IdP (for readiness probes).
@@ -248,6 +259,31 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Counts the request's outcome (metrics facade) and records it on the request's span.
+fn outcome(outcome: &'static str, reason: &'static str) {
+    crate::telemetry::request(outcome, reason);
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    if reason != "none" {
+        span.record("reason", reason);
+    }
+}
+
+/// Records the caller on the request's span: the client id always, the subject and scopes only
+/// when switched on.
+fn record_caller(token: &AccessToken, identity: bool) {
+    let span = tracing::Span::current();
+    if let Some(c) = token.client_id() {
+        span.record("client_id", c);
+    }
+    if identity {
+        if let Some(s) = token.subject() {
+            span.record("enduser.id", s);
+        }
+        span.record("enduser.scope", token.scopes().join(" ").as_str());
+    }
+}
+
 /// What the request's headers say about credentials.
 enum Credentials<'a> {
     /// A token, and whether it came on the DPoP scheme.
@@ -297,6 +333,7 @@ pub fn token_tag(token: &str) -> String {
 impl Shared {
     fn no_credentials(&self) -> Response<Body> {
         bump(&self.metrics.no_credentials);
+        outcome("no_credentials", "none");
         challenge::unauthorized(self.no_credentials.clone())
     }
 
@@ -314,6 +351,7 @@ impl Shared {
 
     fn invalid(&self, reason: InvalidToken, dpop: bool) -> Response<Body> {
         self.metrics.invalid(reason);
+        outcome("invalid_token", reason.code());
         let resp = challenge::invalid_token_on(
             self.scheme(dpop),
             reason,
@@ -325,6 +363,7 @@ impl Shared {
 
     fn invalid_request(&self, description: &str, dpop: bool) -> Response<Body> {
         bump(&self.metrics.invalid_request);
+        outcome("invalid_request", "none");
         challenge::error_response_on(
             self.scheme(dpop),
             ChallengeError::InvalidRequest,
@@ -338,6 +377,7 @@ impl Shared {
     /// `invalid_dpop_proof`.
     fn bad_proof(&self, reason: ProofError) -> Response<Body> {
         self.metrics.invalid_proof(reason);
+        outcome("invalid_dpop_proof", reason.code());
         let error = if reason == ProofError::Nonce {
             ChallengeError::UseDpopNonce
         } else {
@@ -364,6 +404,7 @@ impl Shared {
             return self.bad_proof(ProofError::Nonce);
         }
         bump(&self.metrics.unavailable);
+        outcome("unavailable", "dpop_replay");
         challenge::unavailable(DEFAULT_RETRY_AFTER_SECS)
     }
 
@@ -462,7 +503,18 @@ impl Shared {
         } else {
             None
         };
-        let verified = match self.verifier.verify(token).await {
+        let started = std::time::Instant::now();
+        let result = self.verifier.verify(token).await;
+        crate::telemetry::verify_duration(
+            match &result {
+                Ok(_) => "ok",
+                Err(VerifyError::Invalid(_)) => "invalid",
+                Err(VerifyError::Unavailable { .. }) => "unavailable",
+                Err(VerifyError::Internal(_)) => "internal",
+            },
+            started.elapsed().as_secs_f64(),
+        );
+        let verified = match result {
             Ok(v) => v,
             Err(VerifyError::Invalid(reason)) => {
                 if tracing::enabled!(tracing::Level::DEBUG) {
@@ -472,6 +524,7 @@ impl Shared {
             }
             Err(VerifyError::Unavailable { retry_after }) => {
                 bump(&self.metrics.unavailable);
+                outcome("unavailable", "none");
                 tracing::warn!("identity provider unavailable: answering 503");
                 // A custom verifier's hint is capped like an IdP's (`http::MAX_RETRY_AFTER`).
                 let secs = retry_after
@@ -481,6 +534,7 @@ impl Shared {
             }
             Err(VerifyError::Internal(message)) => {
                 bump(&self.metrics.internal);
+                outcome("internal", "none");
                 tracing::error!(error = %message, "token verification failed on our side");
                 return Err(challenge::server_error());
             }
@@ -554,6 +608,8 @@ impl Shared {
                 .satisfies_all(verified.scopes(), required)
         {
             bump(&self.metrics.insufficient_scope);
+            outcome("insufficient_scope", "none");
+            record_caller(&verified, self.identity_in_spans.load(Ordering::Relaxed));
             tracing::debug!(reason = "insufficient_scope", required = %self.required_scope_header,
                 granted = ?verified.scopes(), "request refused");
             let resp = challenge::insufficient_scope_on(
@@ -565,6 +621,8 @@ impl Shared {
             return Err(self.with_nonce(resp, dpop));
         }
         bump(&self.metrics.accepted);
+        outcome("accepted", "none");
+        record_caller(&verified, self.identity_in_spans.load(Ordering::Relaxed));
         Ok((verified.with_resource(self.resource_arc.clone()), dpop))
     }
 }
@@ -613,41 +671,52 @@ where
         let shared = self.shared.clone();
         #[cfg(feature = "exchange")]
         let exchange = self.exchange.clone();
-        Box::pin(async move {
-            if is_preflight(&req) {
-                // Never call the inner service without a token (fail closed): a CORS layer
-                // outside this one has already answered a real preflight.
-                return Ok(preflight_response());
-            }
-            let path = req
-                .extensions()
-                .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| req.uri().path(), |o| o.0.path());
-            let dpop = match shared
-                .authenticate(req.headers(), req.method(), path, req.uri())
-                .await
-            {
-                Ok((token, dpop)) => {
-                    // The verified token goes on; the raw one does not: handlers behind the
-                    // layer cannot forward it (MCP forbids token passthrough). With an
-                    // exchanger, it is kept where only the exchanger can read it.
-                    let _raw = req.headers_mut().remove(header::AUTHORIZATION);
-                    #[cfg(feature = "exchange")]
-                    if let (Some(exchanger), Some(raw)) = (exchange, _raw)
-                        && let Some(t) = credential_of(&raw)
-                    {
-                        let subject =
-                            crate::exchange::SubjectToken::new(t, token.clone(), exchanger);
-                        req.extensions_mut().insert(subject);
-                    }
-                    req.extensions_mut().insert(token);
-                    dpop
+        let span = tracing::info_span!(
+            "mcp_auth.request",
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            client_id = tracing::field::Empty,
+            enduser.id = tracing::field::Empty,
+            enduser.scope = tracing::field::Empty,
+        );
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                if is_preflight(&req) {
+                    // Never call the inner service without a token (fail closed): a CORS layer
+                    // outside this one has already answered a real preflight.
+                    return Ok(preflight_response());
                 }
-                Err(resp) => return Ok(resp),
-            };
-            let resp = inner.call(req).await?.map(Body::new);
-            Ok(shared.with_nonce(resp, dpop))
-        })
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| req.uri().path(), |o| o.0.path());
+                let dpop = match shared
+                    .authenticate(req.headers(), req.method(), path, req.uri())
+                    .await
+                {
+                    Ok((token, dpop)) => {
+                        // The verified token goes on; the raw one does not: handlers behind the
+                        // layer cannot forward it (MCP forbids token passthrough). With an
+                        // exchanger, it is kept where only the exchanger can read it.
+                        let _raw = req.headers_mut().remove(header::AUTHORIZATION);
+                        #[cfg(feature = "exchange")]
+                        if let (Some(exchanger), Some(raw)) = (exchange, _raw)
+                            && let Some(t) = credential_of(&raw)
+                        {
+                            let subject =
+                                crate::exchange::SubjectToken::new(t, token.clone(), exchanger);
+                            req.extensions_mut().insert(subject);
+                        }
+                        req.extensions_mut().insert(token);
+                        dpop
+                    }
+                    Err(resp) => return Ok(resp),
+                };
+                let resp = inner.call(req).await?.map(Body::new);
+                Ok(shared.with_nonce(resp, dpop))
+            },
+            span,
+        ))
     }
 }
 

@@ -87,12 +87,15 @@ pub mod metadata;
 mod multi;
 pub mod policy;
 mod provider;
+pub mod readiness;
 mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp_ext;
 mod scope;
 #[cfg(feature = "rmcp")]
 pub mod serve;
+pub mod store;
+pub mod telemetry;
 mod token;
 mod verifier;
 

@@ -235,6 +235,13 @@ impl TokenVerifier for MultiIssuerVerifier {
             .all(|(_, v)| v.is_ready())
     }
 
+    async fn check_ready(&self) -> Result<(), VerifyError> {
+        for (_, v) in self.by_issuer.iter().chain(&self.opaque) {
+            v.check_ready().await?;
+        }
+        Ok(())
+    }
+
     fn diagnostics(&self) -> Option<&dyn Diagnose> {
         Some(self)
     }

@@ -66,6 +66,18 @@ pub trait TokenVerifier: Send + Sync + 'static {
         true
     }
 
+    /// Checks actively, now, that the IdP can be reached (a readiness probe: a load balancer
+    /// waiting for it must not wait for the first user request). The default answers from
+    /// [`is_ready`](Self::is_ready); verifiers that learn about their IdP only from requests
+    /// (introspection) send a cheap request of their own, at most about once a second.
+    async fn check_ready(&self) -> Result<(), VerifyError> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(VerifyError::Unavailable { retry_after: None })
+        }
+    }
+
     /// Its part of a diagnosis ([`crate::diagnose`]): issuer and token checks. `None` (the
     /// default) when it offers none.
     fn diagnostics(&self) -> Option<&dyn crate::diagnose::Diagnose> {
@@ -75,6 +87,10 @@ pub trait TokenVerifier: Send + Sync + 'static {
 
 #[async_trait]
 impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
+    async fn check_ready(&self) -> Result<(), VerifyError> {
+        (**self).check_ready().await
+    }
+
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         (**self).verify(token).await
     }
@@ -98,6 +114,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
 
 #[async_trait]
 impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
+    async fn check_ready(&self) -> Result<(), VerifyError> {
+        (**self).check_ready().await
+    }
+
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         (**self).verify(token).await
     }

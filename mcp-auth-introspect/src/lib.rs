@@ -54,6 +54,7 @@
 
 mod config;
 mod response;
+mod shared;
 mod verifier;
 
 pub use config::IntrospectConfig;

@@ -28,6 +28,10 @@ use crate::{ClientAuth, ClientSecret};
 use mcp_auth_core::Setting;
 use mcp_auth_core::claims::ClaimRules;
 use mcp_auth_core::client_auth::{CredentialSettings, PreparedAuth};
+use mcp_auth_core::store::Store;
+use mcp_auth_core::telemetry;
+
+use crate::shared::{Namespace, Shared};
 
 /// Default lifetime of a cached active result: also the longest time a revoked token keeps
 /// working (the revocation lag).
@@ -117,6 +121,8 @@ struct Inner {
     http: HttpClient,
     max_body: usize,
     cache: Option<Cache<[u8; 32], Entry>>,
+    /// The second-level cache shared by replicas, when a store is configured.
+    shared: Option<Shared>,
     cache_ttl: Duration,
     negative_ttl: Option<Duration>,
     permits: Semaphore,
@@ -133,7 +139,12 @@ struct Inner {
     started: Instant,
     last_error_log: AtomicU64,
     audience_warned: AtomicBool,
+    /// The last readiness probe: when, and whether the IdP answered.
+    last_probe: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
+
+/// How long a readiness probe's answer is reused.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Endpoint {
     Fixed(Url),
@@ -194,6 +205,12 @@ pub struct IntrospectionStats {
     pub unavailable: u64,
     /// Verifications failing on a configuration problem (credentials refused, bad endpoint).
     pub internal: u64,
+    /// Process-cache misses answered from the shared store.
+    pub store_hits: u64,
+    /// Process-cache misses the shared store could not answer either.
+    pub store_misses: u64,
+    /// Failed calls to the shared store (each fell back to the IdP).
+    pub store_errors: u64,
 }
 
 impl fmt::Debug for IntrospectionVerifier {
@@ -240,6 +257,8 @@ pub struct IntrospectionVerifierBuilder {
     http: Option<HttpClient>,
     timeout: Option<Duration>,
     max_response_bytes: usize,
+    store: Option<Arc<dyn Store>>,
+    store_prefix: String,
     claims: VendorClaims,
 }
 
@@ -299,6 +318,8 @@ impl Default for IntrospectionVerifierBuilder {
             http: None,
             timeout: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            store: None,
+            store_prefix: "mcp-auth".into(),
             claims: VendorClaims::default(),
         }
     }
@@ -540,6 +561,25 @@ impl IntrospectionVerifierBuilder {
         self
     }
 
+    /// A second-level result cache in `store`, shared by every replica that uses the same store
+    /// (`MCP_AUTH_STORE_URL`): a token introspected by one replica is not introspected again by
+    /// the others while the entry lives. Behind the process cache (a hot token costs no store
+    /// round trip), never past `exp` nor [`cache_ttl`](Self::cache_ttl); a store that is down or
+    /// slow means asking the IdP, never a refusal. Entries are keyed by a hash of the token,
+    /// namespaced by issuer, endpoint, client id and resource. Not used when the cache is off
+    /// (`cache_ttl` zero). Whoever can write to the store can make a token look active: protect
+    /// it like the IdP.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The prefix of the shared cache's keys (`MCP_AUTH_STORE_PREFIX`, default `mcp-auth`).
+    pub fn store_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.store_prefix = prefix.into();
+        self
+    }
+
     /// Validates the settings and builds the verifier. Fails without credentials, without an
     /// endpoint or issuer, with a non-https URL outside loopback, or without an audience (unless
     /// [`dangerous_skip_audience`](Self::dangerous_skip_audience)).
@@ -601,6 +641,7 @@ impl IntrospectionVerifierBuilder {
                 issuers.push(i);
             }
         }
+        let issuer_id = issuers.join(" ");
         let rules = match issuers.first() {
             Some(vouching) => rules.implicit_issuer(vouching.clone()).issuers(issuers),
             None if self.any_issuer => {
@@ -645,6 +686,31 @@ impl IntrospectionVerifierBuilder {
             (None, None) => HttpClient::shared(),
         };
 
+        let shared = match (&self.store, self.cache_ttl.is_zero()) {
+            (Some(store), false) => {
+                let endpoint_id = match &endpoint {
+                    Endpoint::Fixed(u) => u.as_str().to_owned(),
+                    Endpoint::Discover { issuer, .. } => format!("discover:{issuer}"),
+                };
+                let client_id = auth.client_id().unwrap_or_default().to_owned();
+                let resource_id = match &resource {
+                    Some(r) => r.as_str().to_owned(),
+                    None => rules.accepted_audiences().unwrap_or_default().join(" "),
+                };
+                Some(Shared::new(
+                    store.clone(),
+                    &self.store_prefix,
+                    Namespace {
+                        issuer: &issuer_id,
+                        endpoint: &endpoint_id,
+                        client_id: &client_id,
+                        resource: &resource_id,
+                    },
+                    self.max_response_bytes,
+                ))
+            }
+            _ => None,
+        };
         let cache = (!self.cache_ttl.is_zero()).then(|| {
             Cache::builder()
                 .max_capacity(self.cache_max_bytes)
@@ -666,6 +732,7 @@ impl IntrospectionVerifierBuilder {
                 http,
                 max_body: self.max_response_bytes,
                 cache,
+                shared,
                 cache_ttl: self.cache_ttl,
                 negative_ttl: self.negative_ttl,
                 permits: Semaphore::new(self.max_concurrent),
@@ -682,6 +749,7 @@ impl IntrospectionVerifierBuilder {
                 started: Instant::now(),
                 last_error_log: AtomicU64::new(u64::MAX),
                 audience_warned: AtomicBool::new(false),
+                last_probe: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -733,6 +801,21 @@ impl IntrospectionVerifier {
             saturated: c.saturated.load(Ordering::Relaxed),
             unavailable: c.unavailable.load(Ordering::Relaxed),
             internal: c.internal.load(Ordering::Relaxed),
+            store_hits: self
+                .inner
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.hits.load(Ordering::Relaxed)),
+            store_misses: self
+                .inner
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.misses.load(Ordering::Relaxed)),
+            store_errors: self
+                .inner
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.errors.load(Ordering::Relaxed)),
         }
     }
 
@@ -757,13 +840,31 @@ impl IntrospectionVerifier {
         let key: [u8; 32] = blake3::hash(token.as_bytes()).into();
         if let Some(entry) = cache.get(&key).await {
             self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            telemetry::cache_lookup("introspection", "process", true);
             return self.inner.entry_result(entry);
         }
+        telemetry::cache_lookup("introspection", "process", false);
         let inner = &self.inner;
+        // Single flight per process: concurrent misses for one token share this future.
         let entry = cache
             .try_get_with(key, async move {
-                let mapped = inner.introspect_bounded(token, &key).await?;
-                inner.to_entry(mapped)
+                let store_key = inner.shared.as_ref().map(|s| s.key(token));
+                if let (Some(shared), Some(k)) = (&inner.shared, &store_key)
+                    && let Some(found) = shared.get(k).await
+                    && let Some(entry) = inner.entry_from_store(&found.value, found.ttl)
+                {
+                    return Ok(entry);
+                }
+                let (mapped, body) = inner.introspect_bounded(token, &key).await?;
+                let entry = inner.to_entry((mapped, body.len()))?;
+                if let (Some(shared), Some(k), Outcome::Active(_)) =
+                    (&inner.shared, &store_key, &entry.outcome)
+                {
+                    // Awaited (bounded by the store's timeout) so the next request at another
+                    // replica finds it.
+                    shared.set(k, &body, entry.ttl).await;
+                }
+                Ok::<_, VerifyError>(entry)
             })
             .await
             .map_err(|e| (*e).clone())?;
@@ -772,6 +873,68 @@ impl IntrospectionVerifier {
 }
 
 impl Inner {
+    /// The readiness probe (see `check_ready`).
+    async fn probe(&self) -> Result<(), VerifyError> {
+        let mut last = self.last_probe.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < PROBE_INTERVAL
+        {
+            return if ok { Ok(()) } else { Err(unavailable(None)) };
+        }
+        let ok = match &self.endpoint {
+            Endpoint::Discover { .. } => match self.endpoint().await {
+                Ok(_) => true,
+                Err(VerifyError::Unavailable { .. }) => false,
+                // Reachable, but misconfigured: not ready either (logged by discovery).
+                Err(_) => false,
+            },
+            Endpoint::Fixed(ep) => {
+                let target = match &self.checks.issuer {
+                    Some(iss) => Url::parse(&format!(
+                        "{}/.well-known/openid-configuration",
+                        iss.trim_end_matches('/')
+                    ))
+                    .ok(),
+                    None => ep.join("/").ok(),
+                };
+                match target {
+                    Some(u) => match self.http.reqwest().get(u).send().await {
+                        Ok(r) => r.status().as_u16() < 500,
+                        Err(e) => {
+                            tracing::debug!(error = %map_reqwest_error(e), "readiness probe failed");
+                            false
+                        }
+                    },
+                    None => false,
+                }
+            }
+        };
+        *last = Some((Instant::now(), ok));
+        if ok {
+            self.ready.store(true, Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(unavailable(None))
+        }
+    }
+
+    /// A process-cache entry from a shared-store value: the same checks as a fresh answer, and
+    /// a lifetime no longer than the store entry's remaining one. `None` (ask the IdP) when the
+    /// value does not map to an acceptable active token.
+    fn entry_from_store(&self, body: &[u8], remaining: Duration) -> Option<Entry> {
+        match map_body(body, &self.checks, now_unix()) {
+            Ok(mapped @ Mapped::Active { .. }) => {
+                let mut entry = self.to_entry((mapped, body.len())).ok()?;
+                entry.ttl = entry.ttl.min(remaining);
+                (!entry.ttl.is_zero()).then_some(entry)
+            }
+            _ => {
+                tracing::debug!("shared cache entry not acceptable: asking the IdP");
+                None
+            }
+        }
+    }
+
     fn entry_result(&self, entry: Entry) -> Result<AccessToken, VerifyError> {
         match entry.outcome {
             Outcome::Active(t) => {
@@ -924,7 +1087,7 @@ impl Inner {
         &self,
         token: &str,
         key: &[u8; 32],
-    ) -> Result<(Mapped, usize), VerifyError> {
+    ) -> Result<(Mapped, Vec<u8>), VerifyError> {
         let permit = match self.permits.try_acquire() {
             Ok(p) => Some(p),
             Err(_) if self.seen_active(key) => self.known_permits.try_acquire().ok(),
@@ -967,7 +1130,7 @@ impl Inner {
         result
     }
 
-    async fn introspect(&self, token: &str) -> Result<(Mapped, usize), VerifyError> {
+    async fn introspect(&self, token: &str) -> Result<(Mapped, Vec<u8>), VerifyError> {
         let url = self.endpoint().await?;
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
         form.push(("token", token));
@@ -980,8 +1143,12 @@ impl Inner {
         let req = self.auth.apply(req, &mut form).form(&form);
         self.stats.introspections.fetch_add(1, Ordering::Relaxed);
         let resp = match req.send().await {
-            Ok(r) => r,
+            Ok(r) => {
+                telemetry::idp_request("introspection", r.status().is_success());
+                r
+            }
             Err(e) => {
+                telemetry::idp_request("introspection", false);
                 let e = map_reqwest_error(e);
                 tracing::warn!(error = %e, endpoint = %url, "introspection request failed");
                 return Err(unavailable(None));
@@ -1001,7 +1168,7 @@ impl Inner {
                     }
                 };
                 match map_body(&body, &self.checks, now_unix()) {
-                    Ok(m) => Ok((m, body.len())),
+                    Ok(m) => Ok((m, body.to_vec())),
                     Err(_) => {
                         if self.error_log_due() {
                             tracing::error!(endpoint = %url,
@@ -1027,7 +1194,7 @@ impl Inner {
                         format!("{CREDENTIALS_HINT} (HTTP 400 {})", error.unwrap_or_default()),
                     ));
                 }
-                Ok((Mapped::Rejected(InvalidToken::Inactive), 0))
+                Ok((Mapped::Rejected(InvalidToken::Inactive), Vec::new()))
             }
             401 | 403 => Err(self.config_error(
                 "MCP_AUTH_INTROSPECT_CLIENT_ID",
@@ -1073,6 +1240,14 @@ impl TokenVerifier for IntrospectionVerifier {
 
     fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::Relaxed)
+    }
+
+    /// Asks the IdP now: its metadata document (`{issuer}/.well-known/openid-configuration`,
+    /// any answer below 500 means reachable; the introspection endpoint itself is not called),
+    /// or with discovery, the discovery itself. At most one probe per second; callers in between
+    /// get the last answer.
+    async fn check_ready(&self) -> Result<(), VerifyError> {
+        self.inner.probe().await
     }
 
     fn accepted_audiences(&self) -> Option<Vec<String>> {

@@ -274,6 +274,7 @@ impl KeyStore {
     async fn fetch_once(&self) -> Result<(), FetchError> {
         self.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch_and_replace().await;
+        mcp_auth_core::telemetry::jwks_fetch(result.is_ok());
         if let Err(e) = &result {
             self.metrics
                 .jwks_fetch_failures

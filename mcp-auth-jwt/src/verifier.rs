@@ -411,10 +411,12 @@ impl TokenVerifier for JwtVerifier {
                         || inner.stores.any_holds_usable(&fp))
                 {
                     inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    mcp_auth_core::telemetry::cache_lookup("jwt", "process", true);
                     inner.metrics.verified.fetch_add(1, Ordering::Relaxed);
                     return Ok(hit);
                 }
                 inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+                mcp_auth_core::telemetry::cache_lookup("jwt", "process", false);
                 Some(key)
             }
             None => None,

@@ -38,6 +38,12 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 
 struct Target {
     authority: String,
+    /// Where connections go (round robin, one address per connection): the URL's authority,
+    /// or the replicas behind a load balancer (`--connect`), which all see the URL's `Host`.
+    connect: Vec<String>,
+    next_connect: AtomicUsize,
+    /// Cycle through the tokens (each request takes the next, wrapping around).
+    cycle: bool,
     path: String,
     tool: String,
     tokens: Vec<HeaderValue>,
@@ -58,6 +64,9 @@ impl Target {
                 self.exhausted.store(true, Ordering::Relaxed);
             }
             t
+        } else if self.cycle {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            self.tokens.get(i % self.tokens.len()).cloned()
         } else {
             self.tokens.first().cloned()
         }
@@ -176,7 +185,8 @@ struct Conn {
 }
 
 async fn connect(target: &Target) -> Result<Conn, String> {
-    let addr = target.authority.as_str();
+    let i = target.next_connect.fetch_add(1, Ordering::Relaxed);
+    let addr = target.connect[i % target.connect.len()].as_str();
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -330,7 +340,7 @@ fn percentile(sorted: &[u32], q: f64) -> u32 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// `load --url URL --tokens FILE [--fresh] [--offset N] [--sessions] [--connections N]
+/// `load --url URL --tokens FILE [--fresh | --cycle] [--connect HOST:PORT,...] [--offset N] [--sessions] [--connections N]
 /// [--duration S] [--warmup S] [--tool NAME] [--threads N] [--protocol-version V]
 /// [--client-nodelay true|false]`: prints a `RESULT key=value ...` line on stdout; exits
 /// non-zero when any request failed.
@@ -368,8 +378,21 @@ pub fn load(args: &Args) -> Result<(), String> {
     {
         return Err(format!("--tool {tool:?}: letters, digits, _ and - only"));
     }
+    let connect: Vec<String> = match args.opt("connect") {
+        None => vec![authority.to_owned()],
+        Some(list) => list
+            .split(',')
+            .map(|a| {
+                let a = a.trim();
+                loopback_url(&format!("http://{a}/")).map(|()| a.to_owned())
+            })
+            .collect::<Result<_, _>>()?,
+    };
     let target = Arc::new(Target {
         authority: authority.to_owned(),
+        connect,
+        next_connect: AtomicUsize::new(0),
+        cycle: args.flag("cycle"),
         path,
         tool: tool.to_owned(),
         tokens,

@@ -122,12 +122,18 @@ pub fn idp(args: &Args) -> Result<(), String> {
         let idp = TestIdp::start(vec![spec])
             .await
             .map_err(|e| e.to_string())?;
-        let token = idp
-            .client_credentials(&resource, &format!("{READ} {WRITE}"))
-            .await
-            .map_err(|e| e.to_string())?;
+        // `--count N` opaque tokens (default 1), one per line.
+        let count: usize = args.num("count", 1)?;
+        let mut tokens = Vec::with_capacity(count);
+        for _ in 0..count.max(1) {
+            let token = idp
+                .client_credentials(&resource, &format!("{READ} {WRITE}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokens.push(token.access_token);
+        }
         let (id, secret) = idp.introspection_client();
-        write_lines(&out.join("opaque.txt"), &[token.access_token])?;
+        write_lines(&out.join("opaque.txt"), &tokens)?;
         write_lines(
             &out.join("idp.env"),
             &[

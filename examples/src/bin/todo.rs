@@ -19,6 +19,9 @@ use mcp_auth_examples::app::{AppOptions, todo_app_with};
 use mcp_auth_examples::downstream::Downstream;
 use mcp_auth_examples::providers::{self, ProviderKind};
 
+/// The readiness path (200 when the IdP and the shared store answer, else 503).
+const READY_PATH: &str = "/ready";
+
 fn bind_address() -> Result<SocketAddr, ConfigError> {
     let mut args = std::env::args().skip(1);
     let mut bind = std::env::var("TODO_BIND").ok();
@@ -75,7 +78,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
         downstream,
     )?;
-    let app = app.merge(selected.extra_routes.clone());
+    // Readiness, checked actively: the IdP and, with MCP_AUTH_STORE_URL, the shared store.
+    let store = mcp_auth_examples::shared_store::shared_store()?.map(|(s, _)| s);
+    let ready =
+        mcp_auth_core::readiness::readiness_route(READY_PATH, selected.provider.verifier(), store);
+    let app = app.merge(selected.extra_routes.clone()).merge(ready);
 
     let pr = selected.provider.protected_resource();
     tracing::info!(
@@ -109,6 +116,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
         tracing::warn!("development issuer in use: tokens are minted by this process");
     }
+    println!("readiness:     http://{bound}{READY_PATH}");
     println!("listening on {bound}");
     // TCP_NODELAY on every connection (SSE answers would otherwise wait up to 40 ms for the
     // client's delayed ACK), graceful shutdown on SIGINT or SIGTERM.
