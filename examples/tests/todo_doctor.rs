@@ -423,3 +423,246 @@ async fn introspection_mode_asks_the_idp() {
         run.stdout
     );
 }
+
+/// A vendor's URL layout on 127.0.0.1: an issuer at each of `issuer_paths` (the first one
+/// mints), keys at `jwks_path`, and under each issuer its discovery document
+/// (`openid-configuration` and `oauth-authorization-server`): `doc` plus its `issuer` and the
+/// `jwks_uri`. Returns the minting issuer, the origin and the server task.
+async fn vendor(
+    issuer_paths: &[&str],
+    jwks_path: &str,
+    doc: serde_json::Value,
+) -> (DevIssuer, String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let dev = DevIssuer::generate_fresh(format!("{origin}{}", issuer_paths[0]));
+    let mut app = dev.jwks_router(jwks_path);
+    for path in issuer_paths {
+        let mut doc = doc.clone();
+        doc["issuer"] = json!(format!("{origin}{path}"));
+        doc["jwks_uri"] = json!(format!("{origin}{jwks_path}"));
+        for well_known in ["openid-configuration", "oauth-authorization-server"] {
+            let doc = doc.clone();
+            let base = path.trim_end_matches('/');
+            app = app.route(
+                &format!("{base}/.well-known/{well_known}"),
+                get(move || async move { axum::Json(doc) }),
+            );
+        }
+    }
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (dev, origin, server)
+}
+
+#[tokio::test]
+async fn entra_v1_and_v2_tokens_and_another_tenant() {
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let client = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
+    // Entra's metadata advertises neither S256 nor a registration endpoint; the v1 document
+    // sits under the tenant, naming the v1 issuer.
+    let (dev, origin, server) = vendor(
+        &[&format!("/{tenant}/v2.0"), &format!("/{tenant}/")],
+        &format!("/{tenant}/discovery/v2.0/keys"),
+        json!({"scopes_supported": ["openid", "profile", "email", "offline_access"]}),
+    )
+    .await;
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let env = [
+        ("MCP_AUTH_PROVIDER", "entra"),
+        ("ENTRA_TENANT_ID", tenant),
+        ("ENTRA_CLIENT_ID", client),
+        ("ENTRA_AUTHORITY_HOST", origin.as_str()),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let v2_issuer = format!("{origin}/{tenant}/v2.0");
+    let v1_issuer = format!("{origin}/{tenant}/");
+
+    let run = doctor(&env, &[], None).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Clients are told to ask for `<App ID URI>/<scope>`, the App ID URI being R.
+    assert!(
+        run.stdout
+            .contains(&format!("\nchallenge scopes:      {resource}/todo:read\n")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "\naccepted issuers:      {v2_issuer} {v1_issuer}\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("\nissuer {v2_issuer}\n")),
+        "{}",
+        run.stdout
+    );
+    for warn in ["S256", "registration"] {
+        assert!(run.line(warn).starts_with("[warn]"), "{}", run.line(warn));
+    }
+    assert!(run.line("jwks").starts_with("[ok]"), "{}", run.line("jwks"));
+    assert!(run.stdout.ends_with("result: ready\n"), "{}", run.stdout);
+
+    // v2: aud is the client id, the caller in azp.
+    let v2 = |tid: &str| {
+        dev.mint(
+            TokenSpec::new("entra-oid")
+                .audience(client)
+                .claim("scp", json!("todo:read"))
+                .claim("azp", json!("client-app"))
+                .claim("tid", json!(tid)),
+        )
+    };
+    let run = with_token(&env, &v2(tenant)).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let issuers = format!("one of [\"{v2_issuer}\", \"{v1_issuer}\"]");
+    assert_eq!(
+        run.line("iss"),
+        format!("[ok]   iss: expected {issuers}, found \"{v2_issuer}\"")
+    );
+    assert_eq!(
+        run.line("tid"),
+        format!("[ok]   tid: expected \"{tenant}\", found \"{tenant}\"")
+    );
+    assert_eq!(
+        run.line("scopes"),
+        "[ok]   scopes: expected from scp or roles, found scp \"todo:read\""
+    );
+    assert_eq!(run.line("list_todos"), "[ok]   list_todos: found callable");
+    // The bare scope is checked; the challenge names the prefixed one clients must request.
+    let add = run.line("add_todo");
+    assert!(
+        add.starts_with("[warn] add_todo: found 403 Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\"")
+            && add.contains(&format!("scope=\"{resource}/todo:write\"")),
+        "{add}"
+    );
+    assert!(
+        run.stdout.contains("HTTP answer to initialize: 200 OK\n"),
+        "{}",
+        run.stdout
+    );
+
+    // v1: the sts-style issuer, aud the App ID URI (R here), the caller in appid.
+    let v1 = dev.mint(
+        TokenSpec::new("entra-oid-v1")
+            .issuer(v1_issuer.clone())
+            .audience(resource.as_str())
+            .claim("scp", json!("todo:read todo:write"))
+            .claim("appid", json!("legacy-client"))
+            .claim("tid", json!(tenant)),
+    );
+    let run = with_token(&env, &v1).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.line("iss"),
+        format!("[ok]   iss: expected {issuers}, found \"{v1_issuer}\"")
+    );
+    assert!(
+        run.line("aud").starts_with("[ok]   aud:")
+            && run
+                .line("aud")
+                .ends_with(&format!("found [\"{resource}\"]")),
+        "{}",
+        run.line("aud")
+    );
+    assert_eq!(
+        run.line("client"),
+        "[ok]   client: expected azp or appid, found appid \"legacy-client\""
+    );
+    assert_eq!(run.line("add_todo"), "[ok]   add_todo: found callable");
+
+    // Another tenant's token, signed by the same keys (multi-tenant apps share them): the tid
+    // line says why, and the answer is the server's 401.
+    let other = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let run = with_token(&env, &v2(other)).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        run.line("tid"),
+        format!("[FAIL] tid: expected \"{tenant}\", found \"{other}\": a token of another tenant")
+    );
+    assert!(
+        run.stdout.contains(
+            "HTTP answer to initialize: 401 Unauthorized, WWW-Authenticate: Bearer error=\"invalid_token\""
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("result: NOT ready: tid failed"),
+        "{}",
+        run.stdout
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn okta_scp_array_and_cid() {
+    let (dev, _origin, server) = vendor(
+        &["/oauth2/default"],
+        "/oauth2/default/v1/keys",
+        json!({"code_challenge_methods_supported": ["S256"],
+               "registration_endpoint": "http://127.0.0.1:9/oauth2/v1/clients",
+               "scopes_supported": ["todo:read", "todo:write"]}),
+    )
+    .await;
+    let issuer = dev.issuer().to_owned();
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let env = [
+        ("MCP_AUTH_PROVIDER", "okta"),
+        ("OKTA_ISSUER", issuer.as_str()),
+        ("OKTA_AUDIENCE", "api://default"),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+    ];
+    let run = doctor(&env, &[], None).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for ok in ["metadata", "S256", "registration", "jwks"] {
+        assert!(run.line(ok).starts_with("[ok]"), "{}", run.line(ok));
+    }
+
+    let token = |aud: &str| {
+        dev.mint(
+            TokenSpec::new("00u-okta-user")
+                .audience(aud)
+                .typ(None)
+                .claim("scp", json!(["todo:read"]))
+                .claim("cid", json!("0oa-client")),
+        )
+    };
+    let run = with_token(&env, &token("api://default")).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.line("scopes"),
+        "[ok]   scopes: expected from scp, found scp [\"todo:read\"]"
+    );
+    assert_eq!(
+        run.line("client"),
+        "[ok]   client: expected cid, found cid \"0oa-client\""
+    );
+    assert_eq!(run.line("list_todos"), "[ok]   list_todos: found callable");
+    assert!(
+        run.line("add_todo")
+            .starts_with("[warn] add_todo: found 403 Forbidden"),
+        "{}",
+        run.line("add_todo")
+    );
+
+    // A token for another authorization-server audience: the aud line says why.
+    let run = with_token(&env, &token("api://other")).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let aud = run.line("aud");
+    assert!(
+        aud.starts_with("[FAIL] aud: expected one of [")
+            && aud.contains("\"api://default\"")
+            && aud.contains("found [\"api://other\"]: the token was issued for another resource"),
+        "{aud}"
+    );
+    assert!(
+        run.stdout.contains("result: NOT ready: aud failed"),
+        "{}",
+        run.stdout
+    );
+    server.abort();
+}

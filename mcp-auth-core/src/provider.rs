@@ -244,8 +244,16 @@ impl std::fmt::Debug for RemoteAuthProvider {
 impl RemoteAuthProvider {
     /// Starts a builder around `verifier`.
     pub fn builder(verifier: Arc<dyn TokenVerifier>) -> RemoteAuthProviderBuilder {
+        Self::builder_without_verifier().verifier(verifier)
+    }
+
+    /// Starts a builder whose verifier comes later
+    /// ([`RemoteAuthProviderBuilder::verifier`]): for code that gathers the resource's settings
+    /// before its verifier can exist (a hosted IdP's JWT verifier needs R first).
+    /// [`build`](RemoteAuthProviderBuilder::build) fails while no verifier is set.
+    pub fn builder_without_verifier() -> RemoteAuthProviderBuilder {
         RemoteAuthProviderBuilder {
-            verifier,
+            verifier: None,
             resource_url: None,
             authorization_servers: Vec::new(),
             scopes_supported: Vec::new(),
@@ -296,7 +304,7 @@ impl AuthProvider for RemoteAuthProvider {
 /// Builder for [`RemoteAuthProvider`].
 #[must_use]
 pub struct RemoteAuthProviderBuilder {
-    verifier: Arc<dyn TokenVerifier>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
     resource_url: Option<String>,
     authorization_servers: Vec<String>,
     scopes_supported: Vec<String>,
@@ -324,6 +332,17 @@ where
 }
 
 impl RemoteAuthProviderBuilder {
+    /// Sets (or replaces) the verifier.
+    pub fn verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The resource URL as set so far (unvalidated), if any.
+    pub fn resource_url_setting(&self) -> Option<&str> {
+        self.resource_url.as_deref()
+    }
+
     /// The canonical resource URL (R): `https` except on loopback.
     pub fn resource_url(mut self, url: impl Into<String>) -> Self {
         self.resource_url = Some(url.into());
@@ -550,6 +569,10 @@ impl RemoteAuthProviderBuilder {
 
     /// Validates everything and builds the provider.
     pub fn build(self) -> Result<RemoteAuthProvider, BuildError> {
+        let verifier = self.verifier.ok_or(BuildError::Missing(Setting::new(
+            "verifier",
+            "token verifier",
+        )))?;
         let raw = self
             .resource_url
             .ok_or(BuildError::Missing(Setting::RESOURCE_URL))?;
@@ -641,7 +664,7 @@ impl RemoteAuthProviderBuilder {
         // reaches the layer). A verifier built from a bare list may serve several resources: its
         // other values stay out of this resource's list.
         if self.check_audience
-            && let Some(verifier_list) = self.verifier.accepted_audiences()
+            && let Some(verifier_list) = verifier.accepted_audiences()
         {
             // R's trailing-slash twin (origin-only R) is a courtesy, not a requirement.
             let twin = format!("{}/", resource.as_str());
@@ -657,7 +680,7 @@ impl RemoteAuthProviderBuilder {
                     ),
                 ));
             }
-            if self.verifier.resource().as_deref() == Some(resource.as_str()) {
+            if verifier.resource().as_deref() == Some(resource.as_str()) {
                 for a in verifier_list {
                     if !audiences.contains(&a) {
                         audiences.push(a);
@@ -673,7 +696,7 @@ impl RemoteAuthProviderBuilder {
             );
         }
         Ok(RemoteAuthProvider {
-            verifier: self.verifier,
+            verifier,
             resource: ProtectedResource {
                 resource,
                 metadata,
@@ -689,5 +712,38 @@ impl RemoteAuthProviderBuilder {
                 dpop: Arc::new(dpop),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccessToken, InvalidToken, VerifyError};
+
+    struct Refuse;
+
+    #[async_trait::async_trait]
+    impl TokenVerifier for Refuse {
+        async fn verify(&self, _: &str) -> Result<AccessToken, VerifyError> {
+            Err(InvalidToken::Malformed.into())
+        }
+    }
+
+    #[test]
+    fn a_builder_without_verifier_holds_settings_and_needs_one_to_build() {
+        let b = RemoteAuthProvider::builder_without_verifier()
+            .resource_url("http://127.0.0.1:8000/mcp")
+            .authorization_server("https://idp.example.com");
+        assert_eq!(b.resource_url_setting(), Some("http://127.0.0.1:8000/mcp"));
+        let missing = RemoteAuthProvider::builder_without_verifier()
+            .resource_url("http://127.0.0.1:8000/mcp")
+            .authorization_server("https://idp.example.com")
+            .build()
+            .unwrap_err();
+        assert_eq!(missing.to_string(), "token verifier is required");
+        let verifier: Arc<dyn TokenVerifier> = Arc::new(Refuse);
+        let p = b.verifier(verifier.clone()).build().unwrap();
+        assert!(Arc::ptr_eq(&p.verifier(), &verifier));
+        assert_eq!(p.metadata().resource, "http://127.0.0.1:8000/mcp");
     }
 }

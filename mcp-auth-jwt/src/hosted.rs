@@ -397,7 +397,9 @@ type ResourceHook = Box<dyn FnOnce(RemoteAuthProviderBuilder) -> RemoteAuthProvi
 #[must_use]
 pub struct HostedProviderBuilder<S> {
     sheet: Result<S, BuildError>,
-    core: CoreConfig,
+    /// Core's builder: R, scopes and metadata fields live there; the verifier, the data
+    /// sheet's audiences, clients and challenge prefix are added at build.
+    core: RemoteAuthProviderBuilder,
     verifier: Option<Arc<dyn TokenVerifier>>,
     http: Option<HttpClient>,
     forward_ttl: Option<Duration>,
@@ -409,7 +411,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for HostedProviderBuilder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostedProviderBuilder")
             .field("sheet", &self.sheet)
-            .field("resource_url", &self.core.resource_url)
+            .field("resource_url", &self.core.resource_url_setting())
             .finish_non_exhaustive()
     }
 }
@@ -428,7 +430,7 @@ impl<S> HostedProviderBuilder<S> {
     pub fn new(sheet: Result<S, BuildError>) -> Self {
         HostedProviderBuilder {
             sheet,
-            core: CoreConfig::default(),
+            core: RemoteAuthProvider::builder_without_verifier(),
             verifier: None,
             http: None,
             forward_ttl: None,
@@ -437,81 +439,57 @@ impl<S> HostedProviderBuilder<S> {
         }
     }
 
-    /// The resource URL (R): the MCP endpoint's public URL, https except on loopback.
-    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
-        self.core.resource_url = Some(url.into());
+    /// Applies `f` to core's builder now: the settings core owns exist there once.
+    fn core(
+        mut self,
+        f: impl FnOnce(RemoteAuthProviderBuilder) -> RemoteAuthProviderBuilder,
+    ) -> Self {
+        self.core = f(self.core);
         self
     }
 
-    /// Scopes every request needs (403 `insufficient_scope` otherwise).
-    pub fn required_scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        self.core.required_scopes = strings(scopes);
-        self
+    /// The resource URL (R): the MCP endpoint's public URL, https except on loopback
+    /// ([`RemoteAuthProviderBuilder::resource_url`]).
+    pub fn resource_url(self, url: impl Into<String>) -> Self {
+        self.core(|b| b.resource_url(url))
     }
 
-    /// Scopes named in the 401 challenge when none are required (least privilege first).
-    pub fn initial_scopes<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        self.core.initial_scopes = strings(scopes);
-        self
+    /// Scopes every request needs, 403 `insufficient_scope` otherwise
+    /// ([`RemoteAuthProviderBuilder::required_scopes`]).
+    pub fn required_scopes(self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.core(|b| b.required_scopes(scopes))
     }
 
-    /// The metadata's `scopes_supported`.
-    pub fn scopes_supported<I, T>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        self.core.scopes_supported = strings(scopes);
-        self
+    /// Scopes named in the 401 challenge when none are required, least privilege first
+    /// ([`RemoteAuthProviderBuilder::initial_scopes`]).
+    pub fn initial_scopes(self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.core(|b| b.initial_scopes(scopes))
     }
 
-    /// The metadata's `resource_name`.
-    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
-        self.core.resource_name = Some(name.into());
-        self
+    /// The metadata's `scopes_supported` ([`RemoteAuthProviderBuilder::scopes_supported`]).
+    pub fn scopes_supported(self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.core(|b| b.scopes_supported(scopes))
     }
 
-    /// The metadata's `resource_documentation`.
-    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
-        self.core.resource_documentation = Some(url.into());
-        self
+    /// The metadata's `resource_name` ([`RemoteAuthProviderBuilder::resource_name`]).
+    pub fn resource_name(self, name: impl Into<String>) -> Self {
+        self.core(|b| b.resource_name(name))
+    }
+
+    /// The metadata's `resource_documentation`
+    /// ([`RemoteAuthProviderBuilder::resource_documentation`]).
+    pub fn resource_documentation(self, url: impl Into<String>) -> Self {
+        self.core(|b| b.resource_documentation(url))
     }
 
     /// Applies core's configuration (`MCP_AUTH_RESOURCE_URL`, scopes, resource name and
-    /// documentation) on top of what is set; unset values leave the builder's alone.
+    /// documentation) on top of what is set, through
+    /// [`RemoteAuthProviderBuilder::apply_config`]: unset values leave the builder's alone.
     /// `authorization_servers` is ignored: the IdP's are derived.
-    pub fn apply_config(mut self, config: &CoreConfig) -> Self {
-        let core = &mut self.core;
-        for (field, value) in [
-            (&mut core.resource_url, &config.resource_url),
-            (&mut core.resource_name, &config.resource_name),
-            (
-                &mut core.resource_documentation,
-                &config.resource_documentation,
-            ),
-        ] {
-            if value.is_some() {
-                field.clone_from(value);
-            }
-        }
-        for (field, value) in [
-            (&mut core.required_scopes, &config.required_scopes),
-            (&mut core.initial_scopes, &config.initial_scopes),
-            (&mut core.scopes_supported, &config.scopes_supported),
-        ] {
-            if !value.is_empty() {
-                field.clone_from(value);
-            }
-        }
-        self
+    pub fn apply_config(self, config: &CoreConfig) -> Self {
+        let mut config = config.clone();
+        config.authorization_servers.clear();
+        self.core(|b| b.apply_config(&config))
     }
 
     /// Uses this verifier instead of the JWT verifier built from the data sheet (URLs, metadata
@@ -565,8 +543,7 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
         let mut sheet = self.sheet?;
         let raw = self
             .core
-            .resource_url
-            .as_deref()
+            .resource_url_setting()
             .ok_or(BuildError::Missing(Setting::RESOURCE_URL))?;
         let resource = ResourceUrl::parse(raw)?;
         sheet.resolve(&resource)?;
@@ -633,14 +610,13 @@ impl<S: DataSheet> HostedProviderBuilder<S> {
             }
         };
 
-        let mut core = self.core;
-        core.resource_url = Some(resource.as_str().to_owned());
-        core.authorization_servers = idp.authorization_servers.clone();
         // DPoP proofs are checked with this crate's crypto: `allowed` unless MCP_AUTH_DPOP says
         // otherwise.
-        let mut rb = RemoteAuthProvider::builder(verifier)
+        let mut rb = self
+            .core
+            .verifier(verifier)
             .dpop_key_verifier(crate::DpopKeys::shared())
-            .apply_config(&core);
+            .authorization_servers(idp.authorization_servers.clone());
         for alias in &idp.audience_aliases {
             rb = rb.accepted_audience(alias.clone());
         }

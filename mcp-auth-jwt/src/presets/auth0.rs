@@ -22,72 +22,51 @@
 //! # Ok::<(), mcp_auth_core::BuildError>(())
 //! ```
 
-use mcp_auth_core::config::EnvTable;
-use mcp_auth_core::{BuildError, ResourceUrl, Setting};
-use serde::Deserialize;
+use mcp_auth_core::{BuildError, ResourceUrl};
 
-use super::{OIDC, Preset, at, env_table, flag, non_blank};
+use super::{OIDC, at, non_blank, preset};
 use crate::hosted::{HostedIdp, origin};
 
-const DOMAIN: Setting = Setting::new("auth0_domain", "Auth0 domain");
-
-/// The Auth0 preset: the tenant (or custom) domain, the API identifier, RBAC permissions.
-/// Reads `AUTH0_DOMAIN`, `AUTH0_AUDIENCE` and `AUTH0_PERMISSIONS_AS_SCOPES` (`1` or `0`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Auth0 {
-    auth0_domain: String,
-    auth0_audience: Option<String>,
-    #[serde(deserialize_with = "flag")]
-    auth0_permissions_as_scopes: bool,
-}
-
-impl Auth0 {
-    /// The tenant or custom domain (`acme.eu.auth0.com`; `https://` is added when missing;
-    /// `http://127.0.0.1:port` is accepted for tests).
-    pub fn new(domain: impl Into<String>) -> Self {
-        Auth0 {
-            auth0_domain: domain.into(),
-            ..Self::default()
+preset! {
+    /// The Auth0 preset: the tenant (or custom) domain, the API identifier, RBAC permissions.
+    /// Reads `AUTH0_DOMAIN`, `AUTH0_AUDIENCE` and `AUTH0_PERMISSIONS_AS_SCOPES` (`1` or `0`).
+    Auth0 {
+        /// The tenant or custom domain (`acme.eu.auth0.com`; `https://` is added when missing;
+        /// `http://127.0.0.1:port` is accepted for tests).
+        new {
+            domain => auth0_domain: String = DOMAIN("AUTH0_DOMAIN", "Auth0 domain"),
         }
-    }
-
-    /// The API identifier (`aud`), when it is not R.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.auth0_audience = Some(audience.into());
-        self
-    }
-
-    /// Count the `permissions` array as scopes (RBAC with permissions in the access token).
-    pub fn permissions_as_scopes(mut self, on: bool) -> Self {
-        self.auth0_permissions_as_scopes = on;
-        self
+        set {
+            /// The API identifier (`aud`), when it is not R.
+            audience => auth0_audience: Option<String> =
+                AUDIENCE("AUTH0_AUDIENCE", "Auth0 audience"),
+            /// Count the `permissions` array as scopes (RBAC with permissions in the access
+            /// token).
+            permissions_as_scopes => auth0_permissions_as_scopes: bool =
+                PERMISSIONS("AUTH0_PERMISSIONS_AS_SCOPES", "Auth0 permissions as scopes")
+                with "super::flag",
+        }
+        idp: auth0_idp,
     }
 }
 
-impl Preset for Auth0 {
-    const ENV: EnvTable = env_table!(
-        ("auth0_domain", "AUTH0_DOMAIN"),
-        ("auth0_audience", "AUTH0_AUDIENCE"),
-        ("auth0_permissions_as_scopes", "AUTH0_PERMISSIONS_AS_SCOPES"),
-    );
-
-    fn idp(&self, _: &ResourceUrl) -> Result<HostedIdp, BuildError> {
-        let raw = self.auth0_domain.trim();
-        let scheme = if raw.is_empty() || raw.contains("://") {
-            ""
-        } else {
-            "https://"
-        };
-        let d = origin(&format!("{scheme}{raw}"), DOMAIN)?;
-        let mut idp = at("Auth0", &format!("{d}/"), "/.well-known/jwks.json", OIDC)
-            .setup_hint("the API's identifier must be R or AUTH0_AUDIENCE");
-        if let Some(a) = non_blank(self.auth0_audience.as_deref()) {
-            idp = idp.accepted_audience(a);
-        }
-        if self.auth0_permissions_as_scopes {
-            idp = idp.extra_scope_claim("permissions");
-        }
-        Ok(idp)
+/// Auth0's data sheet: the issuer with its slash, the API identifier as an audience alias,
+/// `permissions` as scopes when asked.
+fn auth0_idp(a: &Auth0, _: &ResourceUrl) -> Result<HostedIdp, BuildError> {
+    let raw = a.auth0_domain.trim();
+    let scheme = if raw.is_empty() || raw.contains("://") {
+        ""
+    } else {
+        "https://"
+    };
+    let d = origin(&format!("{scheme}{raw}"), DOMAIN)?;
+    let mut idp = at("Auth0", &format!("{d}/"), "/.well-known/jwks.json", OIDC)
+        .setup_hint("the API's identifier must be R or AUTH0_AUDIENCE");
+    if let Some(aud) = non_blank(a.auth0_audience.as_deref()) {
+        idp = idp.accepted_audience(aud);
     }
+    if a.auth0_permissions_as_scopes {
+        idp = idp.extra_scope_claim("permissions");
+    }
+    Ok(idp)
 }

@@ -32,17 +32,11 @@
 //! # Ok::<(), mcp_auth_core::BuildError>(())
 //! ```
 
-use mcp_auth_core::config::EnvTable;
-use mcp_auth_core::{BuildError, ResourceUrl, Setting};
-use serde::Deserialize;
+use mcp_auth_core::{BuildError, ResourceUrl};
 
-use super::{OIDC, Preset, env_table, id_char, non_blank, scope_char, token};
+use super::{OIDC, id_char, non_blank, or_resource, preset, token};
 use crate::hosted::{HostedIdp, origin};
 
-const TENANT: Setting = Setting::new("entra_tenant_id", "Entra tenant id");
-const CLIENT: Setting = Setting::new("entra_client_id", "Entra client id");
-const APP_ID_URI: Setting = Setting::new("entra_app_id_uri", "Entra Application ID URI");
-const HOST: Setting = Setting::new("entra_authority_host", "Entra authority host");
 /// The public cloud's authority host, the default.
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 
@@ -57,132 +51,64 @@ fn v1_issuer(host: &str, tenant: &str) -> String {
     format!("{sts}/{tenant}/")
 }
 
-/// The Entra preset: the tenant, the MCP server's application id, its App ID URI, the authority
-/// host. Reads `ENTRA_TENANT_ID`, `ENTRA_CLIENT_ID`, `ENTRA_APP_ID_URI`, `ENTRA_AUTHORITY_HOST`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Entra {
-    entra_tenant_id: String,
-    entra_client_id: String,
-    entra_app_id_uri: Option<String>,
-    entra_authority_host: Option<String>,
-}
-
-impl Entra {
-    /// The directory (tenant) id and the MCP server's application (client) id.
-    pub fn new(tenant_id: impl Into<String>, client_id: impl Into<String>) -> Self {
-        let (entra_tenant_id, entra_client_id) = (tenant_id.into(), client_id.into());
-        Entra {
-            entra_tenant_id,
-            entra_client_id,
-            ..Self::default()
+preset! {
+    /// The Entra preset: the tenant, the MCP server's application id, its App ID URI, the
+    /// authority host. Reads `ENTRA_TENANT_ID`, `ENTRA_CLIENT_ID`, `ENTRA_APP_ID_URI`,
+    /// `ENTRA_AUTHORITY_HOST`.
+    Entra {
+        /// The directory (tenant) id and the MCP server's application (client) id.
+        new {
+            tenant_id => entra_tenant_id: String = TENANT("ENTRA_TENANT_ID", "Entra tenant id"),
+            client_id => entra_client_id: String = CLIENT("ENTRA_CLIENT_ID", "Entra client id"),
         }
-    }
-
-    /// The Application ID URI (default R; anything else gets a start-up warning).
-    pub fn app_id_uri(mut self, uri: impl Into<String>) -> Self {
-        self.entra_app_id_uri = Some(uri.into());
-        self
-    }
-
-    /// The authority host (default [`DEFAULT_AUTHORITY_HOST`]; sovereign clouds, tests).
-    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
-        self.entra_authority_host = Some(host.into());
-        self
+        set {
+            /// The Application ID URI (default R; anything else gets a start-up warning).
+            app_id_uri => entra_app_id_uri: Option<String> =
+                APP_ID_URI("ENTRA_APP_ID_URI", "Entra Application ID URI"),
+            /// The authority host (default [`DEFAULT_AUTHORITY_HOST`]; sovereign clouds, tests).
+            authority_host => entra_authority_host: Option<String> =
+                HOST("ENTRA_AUTHORITY_HOST", "Entra authority host"),
+        }
+        idp: entra_idp,
     }
 }
 
+/// Entra's data sheet: v1 and v2 issuers, the tenant check, `scp` then `roles`, challenge
+/// scopes under the App ID URI.
+fn entra_idp(e: &Entra, resource: &ResourceUrl) -> Result<HostedIdp, BuildError> {
+    let id = |c: char| id_char(c) || c == '-' || c == '.';
+    let t = token(&e.entra_tenant_id, TENANT, id)?;
+    if ["common", "organizations", "consumers"].contains(&t.to_ascii_lowercase().as_str()) {
+        return Err(BuildError::invalid(TENANT, "one tenant id: tid is checked"));
+    }
+    let client = token(&e.entra_client_id, CLIENT, id)?;
+    let host = non_blank(e.entra_authority_host.as_deref());
+    let h = origin(host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST), HOST)?;
+    let uri = or_resource(e.entra_app_id_uri.as_deref(), resource, APP_ID_URI)?;
+    if uri != resource.as_str() {
+        tracing::warn!(app_id_uri = %uri, resource = %resource, "Entra App ID URI differs from R: MCP clients send resource=R, which Entra v2 refuses unless it is the scopes' App ID URI (AADSTS9010010)");
+    }
+    let v2 = format!("{h}/{t}/v2.0");
+    Ok(HostedIdp::new(
+        "Entra ID",
+        format!("{h}/{t}/discovery/v2.0/keys"),
+        format!("{v2}{OIDC}"),
+    )
+    .issuer(&v2)
+    .issuer(v1_issuer(&h, &t))
+    .authorization_server(v2)
+    .accepted_audience(client)
+    .accepted_audience(&uri)
+    .require_claim("tid", t)
+    .scope_claims(["scp", "roles"])
+    .client_id_claims(["azp", "appid"])
+    .challenge_scope_prefix(uri, false)
+    .setup_hint("set the App ID URI to R and expose the scopes under it"))
+}
+
+/// Entra's on-behalf-of flow (feature `exchange`).
 #[cfg(feature = "exchange")]
-impl Entra {
-    /// Entra's on-behalf-of flow as the preset's variant of core's token exchange (feature
-    /// `exchange`): the jwt-bearer grant with `requested_token_use=on_behalf_of`, at the
-    /// tenant's v2 token endpoint (`<host>/<tenant>/oauth2/v2.0/token`) for tokens of both the
-    /// v1 issuer (`https://sts.windows.net/<tenant>/`, whose metadata cannot vouch for an
-    /// endpoint on another origin) and the v2 issuer, authenticated as this API's application
-    /// with `client_secret_post`. Add the secret (`client_secret_post(client_id, secret)`) and
-    /// the targets, named by their scopes (`api://<downstream>/.default` or
-    /// `https://graph.microsoft.com/User.Read`).
-    ///
-    /// ```
-    /// use mcp_auth_core::exchange::{Grant, Target};
-    /// use mcp_auth_jwt::presets::entra::Entra;
-    ///
-    /// let tenant = "7b0e3c1a-0000-4000-8000-000000000001";
-    /// let entra = Entra::new(tenant, "0c5f0e2d-aaaa-4bbb-8ccc-000000000002");
-    /// let exchanger = entra
-    ///     .on_behalf_of()?
-    ///     .client_secret_post("0c5f0e2d-aaaa-4bbb-8ccc-000000000002", "app-secret")
-    ///     .target(Target::audience("https://graph.microsoft.com")
-    ///         .scopes(["https://graph.microsoft.com/User.Read"]))
-    ///     .build()?;
-    /// assert_eq!(exchanger.grant(), Grant::OnBehalfOf);
-    /// # Ok::<(), mcp_auth_core::BuildError>(())
-    /// ```
-    pub fn on_behalf_of(
-        &self,
-    ) -> Result<mcp_auth_core::exchange::TokenExchangerBuilder, BuildError> {
-        use mcp_auth_core::client_auth::{ClientAuth, ClientSecret};
-        use mcp_auth_core::exchange::{Grant, TokenExchanger};
-        let id = |c: char| id_char(c) || c == '-' || c == '.';
-        let t = token(&self.entra_tenant_id, TENANT, id)?;
-        let client = token(&self.entra_client_id, CLIENT, id)?;
-        let host = non_blank(self.entra_authority_host.as_deref());
-        let h = origin(host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST), HOST)?;
-        let endpoint = format!("{h}/{t}/oauth2/v2.0/token");
-        Ok(TokenExchanger::builder()
-            .grant(Grant::OnBehalfOf)
-            .issuer_token_endpoint(format!("{h}/{t}/v2.0"), &endpoint)
-            .issuer_token_endpoint(format!("https://sts.windows.net/{t}/"), endpoint)
-            // The secret comes next (MCP_AUTH_EXCHANGE_CLIENT_SECRET); building without it fails.
-            .client_auth(ClientAuth::ClientSecretPost {
-                client_id: client,
-                client_secret: ClientSecret::new(""),
-            }))
-    }
-}
-
-impl Preset for Entra {
-    const ENV: EnvTable = env_table!(
-        ("entra_tenant_id", "ENTRA_TENANT_ID"),
-        ("entra_client_id", "ENTRA_CLIENT_ID"),
-        ("entra_app_id_uri", "ENTRA_APP_ID_URI"),
-        ("entra_authority_host", "ENTRA_AUTHORITY_HOST"),
-    );
-
-    fn idp(&self, resource: &ResourceUrl) -> Result<HostedIdp, BuildError> {
-        let id = |c: char| id_char(c) || c == '-' || c == '.';
-        let t = token(&self.entra_tenant_id, TENANT, id)?;
-        if ["common", "organizations", "consumers"].contains(&t.to_ascii_lowercase().as_str()) {
-            return Err(BuildError::invalid(TENANT, "one tenant id: tid is checked"));
-        }
-        let client = token(&self.entra_client_id, CLIENT, id)?;
-        let host = non_blank(self.entra_authority_host.as_deref());
-        let h = origin(host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST), HOST)?;
-        let uri = match non_blank(self.entra_app_id_uri.as_deref()) {
-            Some(u) => token(&u, APP_ID_URI, scope_char)?,
-            None => resource.as_str().to_owned(),
-        };
-        if uri != resource.as_str() {
-            tracing::warn!(app_id_uri = %uri, resource = %resource, "Entra App ID URI differs from R: MCP clients send resource=R, which Entra v2 refuses unless it is the scopes' App ID URI (AADSTS9010010)");
-        }
-        let v2 = format!("{h}/{t}/v2.0");
-        Ok(HostedIdp::new(
-            "Entra ID",
-            format!("{h}/{t}/discovery/v2.0/keys"),
-            format!("{v2}{OIDC}"),
-        )
-        .issuer(&v2)
-        .issuer(v1_issuer(&h, &t))
-        .authorization_server(v2)
-        .accepted_audience(client)
-        .accepted_audience(&uri)
-        .require_claim("tid", t)
-        .scope_claims(["scp", "roles"])
-        .client_id_claims(["azp", "appid"])
-        .challenge_scope_prefix(uri, false)
-        .setup_hint("set the App ID URI to R and expose the scopes under it"))
-    }
-}
+mod obo;
 
 #[cfg(test)]
 mod tests {

@@ -34,7 +34,7 @@ pub mod okta;
 
 /// A preset's env table: its own entries, then core's.
 macro_rules! env_table {
-    ($(($key:literal, $var:literal)),* $(,)?) => {
+    ($(($key:expr, $var:literal)),* $(,)?) => {
         mcp_auth_core::config::EnvTable::new(&[
             $(($key, $var),)*
             ("resource_url", "MCP_AUTH_RESOURCE_URL"),
@@ -49,7 +49,99 @@ macro_rules! env_table {
         ])
     };
 }
-use env_table;
+pub(crate) use env_table;
+
+/// A preset's data sheet of dashboard values, declared once: the struct (read by serde under
+/// the env table's keys, which are the field names), `new` taking the required values in order,
+/// a setter per optional value, a [`Setting`](mcp_auth_core::Setting) per value (what errors
+/// name), and the [`Preset`] implementation whose `ENV` lists the values' variables before
+/// core's and whose `idp` is the given function.
+macro_rules! preset {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $(#[$new_doc:meta])*
+            new { $( $arg:ident => $field:ident: $ty:ty = $setting:ident($var:literal, $label:literal) $(with $de:tt)? ),* $(,)? }
+            set { $( $(#[$set_doc:meta])* $setter:ident => $ofield:ident: $oty:ty = $osetting:ident($ovar:literal, $olabel:literal) $(with $ode:tt)? ),* $(,)? }
+            idp: $idp:path $(,)?
+        }
+    ) => {
+        $(#[allow(dead_code)] const $setting: mcp_auth_core::Setting = mcp_auth_core::Setting::new(stringify!($field), $label);)*
+        $(#[allow(dead_code)] const $osetting: mcp_auth_core::Setting = mcp_auth_core::Setting::new(stringify!($ofield), $olabel);)*
+
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $( $(#[serde(deserialize_with = $de)])? $field: $ty, )*
+            $( $(#[serde(deserialize_with = $ode)])? $ofield: $oty, )*
+        }
+
+        impl $name {
+            $(#[$new_doc])*
+            pub fn new($($arg: impl $crate::presets::PresetArg<$ty>),*) -> Self {
+                $name {
+                    $($field: $arg.into_value(),)*
+                    ..Self::default()
+                }
+            }
+
+            $(
+                $(#[$set_doc])*
+                pub fn $setter(mut self, $setter: impl $crate::presets::PresetArg<$oty>) -> Self {
+                    self.$ofield = $setter.into_value();
+                    self
+                }
+            )*
+        }
+
+        impl $crate::presets::Preset for $name {
+            const ENV: mcp_auth_core::config::EnvTable = $crate::presets::env_table!(
+                $((stringify!($field), $var),)*
+                $((stringify!($ofield), $ovar),)*
+            );
+
+            fn idp(
+                &self,
+                resource: &mcp_auth_core::ResourceUrl,
+            ) -> Result<$crate::hosted::HostedIdp, mcp_auth_core::BuildError> {
+                $idp(self, resource)
+            }
+        }
+    };
+}
+pub(crate) use preset;
+
+/// What a preset's `new` and setters take for a value of type `T`: text for a text value
+/// (`impl Into<String>`), a list of texts for a list, `bool` for a yes/no value.
+pub trait PresetArg<T> {
+    /// The value as the preset stores it.
+    fn into_value(self) -> T;
+}
+
+impl<S: Into<String>> PresetArg<String> for S {
+    fn into_value(self) -> String {
+        self.into()
+    }
+}
+
+impl<S: Into<String>> PresetArg<Option<String>> for S {
+    fn into_value(self) -> Option<String> {
+        Some(self.into())
+    }
+}
+
+impl<I: IntoIterator<Item = S>, S: Into<String>> PresetArg<Vec<String>> for I {
+    fn into_value(self) -> Vec<String> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl PresetArg<bool> for bool {
+    fn into_value(self) -> bool {
+        self
+    }
+}
 
 /// A vendor's dashboard values. [`idp`](Self::idp) validates them (errors carry the typed
 /// `Setting` of the value to fix) and derives the data sheet for the resource URL R.
@@ -206,6 +298,19 @@ fn id_char(c: char) -> bool {
 /// A character allowed in a scope token (RFC 6749 §3.3), for a prefix put before scopes.
 fn scope_char(c: char) -> bool {
     c.is_ascii_graphic() && c != '"' && c != '\\'
+}
+
+/// A value that defaults to R: `raw` trimmed and checked as a scope-token prefix (an
+/// Application ID URI, say) when set, else R.
+fn or_resource(
+    raw: Option<&str>,
+    resource: &ResourceUrl,
+    setting: mcp_auth_core::Setting,
+) -> Result<String, BuildError> {
+    match non_blank(raw) {
+        Some(v) => token(&v, setting, scope_char),
+        None => Ok(resource.as_str().to_owned()),
+    }
 }
 
 /// Trims `raw`; `None` when blank.

@@ -22,67 +22,48 @@
 //! # Ok::<(), mcp_auth_core::BuildError>(())
 //! ```
 
-use mcp_auth_core::config::EnvTable;
-use mcp_auth_core::{BuildError, ResourceUrl, Setting};
-use serde::Deserialize;
+use mcp_auth_core::{BuildError, ResourceUrl};
 
-use super::{Preset, at, base, env_table, non_blank};
+use super::{at, base, non_blank, preset};
 use crate::hosted::HostedIdp;
 
-const ISSUER: Setting = Setting::new("okta_issuer", "Okta issuer");
-
-/// The Okta preset: a custom authorization server's issuer and audience. Reads `OKTA_ISSUER`
-/// and `OKTA_AUDIENCE`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Okta {
-    okta_issuer: String,
-    okta_audience: Option<String>,
-}
-
-impl Okta {
-    /// The issuer of a custom authorization server (`https://<org>/oauth2/<id>`).
-    pub fn new(issuer: impl Into<String>) -> Self {
-        let okta_issuer = issuer.into();
-        Okta {
-            okta_issuer,
-            okta_audience: None,
+preset! {
+    /// The Okta preset: a custom authorization server's issuer and audience. Reads
+    /// `OKTA_ISSUER` and `OKTA_AUDIENCE`.
+    Okta {
+        /// The issuer of a custom authorization server (`https://<org>/oauth2/<id>`).
+        new {
+            issuer => okta_issuer: String = ISSUER("OKTA_ISSUER", "Okta issuer"),
         }
-    }
-
-    /// The authorization server's audience, when it is not R (`api://default`).
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.okta_audience = Some(audience.into());
-        self
+        set {
+            /// The authorization server's audience, when it is not R (`api://default`).
+            audience => okta_audience: Option<String> = AUDIENCE("OKTA_AUDIENCE", "Okta audience"),
+        }
+        idp: okta_idp,
     }
 }
 
-impl Preset for Okta {
-    const ENV: EnvTable = env_table!(
-        ("okta_issuer", "OKTA_ISSUER"),
-        ("okta_audience", "OKTA_AUDIENCE")
-    );
-
-    fn idp(&self, _: &ResourceUrl) -> Result<HostedIdp, BuildError> {
-        let i = base(&self.okta_issuer, ISSUER)?;
-        if !i.contains("/oauth2/") {
-            return Err(BuildError::invalid(
-                ISSUER,
-                "use a custom authorization server's issuer, https://<org>/oauth2/<id> (the org server's tokens are for Okta's own APIs)",
-            ));
-        }
-        let mut idp = at(
-            "Okta",
-            &i,
-            "/v1/keys",
-            "/.well-known/oauth-authorization-server",
-        )
-        .discover_keys()
-        .scope_claims(["scp"])
-        .client_id_claims(["cid"])
-        .setup_hint("the authorization server's audience must be R or OKTA_AUDIENCE");
-        if let Some(a) = non_blank(self.okta_audience.as_deref()) {
-            idp = idp.accepted_audience(a);
-        }
-        Ok(idp)
+/// Okta's data sheet: a custom authorization server only, keys by discovery, `scp` and `cid`.
+fn okta_idp(o: &Okta, _: &ResourceUrl) -> Result<HostedIdp, BuildError> {
+    let i = base(&o.okta_issuer, ISSUER)?;
+    if !i.contains("/oauth2/") {
+        return Err(BuildError::invalid(
+            ISSUER,
+            "use a custom authorization server's issuer, https://<org>/oauth2/<id> (the org server's tokens are for Okta's own APIs)",
+        ));
     }
+    let mut idp = at(
+        "Okta",
+        &i,
+        "/v1/keys",
+        "/.well-known/oauth-authorization-server",
+    )
+    .discover_keys()
+    .scope_claims(["scp"])
+    .client_id_claims(["cid"])
+    .setup_hint("the authorization server's audience must be R or OKTA_AUDIENCE");
+    if let Some(a) = non_blank(o.okta_audience.as_deref()) {
+        idp = idp.accepted_audience(a);
+    }
+    Ok(idp)
 }
