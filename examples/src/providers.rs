@@ -223,9 +223,11 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
         }
         ProviderKind::Scalekit => {
             let figment = vendor_figment(&mcp_auth_scalekit::ENV, resource);
+            let replay = shared_replay_cache()?;
             let provider = mcp_auth_scalekit::ScalekitConfig::from_figment(&figment)?
                 .builder()
                 .apply_config(&config)
+                .configure_resource(move |rb| with_replay(rb, replay))
                 .build()
                 .map_err(|e| ConfigError::from_build_in(&mcp_auth_scalekit::ENV, e))?;
             Ok(Selected {
@@ -239,9 +241,11 @@ pub async fn build(kind: ProviderKind, resource: &ResourceUrl) -> Result<Selecte
         }
         ProviderKind::Workos => {
             let figment = vendor_figment(&mcp_auth_workos::ENV, resource);
+            let replay = shared_replay_cache()?;
             let provider = mcp_auth_workos::AuthKitConfig::from_figment(&figment)?
                 .builder()
                 .apply_config(&config)
+                .configure_resource(move |rb| with_replay(rb, replay))
                 .build()
                 .map_err(|e| ConfigError::from_build_in(&mcp_auth_workos::ENV, e))?;
             Ok(Selected {
@@ -267,9 +271,11 @@ fn build_preset<P: Preset>(
     config: &CoreConfig,
 ) -> Result<Selected, ConfigError> {
     let preset = P::load(&vendor_figment(&P::ENV, resource))?;
+    let replay = shared_replay_cache()?;
     let provider = preset
         .builder()
         .apply_config(config)
+        .configure_resource(move |rb| with_replay(rb, replay))
         .build_for_config(&P::ENV)?;
     Ok(Selected {
         kind,
@@ -279,6 +285,17 @@ fn build_preset<P: Preset>(
         extra_routes: Router::new(),
         dev: None,
     })
+}
+
+/// `rb` with the shared DPoP replay cache, if any.
+fn with_replay(
+    rb: mcp_auth_core::RemoteAuthProviderBuilder,
+    replay: Option<Arc<dyn mcp_auth_core::dpop::ReplayCache>>,
+) -> mcp_auth_core::RemoteAuthProviderBuilder {
+    match replay {
+        Some(r) => rb.dpop_replay_cache(r),
+        None => rb,
+    }
 }
 
 /// A vendor crate's figment, with the resolved resource URL underneath the environment.
@@ -311,11 +328,25 @@ pub fn protected(
     config: &CoreConfig,
     verifier: Arc<dyn mcp_auth_core::TokenVerifier>,
 ) -> Result<RemoteAuthProvider, ConfigError> {
-    RemoteAuthProvider::builder(verifier)
+    let mut builder = RemoteAuthProvider::builder(verifier)
         .dpop_key_verifier(mcp_auth_jwt::DpopKeys::shared())
-        .apply_config(config)
+        .apply_config(config);
+    if let Some(replay) = shared_replay_cache()? {
+        builder = builder.dpop_replay_cache(replay);
+    }
+    builder
         .build()
         .map_err(|e| ConfigError::from_build_in(&CoreConfig::ENV, e))
+}
+
+/// DPoP replay protection every replica shares, when `MCP_AUTH_STORE_URL` names a store: a
+/// proof used at one replica is refused at the others. `None`: each process keeps its own.
+fn shared_replay_cache()
+-> Result<Option<Arc<dyn mcp_auth_core::dpop::ReplayCache>>, ConfigError> {
+    Ok(crate::shared_store::shared_store()?.map(|(store, prefix)| {
+        Arc::new(mcp_auth_core::store::StoreReplayCache::new(store, prefix))
+            as Arc<dyn mcp_auth_core::dpop::ReplayCache>
+    }))
 }
 
 /// Path of the development issuer's JWKS on the todo server.

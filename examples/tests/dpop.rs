@@ -641,3 +641,76 @@ async fn server_nonces_from_the_environment() {
     assert!(www(&wrong).starts_with("DPoP error=\"use_dpop_nonce\""));
     todo.stop().await;
 }
+
+/// Two replicas behind one public URL on one real Redis (`MCP_AUTH_STORE_URL`): a proof used at
+/// one replica is a replay at the other; with the store down every DPoP request is refused with
+/// 503 (never let through), and when it comes back service resumes without restarting anyone.
+#[tokio::test]
+async fn dpop_replay_is_refused_across_replicas_sharing_a_store() {
+    use mcp_auth_idp_harness::redis::RedisServer;
+    let mut redis = RedisServer::start().await.expect("redis-server");
+    let port1 = free_port();
+    let port2 = free_port();
+    let resource = format!("http://127.0.0.1:{port1}/mcp");
+    let idp = TestIdp::start(vec![ResourceSpec::jwt(&resource, &SCOPES, "ES256")])
+        .await
+        .expect("test IdP");
+    let store_url = redis.url();
+    let env = [
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", idp.issuer()),
+        ("MCP_AUTH_JWT_ALGORITHMS", "ES256"),
+        ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+        ("MCP_AUTH_STORE_URL", store_url.as_str()),
+    ];
+    let one = start_todo(port1, &env).await;
+    let two = start_todo(port2, &env).await;
+    let replica2 = format!("http://127.0.0.1:{port2}/mcp");
+    let r = resource.as_str();
+
+    let key = DpopKey::generate();
+    let token = dpop_token(&idp, r, "todo:read", &key).await;
+    let auth = Some(format!("DPoP {token}"));
+    // The proof names the public URL (R), whichever replica the balancer picks.
+    let proof = key.proof("POST", r, Some(&token));
+    let first = post(r, auth.clone(), std::slice::from_ref(&proof)).await;
+    assert_eq!(first.status(), 200, "{}", www(&first));
+    let replayed = post(&replica2, auth.clone(), &[proof]).await;
+    assert_eq!(
+        (replayed.status().as_u16(), www(&replayed)),
+        (
+            401,
+            dpop_challenge(r, "invalid_dpop_proof", "The DPoP proof was already used")
+        ),
+        "a proof used at replica 1 is a replay at replica 2"
+    );
+    let keys = redis.command(&["KEYS", "*"]).await.unwrap();
+    assert!(keys.contains("mcp-auth:dpop:jti:v1:"), "{keys}");
+    // A fresh proof is welcome at either replica.
+    let fresh = key.proof("POST", r, Some(&token));
+    assert_eq!(post(&replica2, auth.clone(), &[fresh]).await.status(), 200);
+
+    // The store is down: replay cannot be checked, so every replica refuses (503, Retry-After).
+    redis.stop().await.unwrap();
+    for url in [r, replica2.as_str()] {
+        let resp = post(url, auth.clone(), &[key.proof("POST", r, Some(&token))]).await;
+        assert_eq!(resp.status(), 503, "{url}");
+        assert!(resp.headers().contains_key("retry-after"), "{url}");
+    }
+    // Back: service resumes at both replicas without a restart.
+    redis.restart().await.unwrap();
+    for url in [r, replica2.as_str()] {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let resp = post(url, auth.clone(), &[key.proof("POST", r, Some(&token))]).await;
+            if resp.status() == 200 {
+                break;
+            }
+            assert_eq!(resp.status(), 503, "{url}: only 503 while reconnecting");
+            assert!(tokio::time::Instant::now() < deadline, "{url}: never recovered");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    one.stop().await;
+    two.stop().await;
+}

@@ -2,9 +2,8 @@
 //! against the real test IdP in introspection mode (opaque tokens), counting introspection calls
 //! on the IdP's side.
 //!
-//! DPoP replay across replicas is not here: it needs the DPoP layer (the store's
-//! `set_if_absent`, which it will call, is tested against the real server in
-//! `mcp-auth-core/tests/redis_store.rs`).
+//! DPoP replay across replicas on the same store is tested with the other DPoP rules, in
+//! `dpop.rs`.
 
 mod support;
 

@@ -451,6 +451,68 @@ impl StoreConfig {
     }
 }
 
+/// DPoP `jti` replay protection in a [`Store`]: with a store shared by every replica, a proof
+/// used at one replica is refused at all the others (RFC 9449 §11.1).
+///
+/// Each first use is one atomic `set_if_absent` of `<prefix>:dpop:jti:v1:<hex key>` (the key is
+/// already a hash of the key thumbprint and the `jti`) living until the proof's `iat` + window +
+/// leeway. Any store error fails closed: the proof is refused (503 with `Retry-After`, or
+/// `use_dpop_nonce` when nonces are on), logged without the proof and counted as a store error.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mcp_auth_core::dpop::ReplayCache;
+/// use mcp_auth_core::store::{MemoryStore, StoreReplayCache};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let replay = StoreReplayCache::new(Arc::new(MemoryStore::with_capacity(1_000)), "mcp-auth");
+/// let far = 4_102_444_800;
+/// assert_eq!(replay.first_use([7; 32], far).await, Ok(true));
+/// assert_eq!(replay.first_use([7; 32], far).await, Ok(false)); // replayed
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreReplayCache {
+    store: Arc<dyn Store>,
+    prefix: String,
+}
+
+impl StoreReplayCache {
+    /// Replay protection in `store`, under keys starting with `prefix`.
+    pub fn new(store: Arc<dyn Store>, prefix: impl Into<String>) -> Self {
+        StoreReplayCache {
+            store,
+            prefix: prefix.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::dpop::ReplayCache for StoreReplayCache {
+    async fn first_use(
+        &self,
+        key: [u8; 32],
+        expires_at_unix: u64,
+    ) -> Result<bool, crate::dpop::ReplayUnavailable> {
+        use std::fmt::Write;
+        let mut name = format!("{}:dpop:jti:v1:", self.prefix);
+        for b in key {
+            let _ = write!(name, "{b:02x}");
+        }
+        let now = crate::claims::unix_now();
+        // The layer refuses a proof past its window before asking, so the TTL is positive; one
+        // second at least keeps a proof at the edge of its window from being accepted twice.
+        let ttl = Duration::from_secs(expires_at_unix.saturating_sub(now).max(1));
+        match self.store.set_if_absent(&name, b"1", ttl).await {
+            Ok(first) => Ok(first),
+            Err(e) => {
+                crate::telemetry::store_error(self.store.kind(), &e);
+                tracing::warn!(error = %e, "DPoP replay check failed: the store did not answer");
+                Err(crate::dpop::ReplayUnavailable)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
