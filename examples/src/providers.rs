@@ -341,8 +341,7 @@ pub fn protected(
 
 /// DPoP replay protection every replica shares, when `MCP_AUTH_STORE_URL` names a store: a
 /// proof used at one replica is refused at the others. `None`: each process keeps its own.
-fn shared_replay_cache()
--> Result<Option<Arc<dyn mcp_auth_core::dpop::ReplayCache>>, ConfigError> {
+fn shared_replay_cache() -> Result<Option<Arc<dyn mcp_auth_core::dpop::ReplayCache>>, ConfigError> {
     Ok(crate::shared_store::shared_store()?.map(|(store, prefix)| {
         Arc::new(mcp_auth_core::store::StoreReplayCache::new(store, prefix))
             as Arc<dyn mcp_auth_core::dpop::ReplayCache>

@@ -707,7 +707,10 @@ async fn dpop_replay_is_refused_across_replicas_sharing_a_store() {
                 break;
             }
             assert_eq!(resp.status(), 503, "{url}: only 503 while reconnecting");
-            assert!(tokio::time::Instant::now() < deadline, "{url}: never recovered");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{url}: never recovered"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
