@@ -39,6 +39,15 @@ async fn send(app: &Router, token: Option<&str>) -> u16 {
         .as_u16()
 }
 
+/// The tests of this file run one at a time: tracing caches each callsite's interest for the
+/// whole process, so a request traced on one test thread with no subscriber can hide the
+/// layer's span from the subscriber another test thread installed.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -48,6 +57,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn requests_are_counted_by_outcome_and_reason_with_verify_latency() {
+    let _serial = serial();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let p = provider();
@@ -132,6 +142,7 @@ fn spans(identity: bool, token: &str) -> String {
 
 #[test]
 fn request_spans_carry_outcome_and_client_and_identity_only_when_on() {
+    let _serial = serial();
     let token = mint(&["todo:read"], R);
     let off = spans(false, &token);
     assert!(off.contains("mcp_auth.request"), "{off}");
