@@ -34,7 +34,6 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -362,13 +361,6 @@ fn one_of(items: &[String]) -> String {
         [one] => shown(one),
         _ => format!("one of {}", shown_list(items)),
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn present<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {

@@ -73,7 +73,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, header};
 use moka::Expiry;
@@ -831,13 +831,6 @@ fn parse_url(setting: Setting, raw: &str) -> Result<Url, BuildError> {
     Ok(url)
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The token endpoint's success answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -942,7 +935,7 @@ impl TokenExchanger {
                 ExchangeError::UnknownIssuer
             })?
             .clone();
-        let now = now_unix();
+        let now = crate::claims::unix_now();
         let subject_exp = verified.expires_at_unix();
         if subject_exp.is_some_and(|exp| now >= exp) {
             return Err(ExchangeError::SubjectExpired);
@@ -957,7 +950,7 @@ impl TokenExchanger {
             .cache
             .try_get_with(key, async {
                 let token = inner.call(&endpoint, raw, target, &scopes).await?;
-                let ttl = inner.ttl(&token, subject_exp, now_unix());
+                let ttl = inner.ttl(&token, subject_exp, crate::claims::unix_now());
                 Ok::<_, ExchangeError>(Entry { token, ttl })
             })
             .await;
@@ -1197,7 +1190,9 @@ impl Inner {
             Some(s) => crate::split_list(&s),
             None => scopes.to_vec(),
         };
-        let expires_at = parsed.expires_in.map(|s| now_unix().saturating_add(s));
+        let expires_at = parsed
+            .expires_in
+            .map(|s| crate::claims::unix_now().saturating_add(s));
         tracing::debug!(%subject, issued = %token_tag(&parsed.access_token), target = %target.id,
             "token exchanged");
         Ok(ExchangedToken {

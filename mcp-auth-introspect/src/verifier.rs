@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http::header;
 use mcp_auth_core::http::{
@@ -773,12 +773,7 @@ fn parse_url(setting: Setting, raw: &str) -> Result<Url, BuildError> {
     Ok(url)
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use mcp_auth_core::claims::unix_now as now_unix;
 
 fn unavailable(retry_after: Option<Duration>) -> VerifyError {
     VerifyError::Unavailable {
@@ -1305,7 +1300,7 @@ impl mcp_auth_core::diagnose::Diagnose for IntrospectionVerifier {
     }
 
     async fn check_token(&self, token: &str) -> Vec<mcp_auth_core::diagnose::Check> {
-        use mcp_auth_core::diagnose::{Check, check_claims, now_unix};
+        use mcp_auth_core::diagnose::{Check, check_claims};
         let mut out = Vec::new();
         match self.verify(token).await {
             Ok(t) => {

@@ -3,7 +3,7 @@
 
 use mcp_auth_core::async_trait;
 use mcp_auth_core::diagnose::{
-    Check, Diagnose, IssuerReport, check_authorization_server, check_claims, now_unix, shown,
+    Check, Diagnose, IssuerReport, check_authorization_server, check_claims, shown,
 };
 use mcp_auth_core::http::HttpClient;
 use mcp_auth_core::{InvalidToken, TokenVerifier, VerifyError};
@@ -113,7 +113,11 @@ impl Diagnose for JwtVerifier {
                 "the keys could not be fetched: every token is refused until the JWKS is reachable",
             ),
         });
-        out.extend(check_claims(&inner.rules, &claims, now_unix()));
+        out.extend(check_claims(
+            &inner.rules,
+            &claims,
+            mcp_auth_core::claims::unix_now(),
+        ));
         out
     }
 }
