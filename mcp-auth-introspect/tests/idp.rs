@@ -12,11 +12,12 @@ use mcp_auth_introspect::{IntrospectionVerifier, IntrospectionVerifierBuilder};
 const R: &str = "http://127.0.0.1:8000/mcp";
 const OTHER: &str = "http://127.0.0.1:8001/other";
 
+/// Not under `bounded`: the harness bounds the start itself (60 s from its turn, starts queued).
 async fn idp() -> TestIdp {
-    bounded(TestIdp::start(vec![
+    TestIdp::start(vec![
         ResourceSpec::opaque(R, &["todo:read", "todo:write"]),
         ResourceSpec::opaque(OTHER, &["other:read"]),
-    ]))
+    ])
     .await
     .expect("test IdP starts")
 }

@@ -47,6 +47,10 @@ const READY_PREFIX: &str = "READY ";
 /// silent for 15 s (key generation and module loading competing with the tests on 2 cores), so
 /// the bound is generous: it only limits how long a truly broken start takes to report.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// IdPs of one test binary start one at a time. Tests run on parallel threads, and several node
+/// processes loading modules and generating RSA keys at once on 2 shared cores each took longer
+/// than all of them one after the other (a CI run saw one start take over 30 s that way).
+static START_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// How long `npm ci` may take on a cold machine.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Timeout of every HTTP request to the IdP.
@@ -247,7 +251,8 @@ struct Registration {
 impl TestIdp {
     /// Starts the IdP on a free 127.0.0.1 port, issuing tokens for `resources` (the first one is
     /// the default resource for requests without `resource`). Installs the npm dependencies on
-    /// first use. Fails with the IdP's stderr when it does not come up within 15 s.
+    /// first use. Fails with the IdP's stderr when it does not come up within 60 s of its turn
+    /// (starts in one test binary are serialized).
     pub async fn start(resources: Vec<ResourceSpec>) -> Result<TestIdp, HarnessError> {
         ensure_installed().await?;
         let resources_json =
@@ -593,11 +598,14 @@ async fn ensure_installed() -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// Starts `node server.mjs PORT` and waits for its ready line.
+/// Starts `node server.mjs PORT` and waits for its ready line, one start at a time per process
+/// ([`START_GATE`]); [`START_TIMEOUT`] counts from this start's turn.
 async fn spawn(
     resources_json: &str,
     port: u16,
 ) -> Result<(Child, u16, Arc<Mutex<String>>), HarnessError> {
+    // The gate is never closed, so acquiring cannot fail; a failure would only mean no gating.
+    let _turn = START_GATE.acquire().await.ok();
     let mut command = Command::new("node");
     command
         .arg("server.mjs")
