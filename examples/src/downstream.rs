@@ -15,7 +15,7 @@
 
 use mcp_auth_core::config::ConfigError;
 use mcp_auth_core::exchange::{ExchangeConfig, TokenExchanger};
-use mcp_auth_core::http::{HttpClient, check_url, read_capped};
+use mcp_auth_core::http::{HttpClient, check_url};
 use mcp_auth_core::rmcp_ext::Auth;
 use mcp_auth_jwt::presets::{Preset, entra::Entra};
 use rmcp::ErrorData;
@@ -134,19 +134,18 @@ impl Downstream {
     pub(crate) async fn call(&self, auth: &Auth) -> Result<String, ErrorData> {
         let token = auth.exchange_for(&self.target).await?;
         let unreachable = || ErrorData::internal_error("the downstream API is unreachable", None);
-        let resp = self
-            .http
-            .reqwest()
-            .get(self.url.clone())
+        let request = http::Request::get(self.url.as_str())
             .header(http::header::AUTHORIZATION, token.authorization())
             .header(http::header::ACCEPT, "application/json")
-            .send()
+            .body(Default::default())
+            .map_err(|_| unreachable())?;
+        let resp = self
+            .http
+            .send(request, MAX_ANSWER_BYTES)
             .await
             .map_err(|_| unreachable())?;
         let status = resp.status();
-        let body = read_capped(resp, MAX_ANSWER_BYTES)
-            .await
-            .map_err(|_| unreachable())?;
+        let body = resp.into_body();
         if !status.is_success() {
             return Err(ErrorData::internal_error(
                 format!("the downstream API answered {}", status.as_u16()),

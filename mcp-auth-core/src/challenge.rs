@@ -178,6 +178,11 @@ impl std::fmt::Display for BearerChallenge<'_> {
     }
 }
 
+/// The longest `Retry-After` taken from an IdP (and passed on to clients): a hint of hours or
+/// years from a confused or hostile IdP must not keep clients away that long. The same cap for
+/// JWKS, discovery and introspection answers, and for a custom verifier's hint.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 fn json_body(error: &str, description: Option<&str>) -> Bytes {

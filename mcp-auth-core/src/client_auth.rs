@@ -293,22 +293,6 @@ impl PreparedAuth {
     pub fn form(&self) -> &[(&'static str, String)] {
         &self.form
     }
-
-    /// Adds the credentials to a form POST: the header, when there is one, and the form
-    /// parameters after `params`.
-    pub fn apply<'a>(
-        &'a self,
-        request: reqwest::RequestBuilder,
-        params: &mut Vec<(&'a str, &'a str)>,
-    ) -> reqwest::RequestBuilder {
-        for (k, v) in &self.form {
-            params.push((k, v.as_str()));
-        }
-        match &self.header {
-            Some(h) => request.header(http::header::AUTHORIZATION, h.clone()),
-            None => request,
-        }
-    }
 }
 
 impl fmt::Debug for PreparedAuth {

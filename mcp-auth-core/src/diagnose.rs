@@ -40,9 +40,11 @@ use axum::body::Body;
 use http::{Request, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 use tower::{Layer, ServiceExt};
+#[cfg(feature = "http-client")]
 use url::Url;
 
 use crate::claims::ClaimRules;
+#[cfg(feature = "http-client")]
 use crate::http::HttpClient;
 use crate::policy::McpPolicy;
 use crate::{AccessToken, AuthProvider, InvalidToken, VerifyError};
@@ -603,6 +605,7 @@ pub fn verdict(result: &Result<AccessToken, VerifyError>) -> Check {
 /// The metadata locations of `issuer`, in the order the MCP authorization spec has clients try
 /// them: RFC 8414 with path insertion, OpenID Connect with path insertion, OpenID Connect with
 /// the path appended (the last two are one URL for an issuer without a path).
+#[cfg(feature = "http-client")]
 fn metadata_urls(issuer: &Url) -> Vec<(Url, &'static str)> {
     let origin = issuer.origin().ascii_serialization();
     let path = issuer.path().trim_end_matches('/');
@@ -631,10 +634,33 @@ fn metadata_urls(issuer: &Url) -> Vec<(Url, &'static str)> {
     out
 }
 
+/// [`check_authorization_server`] with the shared HTTP client; without the `http-client` feature,
+/// a skipped check saying so.
+pub(crate) async fn check_authorization_server_shared(
+    issuer: &str,
+    scopes: &[String],
+) -> Vec<Check> {
+    #[cfg(feature = "http-client")]
+    {
+        check_authorization_server(&HttpClient::shared(), issuer, scopes)
+            .await
+            .0
+    }
+    #[cfg(not(feature = "http-client"))]
+    {
+        let _ = (issuer, scopes);
+        vec![Check::skipped(
+            "metadata",
+            "mcp-auth-core was built without its `http-client` feature: metadata not fetched",
+        )]
+    }
+}
+
 /// The authorization server's metadata as an MCP client sees it: found (RFC 8414 or OpenID
 /// Connect discovery) and naming `issuer`; `code_challenge_methods_supported` with `S256`; a
 /// `registration_endpoint` (DCR) or `client_id_metadata_document_supported` (CIMD); the `scopes`
 /// clients are told to request in `scopes_supported`. Returns the checks and the document.
+#[cfg(feature = "http-client")]
 pub async fn check_authorization_server(
     http: &HttpClient,
     issuer: &str,
@@ -832,12 +858,7 @@ pub async fn diagnose(
             d.issuers = diag.check_issuers(&meta.scopes_supported).await;
             for a in &meta.authorization_servers {
                 if !d.issuers.iter().any(|i| &i.issuer == a) {
-                    let (checks, _) = check_authorization_server(
-                        &HttpClient::shared(),
-                        a,
-                        &meta.scopes_supported,
-                    )
-                    .await;
+                    let checks = check_authorization_server_shared(a, &meta.scopes_supported).await;
                     d.issuers.push(IssuerReport {
                         issuer: a.clone(),
                         checks,
@@ -851,9 +872,7 @@ pub async fn diagnose(
                 "this verifier offers no diagnosis of its own: only the advertised authorization servers are checked",
             ));
             for a in &meta.authorization_servers {
-                let (checks, _) =
-                    check_authorization_server(&HttpClient::shared(), a, &meta.scopes_supported)
-                        .await;
+                let checks = check_authorization_server_shared(a, &meta.scopes_supported).await;
                 d.issuers.push(IssuerReport {
                     issuer: a.clone(),
                     checks,

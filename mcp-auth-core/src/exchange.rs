@@ -75,17 +75,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, header};
+use http::HeaderValue;
 use moka::Expiry;
 use moka::future::Cache;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::challenge::MAX_RETRY_AFTER;
 use crate::client_auth::{ClientAuth, ClientSecret, CredentialSettings, PreparedAuth};
 use crate::http::{
-    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, MAX_RETRY_AFTER, check_url,
-    map_reqwest_error, read_capped, retry_after, same_origin,
+    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, check_url, retry_after, same_origin,
 };
 use crate::{AccessToken, BuildError, Setting, token_tag, validate_scope};
 
@@ -1095,31 +1095,22 @@ impl Inner {
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
-        let req = self
-            .http
-            .reqwest()
-            .post(url.clone())
-            .header(header::ACCEPT, "application/json");
-        let req = self.auth.apply(req, &mut form).form(&form);
         self.exchanges.fetch_add(1, Ordering::Relaxed);
         let subject = token_tag(raw);
-        let resp = match req.send().await {
+        let resp = match self
+            .http
+            .post_form(&url, &form, Some(&self.auth), self.max_body)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
-                let e = map_reqwest_error(e);
                 tracing::warn!(error = %e, endpoint = %url, %subject, "token exchange request failed");
                 return Err(ExchangeError::Unavailable { retry_after: None });
             }
         };
         let status = resp.status().as_u16();
         let hint = retry_after(resp.headers()).map(|d| d.min(MAX_RETRY_AFTER));
-        let body = match read_capped(resp, self.max_body).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, endpoint = %url, status, "token endpoint answer unreadable");
-                return Err(ExchangeError::Unavailable { retry_after: hint });
-            }
-        };
+        let body = resp.into_body();
         let error_code = || {
             serde_json::from_slice::<ErrorResponse>(&body)
                 .ok()

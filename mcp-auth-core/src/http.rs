@@ -7,6 +7,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use url::Url;
 
+use crate::challenge::MAX_RETRY_AFTER;
+use crate::client_auth::PreparedAuth;
 use crate::resource::is_loopback_url;
 use crate::{BuildError, Setting};
 
@@ -146,12 +148,6 @@ impl HttpClient {
             .clone()
     }
 
-    /// The underlying `reqwest::Client`, for requests these helpers do not cover (POSTs).
-    /// Use [`check_url`] first and [`read_capped`] on the response.
-    pub fn reqwest(&self) -> &reqwest::Client {
-        &self.inner
-    }
-
     /// The default body cap.
     pub fn max_body_bytes(&self) -> usize {
         self.max_body
@@ -185,6 +181,78 @@ impl HttpClient {
             max_age: fetched.max_age,
         })
     }
+
+    /// Sends `request` as it is (any method, headers and body) and returns the answer with its
+    /// body read up to `max_body` bytes, whatever the status: the caller decides what a status
+    /// means. The URL must pass [`check_url`]; redirects are not followed; the client's
+    /// timeouts apply.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bytes::Bytes;
+    /// use mcp_auth_core::http::HttpClient;
+    /// let request = http::Request::get("https://api.example.com/me")
+    ///     .header(http::header::AUTHORIZATION, "Bearer a-downstream-token")
+    ///     .body(Bytes::new())?;
+    /// let answer = HttpClient::shared().send(request, 64 * 1024).await?;
+    /// println!("{}: {} bytes", answer.status(), answer.body().len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(
+        &self,
+        request: http::Request<Bytes>,
+        max_body: usize,
+    ) -> Result<http::Response<Bytes>, FetchError> {
+        let url = Url::parse(&request.uri().to_string()).map_err(|_| FetchError::InsecureUrl)?;
+        check_url(&url)?;
+        let request = reqwest::Request::try_from(request).map_err(|_| FetchError::Connect)?;
+        let resp = self
+            .inner
+            .execute(request)
+            .await
+            .map_err(map_reqwest_error)?;
+        let mut answer = http::Response::builder().status(resp.status());
+        if let Some(headers) = answer.headers_mut() {
+            *headers = resp.headers().clone();
+        }
+        let body = read_capped(resp, max_body).await?;
+        answer.body(body).map_err(|_| FetchError::Connect)
+    }
+
+    /// POSTs `params` as `application/x-www-form-urlencoded` to `url`, asking for JSON, with the
+    /// client credentials `auth` added (the `Authorization` header, or the form parameters after
+    /// `params`), and returns the answer like [`send`](Self::send). For token, introspection and
+    /// token-exchange endpoints.
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        params: &[(&str, &str)],
+        auth: Option<&PreparedAuth>,
+        max_body: usize,
+    ) -> Result<http::Response<Bytes>, FetchError> {
+        // The serializer is not `Send`: finish it before anything is awaited.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(params.iter().copied());
+            if let Some(auth) = auth {
+                form.extend_pairs(auth.form().iter().map(|(k, v)| (*k, v.as_str())));
+            }
+            form.finish()
+        };
+        let mut request = http::Request::post(url.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        if let Some(h) = auth.and_then(PreparedAuth::header) {
+            request = request.header(http::header::AUTHORIZATION, h.clone());
+        }
+        let request = request
+            .body(Bytes::from(body))
+            .map_err(|_| FetchError::InsecureUrl)?;
+        self.send(request, max_body).await
+    }
 }
 
 /// Refuses URLs that are not `https`, except on loopback.
@@ -197,7 +265,7 @@ pub fn check_url(url: &Url) -> Result<(), FetchError> {
 }
 
 /// Maps a reqwest error onto [`FetchError`].
-pub fn map_reqwest_error(e: reqwest::Error) -> FetchError {
+pub(crate) fn map_reqwest_error(e: reqwest::Error) -> FetchError {
     if e.is_timeout() {
         FetchError::Timeout
     } else if e.is_decode() {
@@ -208,7 +276,7 @@ pub fn map_reqwest_error(e: reqwest::Error) -> FetchError {
 }
 
 /// Passes 2xx responses, turns redirects and other statuses into errors.
-pub fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, FetchError> {
+fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, FetchError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -223,7 +291,7 @@ pub fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, FetchE
 }
 
 /// Reads a response body, failing as soon as it grows past `max` bytes.
-pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, FetchError> {
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, FetchError> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(FetchError::TooLarge(max));
     }
@@ -236,11 +304,6 @@ pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Byte
     }
     Ok(buf.freeze())
 }
-
-/// The longest `Retry-After` taken from an IdP (and passed on to clients): a hint of hours or
-/// years from a confused or hostile IdP must not keep clients away that long. The same cap for
-/// JWKS, discovery and introspection answers, and for a custom verifier's hint.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// `Retry-After` in delta-seconds form (HTTP dates are ignored), capped at
 /// [`MAX_RETRY_AFTER`].

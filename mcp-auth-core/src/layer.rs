@@ -526,9 +526,12 @@ impl Shared {
                 bump(&self.metrics.unavailable);
                 outcome("unavailable", "none");
                 tracing::warn!("identity provider unavailable: answering 503");
-                // A custom verifier's hint is capped like an IdP's (`http::MAX_RETRY_AFTER`).
+                // A custom verifier's hint is capped like an IdP's (`challenge::MAX_RETRY_AFTER`).
                 let secs = retry_after
-                    .map(|d| d.as_secs().clamp(1, crate::http::MAX_RETRY_AFTER.as_secs()))
+                    .map(|d| {
+                        d.as_secs()
+                            .clamp(1, crate::challenge::MAX_RETRY_AFTER.as_secs())
+                    })
                     .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
                 return Err(challenge::unavailable(secs));
             }

@@ -72,7 +72,9 @@
 
 pub mod challenge;
 pub mod claims;
+#[cfg(feature = "http-client")]
 pub mod client_auth;
+#[cfg(feature = "config")]
 pub mod config;
 pub mod diagnose;
 pub mod dpop;
@@ -80,7 +82,9 @@ mod error;
 #[cfg(feature = "exchange")]
 pub mod exchange;
 pub mod extract;
+#[cfg(all(feature = "http-client", feature = "cache"))]
 pub mod forward;
+#[cfg(feature = "http-client")]
 pub mod http;
 mod layer;
 pub mod metadata;

@@ -9,8 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::claims::parse_unique_object;
-use crate::diagnose::{Check, Diagnose, IssuerReport, check_authorization_server, shown};
-use crate::http::HttpClient;
+use crate::diagnose::{Check, Diagnose, IssuerReport, check_authorization_server_shared, shown};
 use crate::{AccessToken, BuildError, InvalidToken, Setting, TokenVerifier, VerifyError};
 
 /// Composes verifiers by issuer: JWT verifiers for some IdPs, at most one verifier for opaque
@@ -264,9 +263,7 @@ impl Diagnose for MultiIssuerVerifier {
                 None => Vec::new(),
             };
             let checks = if checks.is_empty() {
-                check_authorization_server(&HttpClient::shared(), issuer, scopes)
-                    .await
-                    .0
+                check_authorization_server_shared(issuer, scopes).await
             } else {
                 checks
             };

@@ -70,6 +70,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The MCP session header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
 /// The longest idle time a session binding gets (longer settings are capped to it).
+#[cfg(feature = "cache")]
 const MAX_SESSION_IDLE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long an unused session binding is kept by default: twice rmcp's default session
 /// keep-alive (`SessionConfig::DEFAULT_KEEP_ALIVE`, 5 min), after which rmcp has closed an idle
@@ -669,11 +670,33 @@ struct PolicyInner {
     metadata_url: String,
     global_scope: String,
     hierarchy: ScopeHierarchy,
-    sessions: Option<moka::sync::Cache<Arc<str>, Arc<SessionOwner>>>,
+    sessions: Option<SessionMap>,
     /// `algs` of DPoP challenges (empty when DPoP is off).
     dpop_algs: String,
     /// Every challenge on the DPoP scheme (`required` mode).
     dpop_required: bool,
+}
+
+/// Session bindings: an LRU map with an idle timeout (moka, feature `cache`).
+#[cfg(feature = "cache")]
+type SessionMap = moka::sync::Cache<Arc<str>, Arc<SessionOwner>>;
+
+/// Without the `cache` feature there is no session map: [`McpPolicyBuilder::build`] refuses to
+/// build with session binding on, so this type is never constructed.
+#[cfg(not(feature = "cache"))]
+enum SessionMap {}
+
+#[cfg(not(feature = "cache"))]
+impl SessionMap {
+    fn get<Q: ?Sized>(&self, _: &Q) -> Option<Arc<SessionOwner>> {
+        match *self {}
+    }
+    fn insert(&self, _: Arc<str>, _: Arc<SessionOwner>) {
+        match *self {}
+    }
+    fn invalidate<Q: ?Sized>(&self, _: &Q) {
+        match *self {}
+    }
 }
 
 /// Who a session belongs to: the principal that opened it and, when it was opened with a
@@ -801,7 +824,8 @@ impl McpPolicyBuilder {
         self
     }
 
-    /// Bind `Mcp-Session-Id` sessions to the principal that created them (default on).
+    /// Bind `Mcp-Session-Id` sessions to the principal that created them (default on; needs the
+    /// `cache` feature, on by default: without it, building with binding on is an error).
     pub fn session_binding(mut self, on: bool) -> Self {
         self.session_binding = Some(on);
         self
@@ -893,6 +917,17 @@ impl McpPolicyBuilder {
             }
             resources.push((pattern, compiled));
         }
+        #[cfg(not(feature = "cache"))]
+        if self.session_binding.unwrap_or(true) {
+            return Err(BuildError::invalid(
+                POLICY,
+                "session binding needs mcp-auth-core's `cache` feature; turn it off with \
+                 `session_binding(false)` only when the server runs without sessions (stateless)",
+            ));
+        }
+        #[cfg(not(feature = "cache"))]
+        let sessions: Option<SessionMap> = None;
+        #[cfg(feature = "cache")]
         let sessions = self.session_binding.unwrap_or(true).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(self.session_capacity.unwrap_or(100_000))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+#[cfg(feature = "config")]
 use crate::config::{ConfigError, CoreConfig};
 use crate::dpop::{Dpop, DpopKeyVerifier, DpopMode, DpopSettings, ReplayCache};
 use crate::layer::BearerAuthLayer;
@@ -274,6 +275,7 @@ impl RemoteAuthProvider {
     }
 
     /// Builds from core's configuration (`MCP_AUTH_*`), naming the variable on errors.
+    #[cfg(feature = "config")]
     pub fn from_config(
         config: &CoreConfig,
         verifier: Arc<dyn TokenVerifier>,
@@ -533,6 +535,7 @@ impl RemoteAuthProviderBuilder {
     }
 
     /// Applies core's configuration on top of what is set.
+    #[cfg(feature = "config")]
     pub fn apply_config(mut self, config: &CoreConfig) -> Self {
         if let Some(r) = &config.resource_url {
             self.resource_url = Some(r.clone());

@@ -32,12 +32,17 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "cache")]
+use std::time::Instant;
 
 use async_trait::async_trait;
+#[cfg(all(feature = "config", feature = "cache"))]
 use figment::Figment;
+#[cfg(all(feature = "config", feature = "cache"))]
 use serde::Deserialize;
 
+#[cfg(all(feature = "config", feature = "cache"))]
 use crate::config::{ConfigError, EnvTable, extract, figment};
 
 #[cfg(feature = "redis")]
@@ -192,9 +197,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Default bound on the entries a [`MemoryStore`] holds.
+#[cfg(feature = "cache")]
 pub const DEFAULT_MEMORY_STORE_CAPACITY: u64 = 1_000_000;
 
-/// The in-process [`Store`]: the default, nothing to set up, not shared with other replicas.
+#[cfg(feature = "cache")]
+/// The in-process [`Store`]: the default, nothing to set up, not shared with other replicas
+/// (feature `cache`, on by default).
 ///
 /// Bounded by entry count; when full, [`set_if_absent`](Store::set_if_absent) refuses with
 /// [`StoreError::is_full`] instead of evicting a live entry (an evicted replay entry would let a
@@ -208,14 +216,17 @@ pub struct MemoryStore {
     count: Arc<std::sync::atomic::AtomicU64>,
 }
 
+#[cfg(feature = "cache")]
 #[derive(Clone)]
 struct MemEntry {
     value: Arc<[u8]>,
     expires: Instant,
 }
 
+#[cfg(feature = "cache")]
 struct MemExpiry;
 
+#[cfg(feature = "cache")]
 impl moka::Expiry<Box<str>, MemEntry> for MemExpiry {
     fn expire_after_create(&self, _: &Box<str>, v: &MemEntry, now: Instant) -> Option<Duration> {
         Some(v.expires.saturating_duration_since(now))
@@ -232,6 +243,7 @@ impl moka::Expiry<Box<str>, MemEntry> for MemExpiry {
     }
 }
 
+#[cfg(feature = "cache")]
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
@@ -240,12 +252,14 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+#[cfg(feature = "cache")]
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::with_capacity(DEFAULT_MEMORY_STORE_CAPACITY)
     }
 }
 
+#[cfg(feature = "cache")]
 impl MemoryStore {
     /// A store holding up to [`DEFAULT_MEMORY_STORE_CAPACITY`] entries.
     pub fn new() -> Self {
@@ -298,6 +312,7 @@ impl MemoryStore {
     }
 }
 
+#[cfg(feature = "cache")]
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<StoreEntry>, StoreError> {
@@ -364,6 +379,7 @@ impl Store for MemoryStore {
     }
 }
 
+#[cfg(all(feature = "config", feature = "cache"))]
 /// The store settings (`MCP_AUTH_STORE_*`). Keys are the variable names without `MCP_AUTH_`,
 /// lower-cased.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -383,6 +399,7 @@ pub struct StoreConfig {
     pub store_prefix: Option<String>,
 }
 
+#[cfg(all(feature = "config", feature = "cache"))]
 impl StoreConfig {
     /// The keys and their variables.
     pub const ENV: EnvTable = EnvTable::new(&[

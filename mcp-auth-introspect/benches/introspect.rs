@@ -110,14 +110,12 @@ fn bench(c: &mut Criterion) {
     let client = HttpClient::shared();
     group.bench_function("bare_http_post_loopback", |b| {
         b.to_async(&rt).iter(|| async {
+            let form = [("token", "opaque-token-for-bench")];
             let resp = client
-                .reqwest()
-                .post(url.as_str())
-                .form(&[("token", "opaque-token-for-bench")])
-                .send()
+                .post_form(&url::Url::parse(&url).unwrap(), &form, None, 64 * 1024)
                 .await
                 .unwrap();
-            resp.bytes().await.unwrap()
+            resp.into_body()
         })
     });
     group.finish();

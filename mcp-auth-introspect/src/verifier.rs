@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::header;
 use mcp_auth_core::http::{
-    DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, MetadataError,
-    authorization_server_metadata, check_url, map_reqwest_error, read_capped, retry_after,
-    same_origin,
+    DEFAULT_CONNECT_TIMEOUT, FetchError, HttpClient, HttpClientConfig, MetadataError,
+    authorization_server_metadata, check_url, retry_after, same_origin,
 };
 use mcp_auth_core::{
     AccessToken, BuildError, InvalidToken, ResourceUrl, TokenVerifier, VerifyError, async_trait,
@@ -53,8 +51,11 @@ const SEEN_ACTIVE_CAPACITY: u64 = 100_000;
 const SEEN_ACTIVE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The `Retry-After` hint when every introspection slot is busy.
 pub const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Most of the readiness probe's answer read (only its status matters).
+const PROBE_MAX_BODY: usize = 64 * 1024;
+
 /// The largest `Retry-After` passed on from the IdP (core's cap, the same for every verifier).
-pub const MAX_RETRY_AFTER: Duration = mcp_auth_core::http::MAX_RETRY_AFTER;
+pub const MAX_RETRY_AFTER: Duration = mcp_auth_core::challenge::MAX_RETRY_AFTER;
 
 const CREDENTIALS_HINT: &str = "the introspection endpoint refused our client credentials: check \
     MCP_AUTH_INTROSPECT_CLIENT_ID, MCP_AUTH_INTROSPECT_CLIENT_SECRET and \
@@ -893,13 +894,21 @@ impl Inner {
                     None => ep.join("/").ok(),
                 };
                 match target {
-                    Some(u) => match self.http.reqwest().get(u).send().await {
-                        Ok(r) => r.status().as_u16() < 500,
-                        Err(e) => {
-                            tracing::debug!(error = %map_reqwest_error(e), "readiness probe failed");
-                            false
+                    Some(u) => {
+                        let probe = http::Request::get(u.as_str()).body(Default::default());
+                        match probe {
+                            Ok(probe) => match self.http.send(probe, PROBE_MAX_BODY).await {
+                                Ok(r) => r.status().as_u16() < 500,
+                                // A discovery document over the cap still shows the IdP up.
+                                Err(FetchError::TooLarge(_)) => true,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "readiness probe failed");
+                                    false
+                                }
+                            },
+                            Err(_) => false,
                         }
-                    },
+                    }
                     None => false,
                 }
             }
@@ -1130,22 +1139,24 @@ impl Inner {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
         form.push(("token", token));
         form.push(("token_type_hint", "access_token"));
-        let req = self
-            .http
-            .reqwest()
-            .post(url.clone())
-            .header(header::ACCEPT, "application/json");
-        let req = self.auth.apply(req, &mut form).form(&form);
         self.stats.introspections.fetch_add(1, Ordering::Relaxed);
-        let resp = match req.send().await {
+        let resp = match self
+            .http
+            .post_form(&url, &form, Some(&self.auth), self.max_body)
+            .await
+        {
             Ok(r) => {
                 telemetry::idp_request("introspection", r.status().is_success());
                 r
             }
             Err(e) => {
                 telemetry::idp_request("introspection", false);
-                let e = map_reqwest_error(e);
-                tracing::warn!(error = %e, endpoint = %url, "introspection request failed");
+                if e.is_transient() {
+                    tracing::warn!(error = %e, endpoint = %url, "introspection request failed");
+                } else {
+                    tracing::error!(error = %e, endpoint = %url,
+                        "introspection response unusable: answering 503");
+                }
                 return Err(unavailable(None));
             }
         };
@@ -1153,15 +1164,7 @@ impl Inner {
         let status = resp.status().as_u16();
         match status {
             200 => {
-                let body = match read_capped(resp, self.max_body).await {
-                    Ok(b) => b,
-                    Err(e) if e.is_transient() => return Err(unavailable(None)),
-                    Err(e) => {
-                        tracing::error!(error = %e, endpoint = %url,
-                            "introspection response unusable: answering 503");
-                        return Err(unavailable(None));
-                    }
-                };
+                let body = resp.into_body();
                 match map_body(&body, &self.checks, now_unix()) {
                     Ok(m) => Ok((m, body.to_vec())),
                     Err(_) => {
@@ -1176,8 +1179,7 @@ impl Inner {
             }
             400 => {
                 // RFC 6749 §5.2 lets servers answer `invalid_client` with 400 too.
-                let body = read_capped(resp, 4096).await.unwrap_or_default();
-                let error = serde_json::from_slice::<Value>(&body)
+                let error = serde_json::from_slice::<Value>(resp.body())
                     .ok()
                     .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
                 if matches!(
