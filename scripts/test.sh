@@ -21,6 +21,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p mcp-auth-core --all-targets --features testkit,rmcp -- -D warnings
 # The workspace always unifies core's `exchange` feature on: check the library without it too.
 cargo clippy -p mcp-auth-core --lib --features rmcp -- -D warnings
+# Core for crates that only implement their own TokenVerifier: no reqwest, figment or moka.
+cargo clippy -p mcp-auth-core --lib --no-default-features -- -D warnings
+if cargo tree -p mcp-auth-core --no-default-features -e normal --prefix none \
+    | grep -E '^(reqwest|figment|moka) '; then
+  echo "mcp-auth-core without default features still depends on the crates above" >&2
+  exit 1
+fi
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

@@ -15,7 +15,7 @@
 
 use mcp_auth_core::config::ConfigError;
 use mcp_auth_core::exchange::{ExchangeConfig, TokenExchanger};
-use mcp_auth_core::http::{HttpClient, check_url};
+use mcp_auth_core::fetch::{HttpClient, check_url};
 use mcp_auth_core::rmcp_ext::Auth;
 use mcp_auth_jwt::presets::{Preset, entra::Entra};
 use rmcp::ErrorData;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use axum::Router;
 use mcp_auth_core::config::{ConfigError, CoreConfig};
-use mcp_auth_core::{AuthProvider, RemoteAuthProvider, ResourceUrl, is_loopback_url};
+use mcp_auth_core::resource::is_loopback_url;
+use mcp_auth_core::{AuthProvider, RemoteAuthProvider, ResourceUrl};
 use mcp_auth_jwt::JwtVerifier;
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
 use mcp_auth_jwt::presets::{Preset, auth0::Auth0, cognito::Cognito, entra::Entra, okta::Okta};

@@ -8,9 +8,10 @@ use axum::body::Body;
 use http::{Request, Response, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use mcp_auth_core::testkit::parse_challenge;
+use mcp_auth_core::token::is_b64token;
 use mcp_auth_core::{
     AccessToken, AuthProvider, InvalidToken, RemoteAuthProvider, TokenVerifier, VerifyError,
-    async_trait, is_b64token,
+    async_trait,
 };
 use tower::{ServiceExt, service_fn};
 

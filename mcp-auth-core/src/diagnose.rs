@@ -45,7 +45,7 @@ use url::Url;
 
 use crate::claims::ClaimRules;
 #[cfg(feature = "http-client")]
-use crate::http::HttpClient;
+use crate::fetch::HttpClient;
 use crate::policy::McpPolicy;
 use crate::{AccessToken, AuthProvider, InvalidToken, VerifyError};
 

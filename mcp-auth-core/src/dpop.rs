@@ -38,6 +38,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::BuildError;
 use crate::claims::parse_unique_object;
 use crate::resource::ResourceUrl;
 
@@ -144,9 +145,9 @@ impl DpopAlg {
         }
     }
 
-    /// Parses a JOSE name (exact, case-sensitive as JOSE is). `none`, HMAC and unknown names give
-    /// `None`.
-    pub fn parse(name: &str) -> Option<DpopAlg> {
+    /// The algorithm a JOSE name stands for (exact, case-sensitive as JOSE is); `none`, HMAC
+    /// and unknown names give `None`. The proof check's allocation-free twin of `from_str`.
+    fn from_jose(name: &str) -> Option<DpopAlg> {
         Some(match name {
             "ES256" => DpopAlg::ES256,
             "ES384" => DpopAlg::ES384,
@@ -169,6 +170,24 @@ impl DpopAlg {
             DpopAlg::EdDSA => kty == "OKP" && crv == Some("Ed25519"),
             _ => kty == "RSA",
         }
+    }
+}
+
+impl FromStr for DpopAlg {
+    type Err = BuildError;
+
+    /// Parses a JOSE name (exact, case-sensitive as JOSE is). `none`, HMAC and unknown names are
+    /// refused, naming `MCP_AUTH_DPOP_ALGORITHMS`' setting.
+    fn from_str(name: &str) -> Result<Self, BuildError> {
+        DpopAlg::from_jose(name).ok_or_else(|| {
+            BuildError::invalid(
+                DPOP_ALGORITHMS_SETTING,
+                format!(
+                    "{name:?} is not an asymmetric JWS algorithm (use ES256, ES384, EdDSA, PS256, \
+                     PS384, PS512, RS256, RS384 or RS512)"
+                ),
+            )
+        })
     }
 }
 
@@ -463,8 +482,8 @@ impl Nonces {
 
     fn accepts(&self, nonce: &str, now: u64) -> bool {
         let slot = now / self.lifetime;
-        let a = crate::constant_time_eq(nonce.as_bytes(), self.for_slot(slot).as_bytes());
-        let b = crate::constant_time_eq(
+        let a = crate::token::constant_time_eq(nonce.as_bytes(), self.for_slot(slot).as_bytes());
+        let b = crate::token::constant_time_eq(
             nonce.as_bytes(),
             self.for_slot(slot.saturating_sub(1)).as_bytes(),
         );
@@ -611,7 +630,7 @@ impl Dpop {
         let alg = header
             .get("alg")
             .and_then(Value::as_str)
-            .and_then(DpopAlg::parse)
+            .and_then(DpopAlg::from_jose)
             .filter(|a| self.algs.contains(a))
             .ok_or(ProofError::Algorithm)?;
         if header.contains_key("crit") {
@@ -714,12 +733,12 @@ impl Dpop {
         let mut expected = [0u8; 43];
         // 32 octets always encode to 43 base64url characters.
         let _ = URL_SAFE_NO_PAD.encode_slice(digest, &mut expected);
-        if !crate::constant_time_eq(ath.as_bytes(), &expected) {
+        if !crate::token::constant_time_eq(ath.as_bytes(), &expected) {
             return Ok(Err(ProofError::AccessTokenHash));
         }
         let mut thumb = [0u8; 43];
         let _ = URL_SAFE_NO_PAD.encode_slice(proof.thumbprint, &mut thumb);
-        if !crate::constant_time_eq(jkt.as_bytes(), &thumb) {
+        if !crate::token::constant_time_eq(jkt.as_bytes(), &thumb) {
             return Ok(Err(ProofError::KeyMismatch));
         }
         if let Some(nonces) = &self.nonces
@@ -886,7 +905,6 @@ pub const DPOP_ALGORITHMS_SETTING: crate::Setting =
 
 impl DpopSettings {
     pub(crate) fn build(self, resource: &ResourceUrl) -> Result<Dpop, crate::BuildError> {
-        use crate::BuildError;
         // Without a signature verifier core cannot check proofs: DPoP is off unless asked for,
         // and asking for it without one is a start-up error (never a silent downgrade).
         let configured = match &self.mode_text {
@@ -919,15 +937,7 @@ impl DpopSettings {
             Some(names) => {
                 let mut algs = Vec::new();
                 for n in &names {
-                    let a = DpopAlg::parse(n).ok_or_else(|| {
-                        BuildError::invalid(
-                            DPOP_ALGORITHMS_SETTING,
-                            format!(
-                                "{n:?} is not an asymmetric JWS algorithm (use ES256, ES384, \
-                                 EdDSA, PS256, PS384, PS512, RS256, RS384 or RS512)"
-                            ),
-                        )
-                    })?;
+                    let a: DpopAlg = n.parse()?;
                     if !algs.contains(&a) {
                         algs.push(a);
                     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// use mcp_auth_core::{InvalidToken, VerifyError};
 /// let err = VerifyError::Invalid(InvalidToken::Expired);
 /// assert_eq!(err.status(), 401);
-/// assert_eq!(VerifyError::unavailable().status(), 503);
+/// assert_eq!(VerifyError::unavailable().status(), http::StatusCode::SERVICE_UNAVAILABLE);
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -39,11 +39,11 @@ impl VerifyError {
     }
 
     /// The HTTP status the bearer layer answers with.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> http::StatusCode {
         match self {
-            VerifyError::Invalid(_) => 401,
-            VerifyError::Unavailable { .. } => 503,
-            VerifyError::Internal(_) => 500,
+            VerifyError::Invalid(_) => http::StatusCode::UNAUTHORIZED,
+            VerifyError::Unavailable { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+            VerifyError::Internal(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -84,10 +84,12 @@ use url::Url;
 
 use crate::challenge::MAX_RETRY_AFTER;
 use crate::client_auth::{ClientAuth, ClientSecret, CredentialSettings, PreparedAuth};
-use crate::http::{
+use crate::fetch::{
     DEFAULT_CONNECT_TIMEOUT, HttpClient, HttpClientConfig, check_url, retry_after, same_origin,
 };
-use crate::{AccessToken, BuildError, Setting, token_tag, validate_scope};
+use crate::scope::validate_scope;
+use crate::token::token_tag;
+use crate::{AccessToken, BuildError, Setting};
 
 /// `grant_type` of RFC 8693 token exchange.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -166,9 +168,13 @@ impl Grant {
             Grant::OnBehalfOf => "on_behalf_of",
         }
     }
+}
+
+impl std::str::FromStr for Grant {
+    type Err = BuildError;
 
     /// Parses `token_exchange` or `on_behalf_of` (ASCII case-insensitive).
-    pub fn parse(s: &str) -> Result<Self, BuildError> {
+    fn from_str(s: &str) -> Result<Self, BuildError> {
         let s = s.trim();
         for g in [Grant::TokenExchange, Grant::OnBehalfOf] {
             if s.eq_ignore_ascii_case(g.as_str()) {
@@ -195,9 +201,11 @@ pub enum TargetParameter {
     Both,
 }
 
-impl TargetParameter {
+impl std::str::FromStr for TargetParameter {
+    type Err = BuildError;
+
     /// Parses `audience`, `resource` or `both` (ASCII case-insensitive).
-    pub fn parse(s: &str) -> Result<Self, BuildError> {
+    fn from_str(s: &str) -> Result<Self, BuildError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "audience" => Ok(TargetParameter::Audience),
             "resource" => Ok(TargetParameter::Resource),
@@ -298,7 +306,7 @@ pub fn parse_targets(raw: &str, parameter: TargetParameter) -> Result<Vec<Target
             continue;
         }
         let (id, scopes) = match entry.split_once('=') {
-            Some((id, scopes)) => (id.trim(), crate::split_list(scopes)),
+            Some((id, scopes)) => (id.trim(), crate::scope::split_list(scopes)),
             None => (entry, Vec::new()),
         };
         out.push(
@@ -1008,7 +1016,7 @@ impl Inner {
     }
 
     async fn discover(&self, issuer: &str) -> Result<Url, ExchangeError> {
-        let doc = match crate::http::authorization_server_metadata(&self.http, issuer).await {
+        let doc = match crate::fetch::authorization_server_metadata(&self.http, issuer).await {
             Ok(doc) => doc,
             Err(e) if e.is_transient() => {
                 tracing::warn!(issuer, error = %e, "authorization server metadata unavailable");
@@ -1099,7 +1107,7 @@ impl Inner {
         let subject = token_tag(raw);
         let resp = match self
             .http
-            .post_form(&url, &form, Some(&self.auth), self.max_body)
+            .post_form(url, &form, Some(&self.auth), self.max_body)
             .await
         {
             Ok(r) => r,
@@ -1170,7 +1178,7 @@ impl Inner {
             parsed.access_token
         )) {
             // RFC 6750 b64token: anything else is no bearer token a downstream API can take.
-            Ok(h) if crate::is_b64token(parsed.access_token.as_bytes()) => h,
+            Ok(h) if crate::token::is_b64token(parsed.access_token.as_bytes()) => h,
             _ => {
                 tracing::error!(endpoint = %url, "token endpoint issued an empty or unprintable token");
                 return Err(ExchangeError::Unavailable { retry_after: None });
@@ -1178,7 +1186,7 @@ impl Inner {
         };
         authorization.set_sensitive(true);
         let granted = match parsed.scope {
-            Some(s) => crate::split_list(&s),
+            Some(s) => crate::scope::split_list(&s),
             None => scopes.to_vec(),
         };
         let expires_at = parsed
@@ -1302,10 +1310,10 @@ impl ExchangeConfig {
                 .unwrap_or_default(),
         };
         if let Some(grant) = &self.exchange_grant {
-            base = base.grant(Grant::parse(grant).map_err(err)?);
+            base = base.grant(grant.parse::<Grant>().map_err(err)?);
         }
         let parameter = match &self.exchange_target_parameter {
-            Some(p) => TargetParameter::parse(p).map_err(err)?,
+            Some(p) => p.parse::<TargetParameter>().map_err(err)?,
             None => TargetParameter::Audience,
         };
         let targets = parse_targets(self.exchange_targets.as_deref().unwrap_or(""), parameter)

@@ -15,7 +15,7 @@ use url::Url;
 use crate::{BuildError, Setting};
 
 const UPSTREAM: Setting = Setting::new("metadata_upstream", "metadata upstream");
-use crate::http::{HttpClient, check_url};
+use crate::fetch::{HttpClient, check_url};
 use crate::metadata::{discovery_cors, json_document};
 
 /// The local path the forwarded document is served at.

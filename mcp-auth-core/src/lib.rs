@@ -11,8 +11,21 @@
 //!   `WWW-Authenticate` challenges of RFC 6750 and RFC 9728.
 //! * [`forward::MetadataForwarder`]: serves an IdP's authorization-server metadata on our origin.
 //! * [`config`]: figment-based configuration whose errors name the variable to fix.
+//! * [`fetch`]: the outbound HTTP client every verifier shares (timeouts, body caps, `https`
+//!   outside loopback, no redirects).
+//! * [`token`], [`scope`], [`resource`]: the access token and raw-token helpers, scope syntax
+//!   and sets, the canonical resource URL.
 //! * `serve` (feature `rmcp`): the serving helper (a listener with `TCP_NODELAY`, rmcp's service
 //!   shared, the hosts rmcp accepts for R, graceful shutdown).
+//!
+//! ## Features
+//!
+//! `http-client` (reqwest: [`fetch`], `client_auth`, `forward`), `config` (figment: [`config`],
+//! every `from_env`) and `cache` (moka: the policy's session binding, `store::MemoryStore`, the
+//! metadata forwarder's cache) are on by default; a crate that only implements its own
+//! [`TokenVerifier`] can turn them off with `default-features = false` and keep the traits, the
+//! bearer layer, the policy and the metadata routes. `rmcp` (the extractor and `serve`),
+//! `exchange` (RFC 8693 token exchange), `redis` (`store::RedisStore`) and `testkit` are opt-in.
 //!
 //! ## Quick start
 //!
@@ -82,44 +95,41 @@ mod error;
 #[cfg(feature = "exchange")]
 pub mod exchange;
 pub mod extract;
+#[cfg(feature = "http-client")]
+pub mod fetch;
 #[cfg(all(feature = "http-client", feature = "cache"))]
 pub mod forward;
-#[cfg(feature = "http-client")]
-pub mod http;
 mod layer;
 pub mod metadata;
 mod multi;
 pub mod policy;
 mod provider;
 pub mod readiness;
-mod resource;
+pub mod resource;
 #[cfg(feature = "rmcp")]
 pub mod rmcp_ext;
-mod scope;
+pub mod scope;
 #[cfg(feature = "rmcp")]
 pub mod serve;
 pub mod store;
 pub mod telemetry;
-mod token;
+pub mod token;
 mod verifier;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use error::{BuildError, InvalidToken, Setting, VerifyError};
-pub use layer::{
-    AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot, is_b64token, token_tag,
-};
-pub use metadata::{ProtectedResourceMetadata, metadata_router};
+pub use layer::{AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot};
+pub use metadata::ProtectedResourceMetadata;
 pub use multi::{MultiIssuerVerifier, MultiIssuerVerifierBuilder};
 pub use provider::{
-    AuthProvider, DEFAULT_MAX_TOKEN_BYTES, ProtectedResource, RemoteAuthProvider,
-    RemoteAuthProviderBuilder,
+    AuthProvider, ProtectedResource, RemoteAuthProvider, RemoteAuthProviderBuilder,
 };
-pub use resource::{PRM_WELL_KNOWN, ResourceUrl, is_loopback_url};
-pub use scope::{ScopeHierarchy, ScopeSet, is_scope_char, split_list, validate_scope};
+pub use resource::ResourceUrl;
+pub use scope::{ScopeHierarchy, ScopeSet};
 pub use token::{AccessToken, AccessTokenBuilder, Owner, Principal};
-pub use verifier::{TokenVerifier, constant_time_eq};
+pub use verifier::TokenVerifier;
 
 /// Re-exported so verifier implementations need not depend on it directly.
 pub use async_trait::async_trait;

@@ -131,6 +131,15 @@ pub fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
+impl std::str::FromStr for ResourceUrl {
+    type Err = BuildError;
+
+    /// The same as [`ResourceUrl::parse`].
+    fn from_str(raw: &str) -> Result<Self, BuildError> {
+        ResourceUrl::parse(raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,15 @@ impl ScopeHierarchy {
     }
 }
 
+impl std::str::FromStr for ScopeSet {
+    type Err = BuildError;
+
+    /// The same as [`ScopeSet::parse`].
+    fn from_str(raw: &str) -> Result<Self, BuildError> {
+        ScopeSet::parse(raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,7 +219,10 @@ async fn run_checks<P, M>(
     // --- metadata documents -------------------------------------------------------------
     let mut documents = vec![("metadata (path-inserted)", r.metadata_path())];
     if pr.serves_root_alias() && !r.is_origin_only() {
-        documents.push(("metadata (root alias)", crate::PRM_WELL_KNOWN.to_owned()));
+        documents.push((
+            "metadata (root alias)",
+            crate::resource::PRM_WELL_KNOWN.to_owned(),
+        ));
     }
     let mut first_doc: Option<serde_json::Value> = None;
     for (name, path) in &documents {

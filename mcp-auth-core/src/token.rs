@@ -1,4 +1,9 @@
-//! The verified access token handed to handlers.
+//! The verified access token handed to handlers, and the helpers for raw tokens: their syntax,
+//! their size bound, a log tag that is not the token, and constant-time comparison.
+
+pub use crate::layer::{is_b64token, token_tag};
+pub use crate::provider::DEFAULT_MAX_TOKEN_BYTES;
+pub use crate::verifier::constant_time_eq;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

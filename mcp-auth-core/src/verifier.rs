@@ -21,7 +21,7 @@ use crate::{AccessToken, VerifyError};
 /// #[async_trait]
 /// impl TokenVerifier for StaticVerifier {
 ///     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
-///         if mcp_auth_core::constant_time_eq(token.as_bytes(), b"let-me-in") {
+///         if mcp_auth_core::token::constant_time_eq(token.as_bytes(), b"let-me-in") {
 ///             Ok(AccessToken::builder()
 ///                 .subject("demo")
 ///                 .audience("http://127.0.0.1:8000/mcp")
@@ -143,7 +143,7 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
 /// secrets and stored tokens): the `constant_time_eq` crate's vectorised comparison.
 ///
 /// ```
-/// use mcp_auth_core::constant_time_eq;
+/// use mcp_auth_core::token::constant_time_eq;
 /// assert!(constant_time_eq(b"same secret", b"same secret"));
 /// assert!(!constant_time_eq(b"same secret", b"same secreT"));
 /// assert!(!constant_time_eq(b"short", b"longer"));

@@ -12,8 +12,8 @@ use axum::routing::get;
 use common::{Server, client, fake};
 use http::header;
 use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable};
+use mcp_auth_core::fetch::{HttpClient, HttpClientConfig};
 use mcp_auth_core::forward::MetadataForwarder;
-use mcp_auth_core::http::{HttpClient, HttpClientConfig};
 use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
 
 /// Upstream stub whose answer is chosen by `mode`: 0 JSON object, 1 HTTP 500, 2 JSON array,

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::routing::post;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mcp_auth_core::TokenVerifier;
-use mcp_auth_core::http::HttpClient;
+use mcp_auth_core::fetch::HttpClient;
 use mcp_auth_introspect::IntrospectionVerifier;
 
 const AUD: &str = "http://127.0.0.1:8000/mcp";
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
         let stored = token.clone();
         group.bench_with_input(BenchmarkId::new("ct_eq", len), &token, |b, token| {
             b.iter(|| {
-                mcp_auth_core::constant_time_eq(
+                mcp_auth_core::token::constant_time_eq(
                     std::hint::black_box(token.as_bytes()),
                     std::hint::black_box(stored.as_bytes()),
                 )

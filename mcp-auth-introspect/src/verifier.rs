@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mcp_auth_core::http::{
+use mcp_auth_core::fetch::{
     DEFAULT_CONNECT_TIMEOUT, FetchError, HttpClient, HttpClientConfig, MetadataError,
     authorization_server_metadata, check_url, retry_after, same_origin,
 };
+use mcp_auth_core::token::token_tag;
 use mcp_auth_core::{
     AccessToken, BuildError, InvalidToken, ResourceUrl, TokenVerifier, VerifyError, async_trait,
-    token_tag,
 };
 use moka::Expiry;
 use moka::future::Cache;
@@ -1142,7 +1142,7 @@ impl Inner {
         self.stats.introspections.fetch_add(1, Ordering::Relaxed);
         let resp = match self
             .http
-            .post_form(&url, &form, Some(&self.auth), self.max_body)
+            .post_form(url, &form, Some(&self.auth), self.max_body)
             .await
         {
             Ok(r) => {

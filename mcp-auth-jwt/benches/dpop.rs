@@ -158,7 +158,7 @@ fn main() {
         let headers = client.headers(&token, 0);
         let proof = headers["dpop"].to_str().unwrap().to_owned();
         let (input, sig) = proof.rsplit_once('.').unwrap();
-        let dalg = DpopAlg::parse(alg.name()).unwrap();
+        let dalg: DpopAlg = alg.name().parse().unwrap();
         let keys = DpopKeys::new();
         group.bench_function(BenchmarkId::new("signature_only", alg.name()), |b| {
             b.iter(|| assert!(keys.verify(dalg, black_box(&client.jwk), input.as_bytes(), sig)))

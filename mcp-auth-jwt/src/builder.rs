@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use mcp_auth_core::claims::ClaimRules;
-use mcp_auth_core::http::{HttpClient, check_url};
+use mcp_auth_core::fetch::{HttpClient, check_url};
 use mcp_auth_core::{BuildError, ResourceUrl};
 use url::Url;
 
@@ -21,6 +21,7 @@ pub(crate) mod setting {
     use mcp_auth_core::Setting;
     pub(crate) const JWKS_URI: Setting = Setting::new("jwt_jwks_uri", "jwks_uri");
     pub(crate) const ISSUER: Setting = Setting::new("jwt_issuer", "issuer");
+    pub(crate) const TYP: Setting = Setting::new("jwt_typ", "typ policy");
     pub(crate) const AUDIENCE: Setting = Setting::new("jwt_audience", "audience (or resource URL)");
     pub(crate) const ALGORITHMS: Setting = Setting::new("jwt_algorithms", "algorithms");
     pub(crate) const PUBLIC_KEY: Setting = Setting::new("jwt_public_key", "public key");
@@ -78,13 +79,20 @@ impl TypPolicy {
             TypPolicy::Strict => "at+jwt or application/at+jwt",
         }
     }
+}
 
-    /// Parses `default` or `strict` (the `MCP_AUTH_JWT_TYP` values).
-    pub fn parse(s: &str) -> Option<Self> {
+impl std::str::FromStr for TypPolicy {
+    type Err = BuildError;
+
+    /// Parses `default` or `strict` (the `MCP_AUTH_JWT_TYP` values; empty means `default`).
+    fn from_str(s: &str) -> Result<Self, BuildError> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "default" | "" => Some(TypPolicy::Default),
-            "strict" => Some(TypPolicy::Strict),
-            _ => None,
+            "default" | "" => Ok(TypPolicy::Default),
+            "strict" => Ok(TypPolicy::Strict),
+            _ => Err(BuildError::invalid(
+                setting::TYP,
+                format!("{s:?}: expected default or strict"),
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! (random keys per verifier instance, so nobody can precompute colliding tokens), and hold the
 //! full token, which is compared without data-dependent branches on every hit: a collision can only cause a miss, never return another
 //! token's result. Measured on the project machine for a 1 KB token: BLAKE3 1.1-1.5 µs, SipHash
-//! 0.27 µs; `subtle`'s byte-wise comparison 1.8 µs, core's [`mcp_auth_core::constant_time_eq`]
+//! 0.27 µs; `subtle`'s byte-wise comparison 1.8 µs, core's [`mcp_auth_core::token::constant_time_eq`]
 //! (the vectorised `constant_time_eq` crate) tens of ns. An entry lives no longer than the
 //! token's `exp` (and the configured maximum), the cache
 //! is bounded in bytes by a weigher, and entries signed by a key that left the key set are purged.
@@ -100,7 +100,7 @@ impl TokenCache {
     /// not expired.
     pub(crate) fn get(&self, key: &u64, token: &str) -> Option<(AccessToken, [u8; 32])> {
         let entry = self.cache.get(key)?;
-        if !mcp_auth_core::constant_time_eq(entry.token.as_bytes(), token.as_bytes()) {
+        if !mcp_auth_core::token::constant_time_eq(entry.token.as_bytes(), token.as_bytes()) {
             return None;
         }
         if now_unix() >= entry.exp {

@@ -91,7 +91,7 @@ impl JwtVerifier {
         if let Some(u) = &c.jwt_jwks_uri {
             let url = url::Url::parse(u)
                 .map_err(|e| invalid("MCP_AUTH_JWT_JWKS_URI", format!("not a URL: {e}")))?;
-            mcp_auth_core::http::check_url(&url).map_err(|_| {
+            mcp_auth_core::fetch::check_url(&url).map_err(|_| {
                 invalid(
                     "MCP_AUTH_JWT_JWKS_URI",
                     "must be https (http only on loopback)",
@@ -166,7 +166,7 @@ impl JwtVerifier {
             b = b.leeway(Duration::from_secs(secs));
         }
         if let Some(t) = &c.jwt_typ {
-            let p = TypPolicy::parse(t).ok_or_else(|| {
+            let p: TypPolicy = t.parse().map_err(|_| {
                 invalid(
                     "MCP_AUTH_JWT_TYP",
                     format!("{t:?}: expected default or strict"),

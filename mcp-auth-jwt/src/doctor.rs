@@ -5,7 +5,7 @@ use mcp_auth_core::async_trait;
 use mcp_auth_core::diagnose::{
     Check, Diagnose, IssuerReport, check_authorization_server, check_claims, shown,
 };
-use mcp_auth_core::http::HttpClient;
+use mcp_auth_core::fetch::HttpClient;
 use mcp_auth_core::{InvalidToken, TokenVerifier, VerifyError};
 
 use crate::JwtVerifier;

@@ -82,8 +82,8 @@ use std::time::Duration;
 
 use axum::Router;
 use mcp_auth_core::config::{ConfigError, CoreConfig, EnvTable};
+use mcp_auth_core::fetch::{HttpClient, check_url};
 use mcp_auth_core::forward::MetadataForwarder;
-use mcp_auth_core::http::{HttpClient, check_url};
 use mcp_auth_core::{
     AuthProvider, BuildError, ProtectedResource, RemoteAuthProvider, RemoteAuthProviderBuilder,
     ResourceUrl, Setting, TokenVerifier,

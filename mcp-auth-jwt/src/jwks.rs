@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use mcp_auth_core::VerifyError;
-use mcp_auth_core::http::{FetchError, HttpClient, check_url};
+use mcp_auth_core::fetch::{FetchError, HttpClient, check_url};
 use serde_json::Value;
 use url::Url;
 

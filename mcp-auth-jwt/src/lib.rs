@@ -65,7 +65,7 @@
 //!
 //! Every rejection is logged (target `mcp_auth_jwt`, level debug; warn for the first
 //! issuer/audience mismatch before any token was accepted) with its reason code and the
-//! expected-versus-found values, never the token (only its [`mcp_auth_core::token_tag`]).
+//! expected-versus-found values, never the token (only its [`mcp_auth_core::token::token_tag`]).
 //! Counters: [`JwtVerifier::metrics`].
 //!
 //! ## Provider crates for hosted IdPs

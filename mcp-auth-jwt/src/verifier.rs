@@ -5,9 +5,8 @@ use std::sync::atomic::Ordering;
 
 use jsonwebtoken::Algorithm;
 use mcp_auth_core::claims::{ClaimRules, map_claims};
-use mcp_auth_core::{
-    AccessToken, InvalidToken, TokenVerifier, VerifyError, async_trait, token_tag,
-};
+use mcp_auth_core::token::token_tag;
+use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError, async_trait};
 use serde_json::Value;
 
 use crate::cache::{CacheUsage, TokenCache, now_unix};

@@ -39,7 +39,7 @@ fn rejection_log_names_reason_and_values_but_not_the_token() {
         "found value missing: {out}"
     );
     assert!(
-        out.contains(&mcp_auth_core::token_tag(&token)),
+        out.contains(&mcp_auth_core::token::token_tag(&token)),
         "token tag missing: {out}"
     );
     for part in token.split('.') {

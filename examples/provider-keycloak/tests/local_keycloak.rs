@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use mcp_auth_core::AuthProvider;
-use mcp_auth_core::http::{HttpClient, HttpClientConfig};
+use mcp_auth_core::fetch::{HttpClient, HttpClientConfig};
 use mcp_auth_core::testkit::check_provider;
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
 use mcp_auth_keycloak::KeycloakProvider;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mcp_auth_core::TokenVerifier;
-use mcp_auth_core::http::{HttpClient, HttpClientConfig};
+use mcp_auth_core::fetch::{HttpClient, HttpClientConfig};
 use mcp_auth_introspect::IntrospectionVerifier;
 use mcp_auth_jwt::JwtVerifier;
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};

@@ -131,7 +131,7 @@ impl RedisStoreBuilder {
                 parsed.scheme()
             )));
         }
-        if parsed.scheme() == "redis" && !crate::is_loopback_url(&parsed) {
+        if parsed.scheme() == "redis" && !crate::resource::is_loopback_url(&parsed) {
             tracing::warn!(
                 server = %redact(&self.url),
                 "the shared store is reached without TLS: whoever can write to it can make a \

@@ -71,7 +71,7 @@ impl TokenVerifier for FakeVerifier {
         }
         let (payload, mac) = token.split_once('.').ok_or(InvalidToken::Malformed)?;
         let expected = blake3::keyed_hash(&KEY, payload.as_bytes()).to_hex();
-        if !mcp_auth_core::constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
+        if !mcp_auth_core::token::constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
             return Err(InvalidToken::BadSignature.into());
         }
         let bytes = URL_SAFE_NO_PAD

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mcp_auth_core::http::{HttpClient, HttpClientConfig};
+use mcp_auth_core::fetch::{HttpClient, HttpClientConfig};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 

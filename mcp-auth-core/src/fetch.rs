@@ -44,7 +44,7 @@ impl Default for HttpClientConfig {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use mcp_auth_core::http::HttpClient;
+/// use mcp_auth_core::fetch::HttpClient;
 /// let client = HttpClient::shared();
 /// let url = url::Url::parse("https://idp.example.com/.well-known/openid-configuration")?;
 /// let doc: serde_json::Value = client.get_json(&url).await?.body;
@@ -190,7 +190,7 @@ impl HttpClient {
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// use bytes::Bytes;
-    /// use mcp_auth_core::http::HttpClient;
+    /// use mcp_auth_core::fetch::HttpClient;
     /// let request = http::Request::get("https://api.example.com/me")
     ///     .header(http::header::AUTHORIZATION, "Bearer a-downstream-token")
     ///     .body(Bytes::new())?;
