@@ -1259,7 +1259,9 @@ where
         }
         let (parts, body) = req.into_parts();
         let Some(token) = parts.extensions.get::<AccessToken>().cloned() else {
-            tracing::error!("McpPolicyLayer found no AccessToken: stack it inside the bearer layer");
+            tracing::error!(
+                "McpPolicyLayer found no AccessToken: stack it inside the bearer layer"
+            );
             return PolicyFuture::answer(challenge::server_error());
         };
 
@@ -1336,9 +1338,7 @@ impl<S> Pending<S> {
             mut parts,
             mut after,
         } = self;
-        parts
-            .extensions
-            .insert(PolicyHandle(after.policy.clone()));
+        parts.extensions.insert(PolicyHandle(after.policy.clone()));
         after.is_delete = parts.method == Method::DELETE;
         PolicyFuture {
             state: State::Calling {
