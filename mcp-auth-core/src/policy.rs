@@ -1751,6 +1751,50 @@ fn encode_sse(event: &sse_stream::Sse, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    fn read(pieces: Vec<Result<&'static str, ()>>, max: usize) -> Result<Bytes, BodyError> {
+        let frames = pieces.into_iter().map(|p| {
+            p.map(|s| http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+                .map_err(|()| std::io::Error::other("connection reset"))
+        });
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(ReadBody::new(body, max))
+    }
+
+    #[test]
+    fn a_body_in_pieces_is_read_whole_and_up_to_the_limit() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_todo"}}"#;
+        let (a, rest) = call.split_at(10);
+        let (b, c) = rest.split_at(30);
+        let whole = read(vec![Ok(a), Ok(""), Ok(b), Ok(c)], call.len())
+            .ok()
+            .unwrap();
+        assert_eq!(&whole[..], call.as_bytes());
+        assert_eq!(
+            parse_operation(&whole),
+            Ok(Operation::ToolCall("add_todo".into()))
+        );
+        // One byte over the limit, across pieces: refused, whatever came before.
+        assert!(matches!(
+            read(vec![Ok(a), Ok(b), Ok(c)], call.len() - 1),
+            Err(BodyError::TooLarge)
+        ));
+        assert!(matches!(
+            read(vec![Ok(a), Err(())], call.len()),
+            Err(BodyError::Read)
+        ));
+        assert_eq!(&read(vec![], 10).ok().unwrap()[..], b"");
+    }
+
+    #[test]
+    fn a_body_in_one_piece_is_kept_without_a_copy() {
+        let call: &'static str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let whole = read(vec![Ok(call)], call.len()).ok().unwrap();
+        assert_eq!(whole.as_ptr(), call.as_ptr());
+    }
+
     #[test]
     fn parses_the_deciding_fields() {
         let op = parse_operation(
