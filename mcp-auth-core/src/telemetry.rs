@@ -159,8 +159,11 @@ mod tests {
     use super::*;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-    /// Every metric recorded while `f` runs, as (name, sorted labels, count or samples).
-    fn recorded(f: impl FnOnce()) -> Vec<(String, Vec<(String, String)>, u64)> {
+    /// One recorded metric: name, sorted labels, count (or number of samples).
+    type Recorded = (String, Vec<(String, String)>, u64);
+
+    /// Every metric recorded while `f` runs.
+    fn recorded(f: impl FnOnce()) -> Vec<Recorded> {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, f);
