@@ -491,7 +491,9 @@ impl Shared {
             Credentials::Reject(resp) => return Err(resp),
         };
         // The proof's own rules first: a bad proof costs no IdP call and no token verification.
-        let now = crate::claims::unix_now();
+        // The clock is read for DPoP proofs only (a bearer request needs no time here: the
+        // verifier decides expiry).
+        let now = if dpop { crate::claims::unix_now() } else { 0 };
         let proof = if dpop {
             match self.dpop.check_proof(headers, method, path, now) {
                 Ok(p) => Some(p),

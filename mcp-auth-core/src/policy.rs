@@ -1247,16 +1247,26 @@ fn session_not_found() -> Response<Body> {
     jsonrpc_error(StatusCode::NOT_FOUND, -32001, "Session not found")
 }
 
-fn session_id(headers: &http::HeaderMap) -> Result<Option<Arc<str>>, ()> {
-    let mut all = headers.get_all(SESSION_HEADER).iter();
+/// [`SESSION_HEADER`] as a header name (looked up without parsing the name per request).
+const SESSION_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
+
+/// The request's session id: `Err` for two headers or a value that is not visible ASCII.
+fn session_id(headers: &http::HeaderMap) -> Result<Option<HeaderValue>, ()> {
+    let mut all = headers.get_all(SESSION_HEADER_NAME).iter();
     let first = all.next();
     if all.next().is_some() {
         return Err(());
     }
     match first {
         None => Ok(None),
-        Some(v) => v.to_str().map(|s| Some(Arc::from(s))).map_err(|_| ()),
+        Some(v) if v.to_str().is_ok() => Ok(Some(v.clone())),
+        Some(_) => Err(()),
     }
+}
+
+/// The text of a session id [`session_id`] accepted.
+fn session_text(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or_default()
 }
 
 impl<S, B, ResBody> Service<Request<B>> for McpPolicyService<S>
@@ -1270,141 +1280,359 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+    type Future = PolicyFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if crate::layer::is_preflight(&req) {
+            // The bearer layer outside answers preflights; never run the server without a
+            // token should this layer be stacked on its own.
+            return PolicyFuture::answer(crate::layer::preflight_response());
+        }
+        let (parts, body) = req.into_parts();
+        let Some(token) = parts.extensions.get::<AccessToken>().cloned() else {
+            tracing::error!(
+                "McpPolicyLayer found no AccessToken: stack it inside the bearer layer"
+            );
+            return PolicyFuture::answer(challenge::server_error());
+        };
+
+        // Session binding: a session belongs to the principal that created it.
+        let session = match session_id(&parts.headers) {
+            Ok(s) => s,
+            Err(()) => {
+                return PolicyFuture::answer(jsonrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    -32600,
+                    "Invalid Mcp-Session-Id header",
+                ));
+            }
+        };
+        if let Some(id) = &session {
+            match self.policy.bound_principal(session_text(id)) {
+                Some(Some(owner)) if !owner.admits(&token) => {
+                    tracing::warn!(
+                        reason = "session_principal_mismatch",
+                        "request with another principal's session id refused"
+                    );
+                    return PolicyFuture::answer(session_not_found());
+                }
+                Some(None) => {
+                    tracing::debug!(reason = "unknown_session", "unbound session id refused");
+                    return PolicyFuture::answer(session_not_found());
+                }
+                _ => {}
+            }
+        }
+
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            if crate::layer::is_preflight(&req) {
-                // The bearer layer outside answers preflights; never run the server without a
-                // token should this layer be stacked on its own.
-                return Ok(crate::layer::preflight_response());
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let pending = Pending {
+            inner,
+            parts,
+            after: After {
+                policy: self.policy.clone(),
+                token,
+                session,
+                op: None,
+                is_delete: false,
+            },
+        };
+        if pending.parts.method == Method::POST {
+            PolicyFuture {
+                state: State::Reading {
+                    body: ReadBody::new(body, self.policy.inner.max_body),
+                    pending: Some(pending),
+                },
             }
-            let (mut parts, body) = req.into_parts();
-            let Some(token) = parts.extensions.get::<AccessToken>().cloned() else {
-                tracing::error!(
-                    "McpPolicyLayer found no AccessToken: stack it inside the bearer layer"
+        } else {
+            pending.call(Body::new(body))
+        }
+    }
+}
+
+/// What the policy holds while the body is read: the request without its body, and the inner
+/// service to call with it.
+struct Pending<S> {
+    inner: S,
+    parts: http::request::Parts,
+    after: After,
+}
+
+impl<S> Pending<S> {
+    /// Calls the inner service with the request (the policy's handle in its extensions).
+    fn call<B>(self, body: Body) -> PolicyFuture<S, B>
+    where
+        S: Service<Request<Body>>,
+    {
+        let Pending {
+            mut inner,
+            mut parts,
+            mut after,
+        } = self;
+        parts.extensions.insert(PolicyHandle(after.policy.clone()));
+        after.is_delete = parts.method == Method::DELETE;
+        PolicyFuture {
+            state: State::Calling {
+                fut: inner.call(Request::from_parts(parts, body)),
+                after: Some(after),
+            },
+        }
+    }
+}
+
+/// What the policy does with the server's answer: session bookkeeping and list filtering.
+struct After {
+    policy: McpPolicy,
+    token: AccessToken,
+    session: Option<HeaderValue>,
+    /// The operation, kept only when the answer needs it (`initialize`, the lists).
+    op: Option<Operation>,
+    is_delete: bool,
+}
+
+impl After {
+    /// Binds a new session, forgets ended ones, and says whether the answer is a list to filter.
+    fn answered(&self, resp: &Response<Body>) -> Option<ListKind> {
+        let policy = &self.policy;
+        if let Some(sessions) = &policy.inner.sessions {
+            let ok = resp.status().is_success();
+            let created = resp
+                .headers()
+                .get(SESSION_HEADER_NAME)
+                .and_then(|v| v.to_str().ok());
+            if let (Some(Operation::Initialize), true, Some(new_id), Some(principal)) =
+                (&self.op, ok, created, self.token.principal())
+            {
+                sessions.insert(
+                    Arc::from(new_id),
+                    Arc::new(SessionOwner {
+                        principal: principal.clone(),
+                        dpop_jkt: self.token.dpop_thumbprint().map(str::to_owned),
+                    }),
                 );
-                return Ok(challenge::server_error());
-            };
+            }
+            if let (true, true, Some(id)) = (self.is_delete, ok, &self.session) {
+                sessions.invalidate(session_text(id));
+            }
+            // rmcp no longer knows the session (closed after its keep-alive, or shut down):
+            // the binding goes with it.
+            if let (StatusCode::NOT_FOUND, Some(id)) = (resp.status(), &self.session) {
+                sessions.invalidate(session_text(id));
+            }
+        }
+        match (&self.op, policy.inner.filter_lists) {
+            (Some(Operation::List(kind)), true) => Some(*kind),
+            _ => None,
+        }
+    }
+}
 
-            // Session binding: a session belongs to the principal that created it.
-            let session = match session_id(&parts.headers) {
-                Ok(s) => s,
-                Err(()) => {
-                    return Ok(jsonrpc_error(
-                        StatusCode::BAD_REQUEST,
-                        -32600,
-                        "Invalid Mcp-Session-Id header",
-                    ));
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+pin_project_lite::pin_project! {
+    /// Reads a request body whole, up to a limit: a body that arrives in one piece (the usual
+    /// case) is kept as it is, without a copy or a buffer list.
+    struct ReadBody<B> {
+        #[pin]
+        body: B,
+        first: Option<Bytes>,
+        rest: Vec<u8>,
+        len: usize,
+        max: usize,
+    }
+}
+
+impl<B> ReadBody<B> {
+    fn new(body: B, max: usize) -> Self {
+        ReadBody {
+            body,
+            first: None,
+            rest: Vec::new(),
+            len: 0,
+            max,
+        }
+    }
+}
+
+impl<B: http_body::Body<Data = Bytes>> Future for ReadBody<B> {
+    type Output = Result<Bytes, BodyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match std::task::ready!(this.body.as_mut().poll_frame(cx)) {
+                None => {
+                    let whole = match this.first.take() {
+                        Some(first) => first,
+                        None => Bytes::from(std::mem::take(this.rest)),
+                    };
+                    return Poll::Ready(Ok(whole));
                 }
-            };
-            // Compared by reference; copied only when a new session is bound to it.
-            let principal = token.principal();
-            if let Some(id) = &session {
-                match policy.bound_principal(id) {
-                    Some(Some(owner)) if !owner.admits(&token) => {
-                        tracing::warn!(
-                            reason = "session_principal_mismatch",
-                            "request with another principal's session id refused"
-                        );
-                        return Ok(session_not_found());
+                Some(Err(_)) => return Poll::Ready(Err(BodyError::Read)),
+                Some(Ok(frame)) => {
+                    // Trailers are not part of the JSON-RPC message.
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    *this.len = this.len.saturating_add(data.len());
+                    if *this.len > *this.max {
+                        return Poll::Ready(Err(BodyError::TooLarge));
                     }
-                    Some(None) => {
-                        tracing::debug!(reason = "unknown_session", "unbound session id refused");
-                        return Ok(session_not_found());
+                    if data.is_empty() {
+                        continue;
                     }
-                    _ => {}
+                    match this.first.take() {
+                        None if this.rest.is_empty() => *this.first = Some(data),
+                        first => {
+                            if let Some(first) = first {
+                                this.rest.extend_from_slice(&first);
+                            }
+                            this.rest.extend_from_slice(&data);
+                        }
+                    }
                 }
             }
+        }
+    }
+}
 
-            let mut op = None;
-            let body = if parts.method == Method::POST {
-                let limited = http_body_util::Limited::new(body, policy.inner.max_body);
-                let bytes = match limited.collect().await {
-                    Ok(c) => c.to_bytes(),
-                    Err(e) => {
-                        if e.downcast_ref::<http_body_util::LengthLimitError>()
-                            .is_some()
-                        {
-                            return Ok(jsonrpc_error(
+type BoxedResponse = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<Body>>,
+    {
+        /// Answered by the policy itself.
+        Answer { resp: Option<Response<Body>> },
+        /// Reading a POST body to decide on it.
+        Reading {
+            #[pin]
+            body: ReadBody<B>,
+            pending: Option<Pending<S>>,
+        },
+        /// The server is answering.
+        Calling {
+            #[pin]
+            fut: S::Future,
+            after: Option<After>,
+        },
+        /// Filtering a list answer (boxed: only list answers take this way).
+        Filtering { fut: BoxedResponse },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`McpPolicyService`].
+    pub struct PolicyFuture<S, B>
+    where
+        S: Service<Request<Body>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+impl<S, B> PolicyFuture<S, B>
+where
+    S: Service<Request<Body>>,
+{
+    fn answer(resp: Response<Body>) -> Self {
+        PolicyFuture {
+            state: State::Answer { resp: Some(resp) },
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for PolicyFuture<S, B>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let next = match state.as_mut().project() {
+                StateProj::Answer { resp } => {
+                    // Polled again after it answered: a server error rather than a panic.
+                    return Poll::Ready(Ok(resp.take().unwrap_or_else(challenge::server_error)));
+                }
+                StateProj::Reading { body, pending } => {
+                    let read = std::task::ready!(body.poll(cx));
+                    let Some(mut pending) = pending.take() else {
+                        return Poll::Ready(Ok(challenge::server_error()));
+                    };
+                    let bytes = match read {
+                        Ok(bytes) => bytes,
+                        Err(BodyError::TooLarge) => {
+                            return Poll::Ready(Ok(jsonrpc_error(
                                 StatusCode::PAYLOAD_TOO_LARGE,
                                 -32600,
                                 "Request body too large",
-                            ));
+                            )));
                         }
-                        return Ok(jsonrpc_error(
-                            StatusCode::BAD_REQUEST,
-                            -32700,
-                            "Parse error",
-                        ));
+                        Err(BodyError::Read) => {
+                            return Poll::Ready(Ok(jsonrpc_error(
+                                StatusCode::BAD_REQUEST,
+                                -32700,
+                                "Parse error",
+                            )));
+                        }
+                    };
+                    let parsed = match parse_operation(&bytes) {
+                        Ok(op) => op,
+                        Err(_) => {
+                            tracing::debug!(reason = "unparseable_body", "request refused");
+                            return Poll::Ready(Ok(jsonrpc_error(
+                                StatusCode::BAD_REQUEST,
+                                -32700,
+                                "Parse error",
+                            )));
+                        }
+                    };
+                    let after = &mut pending.after;
+                    let decision = after.policy.decide(&after.token, &parsed);
+                    if !decision.is_allowed() {
+                        tracing::debug!(operation = ?parsed, decision = ?decision, "request refused by policy");
+                        return Poll::Ready(Ok(after.policy.forbidden(&decision, &after.token)));
                     }
-                };
-                let parsed = match parse_operation(&bytes) {
-                    Ok(op) => op,
-                    Err(_) => {
-                        tracing::debug!(reason = "unparseable_body", "request refused");
-                        return Ok(jsonrpc_error(
-                            StatusCode::BAD_REQUEST,
-                            -32700,
-                            "Parse error",
-                        ));
+                    if matches!(parsed, Operation::Initialize | Operation::List(_)) {
+                        after.op = Some(parsed);
                     }
-                };
-                let decision = policy.decide(&token, &parsed);
-                if !decision.is_allowed() {
-                    tracing::debug!(operation = ?parsed, decision = ?decision, "request refused by policy");
-                    return Ok(policy.forbidden(&decision, &token));
+                    pending.call(Body::from(bytes)).state
                 }
-                op = Some(parsed);
-                Body::from(bytes)
-            } else {
-                Body::new(body)
+                StateProj::Calling { fut, after } => {
+                    let resp = std::task::ready!(fut.poll(cx))?.map(Body::new);
+                    let Some(after) = after.take() else {
+                        return Poll::Ready(Ok(challenge::server_error()));
+                    };
+                    match after.answered(&resp) {
+                        None => return Poll::Ready(Ok(resp)),
+                        Some(kind) => State::Filtering {
+                            fut: Box::pin(async move {
+                                filter_list_response(resp, &after.policy, &after.token, kind).await
+                            }),
+                        },
+                    }
+                }
+                StateProj::Filtering { fut } => return fut.as_mut().poll(cx).map(Ok),
             };
-            parts.extensions.insert(PolicyHandle(policy.clone()));
-            let is_delete = parts.method == Method::DELETE;
-            let resp = inner
-                .call(Request::from_parts(parts, body))
-                .await?
-                .map(Body::new);
-
-            if let Some(sessions) = &policy.inner.sessions {
-                let ok = resp.status().is_success();
-                let created = resp
-                    .headers()
-                    .get(SESSION_HEADER)
-                    .and_then(|v| v.to_str().ok());
-                if let (Some(Operation::Initialize), true, Some(new_id), Some(principal)) =
-                    (&op, ok, created, principal)
-                {
-                    sessions.insert(
-                        Arc::from(new_id),
-                        Arc::new(SessionOwner {
-                            principal: principal.clone(),
-                            dpop_jkt: token.dpop_thumbprint().map(str::to_owned),
-                        }),
-                    );
-                }
-                if let (true, true, Some(id)) = (is_delete, ok, &session) {
-                    sessions.invalidate(id);
-                }
-                // rmcp no longer knows the session (closed after its keep-alive, or shut down):
-                // the binding goes with it.
-                if let (StatusCode::NOT_FOUND, Some(id)) = (resp.status(), &session) {
-                    sessions.invalidate(id);
-                }
-            }
-            if let (Some(Operation::List(kind)), true) = (&op, policy.inner.filter_lists) {
-                return Ok(filter_list_response(resp, &policy, &token, *kind).await);
-            }
-            Ok(resp)
-        })
+            state.set(next);
+        }
     }
 }
 
@@ -1557,6 +1785,50 @@ fn encode_sse(event: &sse_stream::Sse, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(pieces: Vec<Result<&'static str, ()>>, max: usize) -> Result<Bytes, BodyError> {
+        let frames = pieces.into_iter().map(|p| {
+            p.map(|s| http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+                .map_err(|()| std::io::Error::other("connection reset"))
+        });
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(ReadBody::new(body, max))
+    }
+
+    #[test]
+    fn a_body_in_pieces_is_read_whole_and_up_to_the_limit() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_todo"}}"#;
+        let (a, rest) = call.split_at(10);
+        let (b, c) = rest.split_at(30);
+        let whole = read(vec![Ok(a), Ok(""), Ok(b), Ok(c)], call.len())
+            .ok()
+            .unwrap();
+        assert_eq!(&whole[..], call.as_bytes());
+        assert_eq!(
+            parse_operation(&whole),
+            Ok(Operation::ToolCall("add_todo".into()))
+        );
+        // One byte over the limit, across pieces: refused, whatever came before.
+        assert!(matches!(
+            read(vec![Ok(a), Ok(b), Ok(c)], call.len() - 1),
+            Err(BodyError::TooLarge)
+        ));
+        assert!(matches!(
+            read(vec![Ok(a), Err(())], call.len()),
+            Err(BodyError::Read)
+        ));
+        assert_eq!(&read(vec![], 10).ok().unwrap()[..], b"");
+    }
+
+    #[test]
+    fn a_body_in_one_piece_is_kept_without_a_copy() {
+        let call: &'static str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let whole = read(vec![Ok(call)], call.len()).ok().unwrap();
+        assert_eq!(whole.as_ptr(), call.as_ptr());
+    }
 
     #[test]
     fn parses_the_deciding_fields() {
