@@ -16,17 +16,24 @@ bash scripts/install-redis.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p mcp-auth-core --all-targets --features testkit,rmcp -- -D warnings
-# The workspace always unifies core's `exchange` feature on: check the library without it too.
-cargo clippy -p mcp-auth-core --lib --features rmcp -- -D warnings
+step "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# Features are additive and every combination a user can pick builds: each published crate with
+# each of its features alone and in pairs, always on exactly one of mcp-auth-jwt's crypto
+# backends (cargo-hack applies `--at-least-one-of` and `--mutually-exclusive-features` to the
+# crates that forward them). Libraries only (no tests): the tests run once, below, on all features.
+step "feature matrix: cargo hack clippy (published crates, feature pairs, one crypto backend)"
+bash scripts/install-cargo-tool.sh cargo-hack
+cargo hack clippy --feature-powerset --depth 2 --ignore-private --exclude-features default \
+    --at-least-one-of aws-lc-rs,rust-crypto --mutually-exclusive-features aws-lc-rs,rust-crypto \
+    --quiet -- -D warnings
 
-step "cargo test"
-cargo test --workspace
+step "cargo doc (all features, as docs.rs builds them; warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+
+step "cargo test (all features: with both crypto backends on, mcp-auth-jwt uses aws-lc-rs)"
+cargo test --workspace --all-features
 
 step "cargo test: mcp-auth-jwt on its RustCrypto backend (key parsing, the attack suite, DPoP proofs)"
 cargo test -p mcp-auth-jwt --no-default-features --features rust-crypto,dev --lib --test attacks --test dpop
