@@ -16,6 +16,13 @@ bash scripts/install-redis.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "rust-version: no dependency of a published crate needs a newer Rust (cargo metadata)"
+python3 scripts/check-rust-version.py
+
+step "unused dependencies: cargo machete (workspace and fuzz/)"
+bash scripts/install-cargo-tool.sh cargo-machete
+cargo machete --skip-target-dir
+
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
@@ -37,3 +44,10 @@ cargo test --workspace --all-features
 
 step "cargo test: mcp-auth-jwt on its RustCrypto backend (key parsing, the attack suite, DPoP proofs)"
 cargo test -p mcp-auth-jwt --no-default-features --features rust-crypto,dev --lib --test attacks --test dpop
+
+# Each published crate as crates.io would get it: packaged, then built from the package alone,
+# its sibling crates taken from the packages of this run (the same target dir, so dependencies
+# already built above are reused).
+step "cargo package: the five published crates, verified"
+cargo package --locked --quiet -p mcp-auth-core -p mcp-auth-jwt -p mcp-auth-introspect \
+    -p mcp-auth-scalekit -p mcp-auth-workos
