@@ -36,6 +36,13 @@ cargo hack clippy --feature-powerset --depth 2 --ignore-private --exclude-featur
     --at-least-one-of aws-lc-rs,rust-crypto --mutually-exclusive-features aws-lc-rs,rust-crypto \
     --quiet -- -D warnings
 
+# Not a workspace member (cargo-fuzz wants its own workspace); compiled here on stable against
+# its committed lockfile, in the workspace's target dir so the dependencies checked above are
+# reused. Running the fuzzers needs nightly: scripts/fuzz.sh.
+step "fuzz targets compile (cargo clippy on fuzz/, stable, locked)"
+CARGO_TARGET_DIR="$PWD/target" cargo clippy --manifest-path fuzz/Cargo.toml --bins --locked \
+    --quiet -- -D warnings
+
 step "cargo doc (all features, as docs.rs builds them; warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
