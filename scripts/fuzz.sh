@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(bearer_header jwt_decode policy_parse)
+    TARGETS=(bearer_header jwt_decode policy_parse introspection_response jwks_document forwarded_metadata)
 fi
 
 if ! command -v rustup >/dev/null 2>&1 || ! rustup toolchain list | grep -q '^nightly'; then

@@ -16,24 +16,53 @@ bash scripts/install-redis.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p mcp-auth-core --all-targets --features testkit,rmcp -- -D warnings
-# The workspace always unifies core's `exchange` feature on: check the library without it too.
-cargo clippy -p mcp-auth-core --lib --features rmcp -- -D warnings
-# Core for crates that only implement their own TokenVerifier: no reqwest, figment or moka.
-cargo clippy -p mcp-auth-core --lib --no-default-features -- -D warnings
+step "rust-version: no dependency of a published crate needs a newer Rust (cargo metadata)"
+python3 scripts/check-rust-version.py
+
+step "unused dependencies: cargo machete (workspace and fuzz/)"
+bash scripts/install-cargo-tool.sh cargo-machete
+cargo machete --skip-target-dir
+
+step "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Features are additive and every combination a user can pick builds: each published crate with
+# each of its features alone and in pairs, always on exactly one of mcp-auth-jwt's crypto
+# backends (cargo-hack applies `--at-least-one-of` and `--mutually-exclusive-features` to the
+# crates that forward them). Libraries only (no tests): the tests run once, below, on all features.
+step "feature matrix: cargo hack clippy (published crates, feature pairs, one crypto backend)"
+bash scripts/install-cargo-tool.sh cargo-hack
+cargo hack clippy --feature-powerset --depth 2 --ignore-private --exclude-features default \
+    --at-least-one-of aws-lc-rs,rust-crypto --mutually-exclusive-features aws-lc-rs,rust-crypto \
+    --quiet -- -D warnings
+
+# Not a workspace member (cargo-fuzz wants its own workspace); compiled here on stable against
+# its committed lockfile, in the workspace's target dir so the dependencies checked above are
+# reused. Running the fuzzers needs nightly: scripts/fuzz.sh.
+step "fuzz targets compile (cargo clippy on fuzz/, stable, locked)"
+CARGO_TARGET_DIR="$PWD/target" cargo clippy --manifest-path fuzz/Cargo.toml --bins --locked \
+    --quiet -- -D warnings
+
+# Core for crates that only implement their own TokenVerifier (the matrix above builds it without
+# default features): its dependency graph then has no reqwest, figment or moka.
 if cargo tree -p mcp-auth-core --no-default-features -e normal --prefix none \
     | grep -E '^(reqwest|figment|moka) '; then
   echo "mcp-auth-core without default features still depends on the crates above" >&2
   exit 1
 fi
 
-step "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+step "cargo doc (all features, as docs.rs builds them; warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
-step "cargo test"
-cargo test --workspace
+step "cargo test (all features: with both crypto backends on, mcp-auth-jwt uses aws-lc-rs)"
+cargo test --workspace --all-features
 
 step "cargo test: mcp-auth-jwt on its RustCrypto backend (key parsing, the attack suite, DPoP proofs)"
 cargo test -p mcp-auth-jwt --no-default-features --features rust-crypto,dev --lib --test attacks --test dpop
+
+# Each published crate as crates.io would get it: packaged, then built from the package alone,
+# its sibling crates taken from the packages of this run (the same target dir, so dependencies
+# already built above are reused).
+step "cargo package: the five published crates, verified"
+cargo package --locked --quiet -p mcp-auth-core -p mcp-auth-jwt -p mcp-auth-introspect \
+    -p mcp-auth-scalekit -p mcp-auth-workos

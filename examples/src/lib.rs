@@ -5,5 +5,6 @@ pub mod app;
 pub mod doctor;
 pub mod downstream;
 pub mod providers;
+pub mod readme;
 pub mod shared_store;
 pub mod todo;

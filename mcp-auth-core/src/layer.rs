@@ -58,11 +58,13 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 ///     .unwrap();
 /// let layer = provider.layer();
 /// let metrics = layer.metrics();
-/// let app: Router = Router::new()
-///     .route("/mcp", post(|token: AccessToken| async move {
-///         format!("hello {}", token.subject().unwrap_or("anonymous"))
-///     }))
+/// let mcp = tower::ServiceBuilder::new()
 ///     .layer(layer)
+///     .service(post(|token: AccessToken| async move {
+///         format!("hello {}", token.subject().unwrap_or("anonymous"))
+///     }));
+/// let app: Router = Router::new()
+///     .route_service("/mcp", mcp)
 ///     .merge(provider.routes());
 /// assert_eq!(metrics.snapshot().accepted, 0);
 /// ```

@@ -51,11 +51,15 @@
 //!     .initial_scopes(["todo:read"])
 //!     .build()?;
 //!
-//! let app: Router = Router::new()
-//!     .route("/mcp", post(|token: AccessToken| async move {
-//!         format!("hello {}", token.subject().unwrap_or("?"))
-//!     }))
+//! // The layer goes on the MCP service with `ServiceBuilder`, not with `Router::layer` (which
+//! // boxes it into every route and clones what is below it per request).
+//! let mcp = tower::ServiceBuilder::new()
 //!     .layer(provider.layer())      // protected
+//!     .service(post(|token: AccessToken| async move {
+//!         format!("hello {}", token.subject().unwrap_or("?"))
+//!     }));
+//! let app: Router = Router::new()
+//!     .route_service("/mcp", mcp)
 //!     .merge(provider.routes());    // public: /.well-known/oauth-protected-resource/mcp
 //! # Ok::<(), mcp_auth_core::BuildError>(())
 //! ```

@@ -33,10 +33,12 @@
 //!     .default_deny(true)
 //!     .filter_lists(true)
 //!     .build(&provider)?;
-//! let app: Router = Router::new()
-//!     .route("/mcp", post(|| async { "rmcp goes here" }))
-//!     .layer(policy.layer())     // inner: sees the AccessToken, reads the body
+//! let mcp = tower::ServiceBuilder::new()
 //!     .layer(provider.layer())   // outer: authenticates first
+//!     .layer(policy.layer())     // inner: sees the AccessToken, reads the body
+//!     .service(post(|| async { "rmcp goes here" }));
+//! let app: Router = Router::new()
+//!     .route_service("/mcp", mcp)
 //!     .merge(provider.routes());
 //! # Ok::<(), mcp_auth_core::BuildError>(())
 //! ```

@@ -223,9 +223,11 @@ pub trait AuthProvider: Send + Sync + 'static {
 ///     .build()
 ///     .unwrap();
 ///
-/// let app: Router = Router::new()
-///     .route("/mcp", post(|| async { "protected" }))
+/// let mcp = tower::ServiceBuilder::new()
 ///     .layer(provider.layer())
+///     .service(post(|| async { "protected" }));
+/// let app: Router = Router::new()
+///     .route_service("/mcp", mcp)
 ///     .merge(provider.routes());
 /// ```
 #[derive(Clone)]

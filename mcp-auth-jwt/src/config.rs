@@ -10,7 +10,8 @@ use serde::Deserialize;
 use crate::keys::parse_alg;
 use crate::{JwtVerifier, JwtVerifierBuilder, TypPolicy};
 
-/// The keys read by [`JwtVerifier::from_figment`] and their variables (DESIGN §6 names).
+/// The keys read by [`JwtVerifier::from_figment`] and their environment variables (the names the
+/// README's provider table lists).
 pub const ENV: EnvTable = EnvTable::new(&[
     ("jwt_jwks_uri", "MCP_AUTH_JWT_JWKS_URI"),
     ("jwt_issuer", "MCP_AUTH_JWT_ISSUER"),

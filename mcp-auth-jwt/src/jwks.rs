@@ -185,8 +185,9 @@ impl KeyStore {
         });
     }
 
-    /// The wait between fetches: the cooldown once a key set is held (DESIGN: one refetch per
-    /// cooldown), a backoff from [`FIRST_FETCH_BACKOFF`] up to the cooldown before that.
+    /// The wait between fetches: the cooldown once a key set is held (one refetch per cooldown
+    /// however many unknown `kid`s arrive, as the README's deployment notes promise), a backoff
+    /// from [`FIRST_FETCH_BACKOFF`] up to the cooldown before that.
     fn wait_after(&self, a: &Attempts, has_keys: bool) -> Duration {
         if has_keys || a.failures_without_keys == 0 {
             return self.timing.cooldown;

@@ -80,22 +80,21 @@
 //!
 //! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend. Public keys (RSA, EC, Ed25519)
 //!   are parsed by it once, when they are loaded, and kept for every verification; HMAC goes
-//!   through jsonwebtoken's matching backend. Exactly one must be enabled. `build()` installs
-//!   the matching jsonwebtoken crypto provider, so a dependency graph that turns on both
-//!   jsonwebtoken backends does not panic.
+//!   through jsonwebtoken's matching backend. At least one must be enabled; with both on (the
+//!   features are additive, so `--all-features` or two dependents asking for different backends
+//!   does this) aws-lc-rs is used. `build()` installs the matching jsonwebtoken crypto provider,
+//!   so a dependency graph that turns on both jsonwebtoken backends does not panic.
 //! * `dev`: `dev::DevIssuer`, development keys that mint tokens and serve their JWKS (the module
 //!   exists only with the feature on).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-#[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
-compile_error!(
-    "mcp-auth-jwt: enable exactly one of the features `aws-lc-rs` and `rust-crypto`, not both \
-     (use `default-features = false, features = [\"rust-crypto\"]` for RustCrypto)"
-);
+// Features are additive: with both backends on (e.g. `--all-features`, or two crates in one
+// graph asking for different ones) aws-lc-rs is used and the RustCrypto code is not compiled.
 #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 compile_error!(
-    "mcp-auth-jwt: enable exactly one of the features `aws-lc-rs` (default) and `rust-crypto`"
+    "mcp-auth-jwt: enable one of the features `aws-lc-rs` (default) and `rust-crypto` \
+     (use `default-features = false, features = [\"rust-crypto\"]` for RustCrypto)"
 );
 
 mod builder;

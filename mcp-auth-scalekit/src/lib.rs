@@ -54,9 +54,11 @@
 //! .resource_name("Todo MCP server")
 //! .build()?;
 //!
-//! let app: Router = Router::new()
-//!     .route("/mcp", post(|| async { "your rmcp service here" }))
+//! let mcp = tower::ServiceBuilder::new()
 //!     .layer(provider.layer())     // protected
+//!     .service(post(|| async { "your rmcp service here" }));
+//! let app: Router = Router::new()
+//!     .route_service("/mcp", mcp)
 //!     .merge(provider.routes());   // public: metadata + AS-metadata forwarding
 //! # let _ = app; Ok(()) }
 //! ```

@@ -52,9 +52,11 @@
 //!     .build()?;
 //! println!("register {} as a resource indicator", provider.expected_audience());
 //!
-//! let app: Router = Router::new()
-//!     .route("/mcp", post(|| async { "your rmcp service here" }))
+//! let mcp = tower::ServiceBuilder::new()
 //!     .layer(provider.layer())
+//!     .service(post(|| async { "your rmcp service here" }));
+//! let app: Router = Router::new()
+//!     .route_service("/mcp", mcp)
 //!     .merge(provider.routes());
 //! # let _ = app; Ok(()) }
 //! ```

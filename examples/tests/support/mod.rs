@@ -258,15 +258,24 @@ impl Mcp {
         .await
     }
 
-    /// `tools/call` that must succeed; returns the text content.
+    /// `tools/call` that must succeed: HTTP 200, a JSON-RPC result (not an error, not an
+    /// unparseable body), `isError` not true, and a text content; returns that text.
     pub async fn call_ok(&self, name: &str, args: serde_json::Value) -> String {
         let resp = self.call(name, args).await;
         assert_eq!(resp.status(), 200, "{name}");
         let msg = body_message(resp).await;
         assert!(msg.get("error").is_none(), "{name}: {msg}");
-        msg["result"]["content"][0]["text"]
+        let result = msg
+            .get("result")
+            .unwrap_or_else(|| panic!("{name}: no JSON-RPC result in {msg}"));
+        assert_ne!(
+            result.get("isError"),
+            Some(&serde_json::Value::Bool(true)),
+            "{name}: the tool failed: {result}"
+        );
+        result["content"][0]["text"]
             .as_str()
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("{name}: no text content in {result}"))
             .to_owned()
     }
 
