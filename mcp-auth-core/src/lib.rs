@@ -103,9 +103,7 @@ mod verifier;
 pub mod testkit;
 
 pub use error::{BuildError, InvalidToken, Setting, VerifyError};
-pub use layer::{
-    AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot, is_b64token, token_tag,
-};
+pub use layer::{BearerAuth, BearerAuthLayer, is_b64token, token_tag};
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
 pub use multi::{MultiIssuerVerifier, MultiIssuerVerifierBuilder};
 pub use provider::{
