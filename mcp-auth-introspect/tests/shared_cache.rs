@@ -205,3 +205,47 @@ async fn entries_are_namespaced_by_client_resource_and_prefix() {
             .any(|k| k.starts_with("mcp-auth-staging:introspect:v1:"))
     );
 }
+
+/// A TLS store that refuses the replica's credentials (a wrong ACL password): every token is
+/// still checked with the IdP, never refused because of the store, and the refusals are counted
+/// as `credentials` store errors.
+#[tokio::test]
+async fn a_store_refusing_the_credentials_falls_back_to_the_idp() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
+    let redis = RedisServer::start_tls("mcp", "right-pw").await.unwrap();
+    let idp = TestIdp::start(vec![ResourceSpec::opaque(RESOURCE, &["todo:read"])])
+        .await
+        .unwrap();
+    let wrong = Arc::new(
+        RedisStore::builder(format!(
+            "rediss://mcp:wrong-pw@127.0.0.1:{}/0",
+            redis.port()
+        ))
+        .ca_certificates_pem(redis.ca_pem().unwrap().as_bytes().to_vec())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap(),
+    );
+    let a = replica(&idp, wrong);
+    let token = idp
+        .client_credentials(RESOURCE, "todo:read")
+        .await
+        .unwrap()
+        .access_token;
+    let n0 = idp.introspection_count().await.unwrap();
+    let t = a.verify(&token).await.unwrap();
+    assert_eq!(t.scopes(), ["todo:read"]);
+    assert_eq!(idp.introspection_count().await.unwrap() - n0, 1);
+    assert!(a.verify("not-a-token-the-idp-issued").await.is_err());
+    let refused = m.counter(
+        STORE_ERRORS,
+        &[("store", "redis"), ("error", "credentials")],
+    );
+    assert!(refused >= 1, "{m:?}");
+    assert_eq!(
+        m.counter(STORE_ERRORS, &[("error", "unavailable")]),
+        0,
+        "{m:?}"
+    );
+}
