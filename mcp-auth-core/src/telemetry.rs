@@ -12,7 +12,7 @@
 //! | `mcp_auth_jwks_fetches_total` | counter | `result` (`ok`, `error`) |
 //! | `mcp_auth_cache_lookups_total` | counter | `cache` (`jwt`: verified tokens, `introspection`: introspection answers, `exchange`: exchanged tokens), `layer` (`process`, `store`), `result` (`hit`, `miss`) |
 //! | `mcp_auth_idp_requests_total` | counter | `kind` (`introspection`, `token_exchange`), `result` (`ok`: a 2xx answer, `error`: no answer or another status, `saturated`: not sent because every introspection slot was busy, the request got 503) |
-//! | `mcp_auth_store_errors_total` | counter | `store` (`memory`, `redis`), `op`, `error` (`timeout`, `unavailable`, `full`, `refused`) |
+//! | `mcp_auth_store_errors_total` | counter | `store` (`memory`, `redis`), `op` (`get`, `set`, `set_if_absent`, `delete`, `ping`), `error` (`timeout`, `unavailable`, `full`, `refused`, `credentials`) |
 //!
 //! Labels never carry a token, a subject or a client id (unbounded values; personal data).
 //!

@@ -48,6 +48,9 @@ pub struct RedisStore {
     backoff: Duration,
     /// Milliseconds since `epoch` until which calls fail at once (0: not backing off).
     down_until: std::sync::Arc<AtomicU64>,
+    /// Whether the failure that started the back-off was refused credentials (calls failing
+    /// at once meanwhile say so, rather than "unavailable").
+    credentials_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
     epoch: Instant,
     /// Host, port and database, for logs (never the credentials).
     display: String,
@@ -202,6 +205,7 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             backoff: self.backoff,
             down_until: Default::default(),
+            credentials_refused: Default::default(),
             epoch: Instant::now(),
             display,
         })
@@ -230,9 +234,16 @@ impl RedisStore {
         if until == 0 {
             return Ok(());
         }
+        let backing_off = || {
+            if self.credentials_refused.load(Ordering::Relaxed) {
+                StoreError::credentials(op)
+            } else {
+                StoreError::unavailable(op, "backing off after a failure")
+            }
+        };
         let now = self.now_ms();
         if now < until {
-            return Err(StoreError::unavailable(op, "backing off after a failure"));
+            return Err(backing_off());
         }
         // One caller wins the retry; the others keep failing fast until it reports.
         let next = now.saturating_add(u64::try_from(self.backoff.as_millis()).unwrap_or(0));
@@ -241,7 +252,7 @@ impl RedisStore {
             .compare_exchange(until, next, Ordering::Relaxed, Ordering::Relaxed)
         {
             Ok(_) => Ok(()),
-            Err(_) => Err(StoreError::unavailable(op, "backing off after a failure")),
+            Err(_) => Err(backing_off()),
         }
     }
 
@@ -264,6 +275,8 @@ impl RedisStore {
             Ok(_) => self.down_until.store(0, Ordering::Relaxed),
             // Refused credentials back off too: each retry is a new connection and handshake.
             Err(e) if e.is_unavailable() || e.is_credentials() => {
+                self.credentials_refused
+                    .store(e.is_credentials(), Ordering::Relaxed);
                 let until = self
                     .now_ms()
                     .saturating_add(u64::try_from(self.backoff.as_millis()).unwrap_or(0));
