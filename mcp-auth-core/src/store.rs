@@ -393,7 +393,7 @@ pub struct StoreConfig {
     pub store_url: Option<String>,
     /// `MCP_AUTH_STORE_TIMEOUT_MS`: the bound on every store call, connection included (default
     /// 250 ms). Past it, the call fails and the caller degrades (IdP fallback, or 503).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_millis")]
     pub store_timeout_ms: Option<u64>,
     /// `MCP_AUTH_STORE_PREFIX`: prefix of every key (default `mcp-auth`), to share one Redis
     /// database between deployments.
@@ -404,6 +404,26 @@ pub struct StoreConfig {
     /// unset, the Mozilla root set is.
     #[serde(default)]
     pub store_ca_file: Option<String>,
+}
+
+/// A whole number of milliseconds, from a number (a TOML file) or text (the environment).
+fn deserialize_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Num(n)) => Ok(Some(n)),
+        Some(Raw::Text(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a whole number of milliseconds",
+                s.escape_debug().to_string()
+            ))
+        }),
+    }
 }
 
 impl StoreConfig {
@@ -645,6 +665,15 @@ mod tests {
             jail.set_env("MCP_AUTH_STORE_URL", "http://example.com");
             let e = StoreConfig::from_env().unwrap().build().unwrap_err();
             assert!(e.to_string().contains("MCP_AUTH_STORE_URL"), "{e}");
+            // Numbers come from the environment as text.
+            jail.set_env("MCP_AUTH_STORE_TIMEOUT_MS", " 1500 ");
+            assert_eq!(
+                StoreConfig::from_env().unwrap().store_timeout_ms,
+                Some(1500)
+            );
+            jail.set_env("MCP_AUTH_STORE_TIMEOUT_MS", "1.5s");
+            let e = StoreConfig::from_env().unwrap_err();
+            assert!(e.to_string().contains("MCP_AUTH_STORE_TIMEOUT_MS"), "{e}");
             Ok(())
         });
     }
