@@ -15,8 +15,8 @@
 # The load generator (examples/loadbench `load`) spreads its keep-alive connections round robin
 # over the replicas (`--connect`), sending the public URL's Host as a load balancer would.
 # For each mode: requests, req/s, p50/p99 latency, IdP introspection calls (the IdP's own
-# count), IdP calls per 1,000 requests, and store round trips per request (Redis `EXEC` (a get
-# is MULTI/GET/PTTL/EXEC, one round trip) plus `SET`, from INFO commandstats).
+# count), IdP calls per 1,000 requests, and store round trips per request (Redis `GET` (a store
+# get is a GET/PTTL pipeline, one round trip) plus `SET`, from INFO commandstats).
 #
 # Knobs: REPLICAS_DURATION (s, 8), REPLICAS_WARMUP (s, 1), REPLICAS_CONNECTIONS (12),
 # REPLICAS_TOKENS (300), REPLICAS_PORT (18190; replicas use +1 and +2), REPLICAS_TTL (cache TTL,
@@ -89,7 +89,7 @@ head -n 1 "$OUT/opaque.txt" >"$OUT/one.txt"
 idp_count() { curl -sf "$IDP_ISSUER/test/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["introspection"])'; }
 redis_trips() {
     "$REDIS_CLI" -p "$REDIS_PORT" info commandstats |
-        awk -F'[:=,]' '/^cmdstat_(exec|set):/ { n += $3 } END { print n + 0 }'
+        awk -F'[:=,]' '/^cmdstat_(get|set):/ { n += $3 } END { print n + 0 }'
 }
 
 SERVERS=()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mcp_auth_idp_harness::redis::RedisServer;
 use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
-use support::{Todo, free_port, http};
+use support::{Todo, free_port, http, start_failure};
 
 const SCOPES: [&str; 2] = ["todo:read", "todo:write"];
 /// The introspection cache TTL of the replicas (the revocation lag), in seconds.
@@ -185,4 +185,66 @@ async fn three_replicas_share_introspection_results_through_redis() {
     for t in fleet.replicas {
         t.stop().await;
     }
+}
+
+/// The todo server on a store the way production should run it: TLS only, ACL credentials, a
+/// certificate from a private CA trusted through `MCP_AUTH_STORE_CA_FILE`. Without that CA, or
+/// with a wrong password, readiness names the store as the part that is down.
+#[tokio::test]
+async fn a_replica_reaches_a_tls_store_with_acl_credentials_and_a_private_ca() {
+    let redis = RedisServer::start_tls("mcp", "tls-store-pw")
+        .await
+        .expect("redis-server with TLS");
+    let ca_file = redis.ca_file().unwrap();
+    let ca_file = ca_file.to_str().unwrap();
+    let good = redis.url();
+    let wrong = format!("rediss://mcp:not-the-pw@127.0.0.1:{}/0", redis.port());
+    let start = |store_url: String, ca: Option<String>| async move {
+        let port = free_port();
+        let resource = format!("http://127.0.0.1:{port}/mcp");
+        let mut env = vec![
+            ("MCP_AUTH_PROVIDER", "dev".to_owned()),
+            ("MCP_AUTH_RESOURCE_URL", resource),
+            ("MCP_AUTH_STORE_URL", store_url),
+            // A TLS handshake on a loaded CI machine: well above the 250 ms default.
+            ("MCP_AUTH_STORE_TIMEOUT_MS", "3000".to_owned()),
+        ];
+        if let Some(ca) = ca {
+            env.push(("MCP_AUTH_STORE_CA_FILE", ca));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let todo = Todo::start_on(port, &env).await;
+        (todo, format!("http://127.0.0.1:{port}"))
+    };
+
+    let (todo, base) = start(good.clone(), Some(ca_file.to_owned())).await;
+    let (status, body) = ready(&base).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["store"], "ok");
+    todo.stop().await;
+
+    for (what, url, ca) in [
+        ("without the private CA", good.clone(), None),
+        ("with a wrong password", wrong, Some(ca_file.to_owned())),
+    ] {
+        let (todo, base) = start(url, ca).await;
+        let (status, body) = ready(&base).await;
+        assert_eq!(status, 503, "{what}: {body}");
+        assert_eq!(body["store"], "unreachable", "{what}");
+        assert_eq!(body["idp"], "ok", "{what}");
+        todo.stop().await;
+    }
+
+    // A CA file that cannot be read stops the server at start, naming the variable.
+    let err = start_failure(
+        &[
+            ("MCP_AUTH_PROVIDER", "dev"),
+            ("MCP_AUTH_RESOURCE_URL", "http://127.0.0.1:9/mcp"),
+            ("MCP_AUTH_STORE_URL", good.as_str()),
+            ("MCP_AUTH_STORE_CA_FILE", "/nonexistent/ca.pem"),
+        ],
+        &["--bind", "127.0.0.1:0"],
+    )
+    .await;
+    assert!(err.contains("MCP_AUTH_STORE_CA_FILE"), "{err}");
 }

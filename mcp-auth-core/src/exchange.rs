@@ -527,8 +527,6 @@ struct Inner {
     max_body: usize,
     cache: Cache<[u8; 32], Entry>,
     margin: Duration,
-    exchanges: AtomicU64,
-    cache_hits: AtomicU64,
     started: Instant,
     last_error_log: AtomicU64,
 }
@@ -550,16 +548,6 @@ impl Expiry<[u8; 32], Entry> for EntryExpiry {
     fn expire_after_create(&self, _: &[u8; 32], value: &Entry, _: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
-}
-
-/// Counters of a [`TokenExchanger`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ExchangeStats {
-    /// Requests sent to a token endpoint.
-    pub exchanges: u64,
-    /// Exchanges answered from the cache.
-    pub cache_hits: u64,
 }
 
 impl fmt::Debug for TokenExchanger {
@@ -812,8 +800,6 @@ impl TokenExchangerBuilder {
                 max_body: self.max_response_bytes,
                 cache,
                 margin: self.margin,
-                exchanges: AtomicU64::new(0),
-                cache_hits: AtomicU64::new(0),
                 started: Instant::now(),
                 last_error_log: AtomicU64::new(u64::MAX),
             }),
@@ -881,14 +867,6 @@ impl TokenExchanger {
         self.inner.grant
     }
 
-    /// The counters so far.
-    pub fn stats(&self) -> ExchangeStats {
-        ExchangeStats {
-            exchanges: self.inner.exchanges.load(Ordering::Relaxed),
-            cache_hits: self.inner.cache_hits.load(Ordering::Relaxed),
-        }
-    }
-
     /// Drops every cached downstream token.
     pub fn invalidate_cache(&self) {
         self.inner.cache.invalidate_all();
@@ -950,10 +928,11 @@ impl TokenExchanger {
         }
         let key = cache_key(raw, &target.id, &scopes);
         if let Some(entry) = inner.cache.get(&key).await {
-            inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::cache_lookup("exchange", "process", true);
             tracing::debug!(subject = %token_tag(raw), target = %target.id, "exchanged token from the cache");
             return Ok(entry.token);
         }
+        crate::telemetry::cache_lookup("exchange", "process", false);
         let result = inner
             .cache
             .try_get_with(key, async {
@@ -1103,15 +1082,18 @@ impl Inner {
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
-        self.exchanges.fetch_add(1, Ordering::Relaxed);
         let subject = token_tag(raw);
         let resp = match self
             .http
             .post_form(url, &form, Some(&self.auth), self.max_body)
             .await
         {
-            Ok(r) => r,
+            Ok(r) => {
+                crate::telemetry::idp_request("token_exchange", r.status().is_success());
+                r
+            }
             Err(e) => {
+                crate::telemetry::idp_request("token_exchange", false);
                 tracing::warn!(error = %e, endpoint = %url, %subject, "token exchange request failed");
                 return Err(ExchangeError::Unavailable { retry_after: None });
             }
@@ -1511,6 +1493,8 @@ mod tests {
 
     #[tokio::test]
     async fn tool_input_cannot_pick_a_target_or_scope() {
+        let m = mcp_auth_idp_harness::metrics::MetricsCapture::new();
+        let _recording = m.install();
         let ex = exchanger();
         let verified = AccessToken::builder()
             .subject("u")
@@ -1544,7 +1528,10 @@ mod tests {
                 .unwrap_err(),
             ExchangeError::UnknownIssuer
         );
-        assert_eq!(ex.stats().exchanges, 0);
+        // Nothing was sent to the token endpoint, and nothing was even looked up (each call,
+        // answered or not, is counted; each lookup too).
+        assert_eq!(m.counter(crate::telemetry::IDP_REQUESTS, &[]), 0, "{m:?}");
+        assert_eq!(m.counter(crate::telemetry::CACHE_LOOKUPS, &[]), 0, "{m:?}");
         let dbg = format!("{subject:?}");
         assert!(!dbg.contains("raw-token"), "{dbg}");
     }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -57,7 +57,6 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 ///     .build()
 ///     .unwrap();
 /// let layer = provider.layer();
-/// let metrics = layer.metrics();
 /// let mcp = tower::ServiceBuilder::new()
 ///     .layer(layer)
 ///     .service(post(|token: AccessToken| async move {
@@ -66,8 +65,10 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 /// let app: Router = Router::new()
 ///     .route_service("/mcp", mcp)
 ///     .merge(provider.routes());
-/// assert_eq!(metrics.snapshot().accepted, 0);
 /// ```
+///
+/// Each request is counted in `mcp_auth_requests_total{outcome,reason}` and timed in
+/// `mcp_auth_verify_duration_seconds` through the `metrics` facade (see [`crate::telemetry`]).
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     shared: Arc<Shared>,
@@ -83,7 +84,8 @@ struct Shared {
     challenge_scope: String,
     required_scope_header: String,
     no_credentials: HeaderValue,
-    metrics: Arc<AuthMetrics>,
+    /// Whether a request was let through yet (to word the first audience rejection).
+    accepted_any: AtomicBool,
     audience_warned: AtomicBool,
     dpop: Arc<Dpop>,
     /// Whether request spans carry the subject and scopes (personal data: off by default).
@@ -120,7 +122,7 @@ impl BearerAuthLayer {
                 metadata_url,
                 challenge_scope,
                 no_credentials,
-                metrics: Arc::new(AuthMetrics::default()),
+                accepted_any: AtomicBool::new(false),
                 audience_warned: AtomicBool::new(false),
                 dpop,
                 identity_in_spans: AtomicBool::new(false),
@@ -137,11 +139,6 @@ impl BearerAuthLayer {
     pub fn with_token_exchange(mut self, exchanger: crate::exchange::TokenExchanger) -> Self {
         self.exchange = Some(exchanger);
         self
-    }
-
-    /// Counters of accepted and rejected requests, by reason.
-    pub fn metrics(&self) -> Arc<AuthMetrics> {
-        self.shared.metrics.clone()
     }
 
     /// Records the caller's subject (`enduser.id`) and scopes (`enduser.scope`) on each request's
@@ -183,82 +180,6 @@ pub struct BearerAuth<S> {
     shared: Arc<Shared>,
     #[cfg(feature = "exchange")]
     exchange: Option<crate::exchange::TokenExchanger>,
-}
-
-/// Counters kept by the layer (relaxed atomics: cheap, approximate under races).
-#[derive(Debug, Default)]
-pub struct AuthMetrics {
-    accepted: AtomicU64,
-    no_credentials: AtomicU64,
-    invalid_request: AtomicU64,
-    insufficient_scope: AtomicU64,
-    unavailable: AtomicU64,
-    internal: AtomicU64,
-    invalid: [AtomicU64; InvalidToken::ALL.len()],
-    invalid_proof: [AtomicU64; ProofError::ALL.len()],
-}
-
-/// A point-in-time copy of [`AuthMetrics`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MetricsSnapshot {
-    /// Requests let through.
-    pub accepted: u64,
-    /// 401 without credentials.
-    pub no_credentials: u64,
-    /// 400 invalid_request.
-    pub invalid_request: u64,
-    /// 403 insufficient_scope.
-    pub insufficient_scope: u64,
-    /// 503 IdP unavailable.
-    pub unavailable: u64,
-    /// 500 internal errors.
-    pub internal: u64,
-    /// 401 invalid_token by reason code.
-    pub invalid_token: Vec<(&'static str, u64)>,
-    /// 401 `invalid_dpop_proof` / `use_dpop_nonce` by reason code.
-    pub invalid_dpop_proof: Vec<(&'static str, u64)>,
-}
-
-impl AuthMetrics {
-    /// Reads the counters.
-    pub fn snapshot(&self) -> MetricsSnapshot {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        MetricsSnapshot {
-            accepted: r(&self.accepted),
-            no_credentials: r(&self.no_credentials),
-            invalid_request: r(&self.invalid_request),
-            insufficient_scope: r(&self.insufficient_scope),
-            unavailable: r(&self.unavailable),
-            internal: r(&self.internal),
-            invalid_token: InvalidToken::ALL
-                .iter()
-                .zip(self.invalid.iter())
-                .map(|(reason, n)| (reason.code(), r(n)))
-                .collect(),
-            invalid_dpop_proof: ProofError::ALL
-                .iter()
-                .zip(self.invalid_proof.iter())
-                .map(|(reason, n)| (reason.code(), r(n)))
-                .collect(),
-        }
-    }
-
-    fn invalid_proof(&self, reason: ProofError) {
-        if let Some(i) = ProofError::ALL.iter().position(|r| *r == reason) {
-            self.invalid_proof[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn invalid(&self, reason: InvalidToken) {
-        if let Some(i) = InvalidToken::ALL.iter().position(|r| *r == reason) {
-            self.invalid[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Counts the request's outcome (metrics facade) and records it on the request's span.
@@ -334,7 +255,6 @@ pub fn token_tag(token: &str) -> String {
 
 impl Shared {
     fn no_credentials(&self) -> Response<Body> {
-        bump(&self.metrics.no_credentials);
         outcome("no_credentials", "none");
         challenge::unauthorized(self.no_credentials.clone())
     }
@@ -352,7 +272,6 @@ impl Shared {
     }
 
     fn invalid(&self, reason: InvalidToken, dpop: bool) -> Response<Body> {
-        self.metrics.invalid(reason);
         outcome("invalid_token", reason.code());
         let resp = challenge::invalid_token_on(
             self.scheme(dpop),
@@ -364,7 +283,6 @@ impl Shared {
     }
 
     fn invalid_request(&self, description: &str, dpop: bool) -> Response<Body> {
-        bump(&self.metrics.invalid_request);
         outcome("invalid_request", "none");
         challenge::error_response_on(
             self.scheme(dpop),
@@ -378,7 +296,6 @@ impl Shared {
     /// 401 for a refused DPoP proof: `use_dpop_nonce` for a missing or old nonce, else
     /// `invalid_dpop_proof`.
     fn bad_proof(&self, reason: ProofError) -> Response<Body> {
-        self.metrics.invalid_proof(reason);
         outcome("invalid_dpop_proof", reason.code());
         let error = if reason == ProofError::Nonce {
             ChallengeError::UseDpopNonce
@@ -405,7 +322,6 @@ impl Shared {
         if self.dpop.nonces_enabled() {
             return self.bad_proof(ProofError::Nonce);
         }
-        bump(&self.metrics.unavailable);
         outcome("unavailable", "dpop_replay");
         challenge::unavailable(DEFAULT_RETRY_AFTER_SECS)
     }
@@ -527,7 +443,6 @@ impl Shared {
                 return Err(self.invalid(reason, dpop));
             }
             Err(VerifyError::Unavailable { retry_after }) => {
-                bump(&self.metrics.unavailable);
                 outcome("unavailable", "none");
                 tracing::warn!("identity provider unavailable: answering 503");
                 // A custom verifier's hint is capped like an IdP's (`challenge::MAX_RETRY_AFTER`).
@@ -540,7 +455,6 @@ impl Shared {
                 return Err(challenge::unavailable(secs));
             }
             Err(VerifyError::Internal(message)) => {
-                bump(&self.metrics.internal);
                 outcome("internal", "none");
                 tracing::error!(error = %message, "token verification failed on our side");
                 return Err(challenge::server_error());
@@ -582,7 +496,7 @@ impl Shared {
             let accepted = self.resource.audiences();
             if !verified.audiences().iter().any(|a| accepted.contains(a)) {
                 if !self.audience_warned.swap(true, Ordering::Relaxed)
-                    && self.metrics.accepted.load(Ordering::Relaxed) == 0
+                    && !self.accepted_any.load(Ordering::Relaxed)
                 {
                     tracing::warn!(
                         expected = ?accepted,
@@ -614,7 +528,6 @@ impl Shared {
                 .hierarchy()
                 .satisfies_all(verified.scopes(), required)
         {
-            bump(&self.metrics.insufficient_scope);
             outcome("insufficient_scope", "none");
             record_caller(&verified, self.identity_in_spans.load(Ordering::Relaxed));
             tracing::debug!(reason = "insufficient_scope", required = %self.required_scope_header,
@@ -627,7 +540,9 @@ impl Shared {
             );
             return Err(self.with_nonce(resp, dpop));
         }
-        bump(&self.metrics.accepted);
+        if !self.accepted_any.load(Ordering::Relaxed) {
+            self.accepted_any.store(true, Ordering::Relaxed);
+        }
         outcome("accepted", "none");
         record_caller(&verified, self.identity_in_spans.load(Ordering::Relaxed));
         Ok((verified.with_resource(self.resource_arc.clone()), dpop))

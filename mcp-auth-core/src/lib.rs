@@ -124,7 +124,7 @@ mod verifier;
 pub mod testkit;
 
 pub use error::{BuildError, InvalidToken, Setting, VerifyError};
-pub use layer::{AuthMetrics, BearerAuth, BearerAuthLayer, MetricsSnapshot};
+pub use layer::{BearerAuth, BearerAuthLayer};
 pub use metadata::ProtectedResourceMetadata;
 pub use multi::{MultiIssuerVerifier, MultiIssuerVerifierBuilder};
 pub use provider::{

@@ -2,6 +2,7 @@
 //! can be reached now.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -16,8 +17,10 @@ use crate::store::Store;
 /// `{"status":"ready"|"unavailable","idp":"ok"|"unreachable","store":"ok"|"unreachable"|"none"}`.
 ///
 /// Each probe is active ([`TokenVerifier::check_ready`], [`Store::ping`]) and bounded by their
-/// timeouts; verifiers that call the IdP for it limit themselves to about one call a second, so
-/// the public route cannot be used to flood the IdP.
+/// timeouts. The route is public, so neither can be flooded through it: verifiers that call the
+/// IdP for it limit themselves to about one call a second, and the store is pinged by one probe
+/// at a time, its answer reused for [`STORE_PROBE_REUSE`] (requests arriving meanwhile wait
+/// for the probe in flight and share its answer). An answer is never older than about a second.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -34,6 +37,12 @@ pub fn readiness_route(
     verifier: Arc<dyn TokenVerifier>,
     store: Option<Arc<dyn Store>>,
 ) -> Router {
+    let store = store.map(|store| {
+        Arc::new(StoreProbe {
+            store,
+            last: tokio::sync::Mutex::new(None),
+        })
+    });
     Router::new().route(
         path,
         get(move || {
@@ -44,22 +53,53 @@ pub fn readiness_route(
     )
 }
 
-async fn probe(verifier: &dyn TokenVerifier, store: Option<&dyn Store>) -> Response {
+/// How long the readiness route reuses a store ping's answer.
+pub const STORE_PROBE_REUSE: Duration = Duration::from_secs(1);
+
+/// The store's side of readiness: one ping at a time, its answer reused for a second.
+struct StoreProbe {
+    store: Arc<dyn Store>,
+    /// When the last ping ended and whether it succeeded. Held across the ping: the lock is what
+    /// keeps a second ping from starting while one is in flight.
+    last: tokio::sync::Mutex<Option<(Instant, bool)>>,
+}
+
+impl StoreProbe {
+    async fn check(&self) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < STORE_PROBE_REUSE
+        {
+            return ok;
+        }
+        let ok = match self.store.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(store = self.store.kind(), error = %e, "readiness: store ping failed");
+                false
+            }
+        };
+        *last = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+async fn probe(verifier: &dyn TokenVerifier, store: Option<&StoreProbe>) -> Response {
     let (idp, store_state) = tokio::join!(verifier.check_ready(), async {
         match store {
             None => None,
-            Some(s) => Some(s.ping().await),
+            Some(s) => Some(s.check().await),
         }
     });
     let idp_ok = idp.is_ok();
-    let store_ok = store_state.as_ref().is_none_or(Result::is_ok);
+    let store_ok = store_state.unwrap_or(true);
     let body = serde_json::json!({
         "status": if idp_ok && store_ok { "ready" } else { "unavailable" },
         "idp": if idp_ok { "ok" } else { "unreachable" },
-        "store": match &store_state {
+        "store": match store_state {
             None => "none",
-            Some(Ok(())) => "ok",
-            Some(Err(_)) => "unreachable",
+            Some(true) => "ok",
+            Some(false) => "unreachable",
         },
     });
     if idp_ok && store_ok {

@@ -89,6 +89,8 @@ enum StoreErrorKind {
     Full,
     #[error("refused: {0}")]
     Refused(String),
+    #[error("credentials refused (check the ACL user and password in the store URL)")]
+    Credentials,
 }
 
 impl StoreError {
@@ -124,6 +126,15 @@ impl StoreError {
         }
     }
 
+    /// The store refused the credentials (a wrong ACL user or password, or none where the server
+    /// requires them).
+    pub fn credentials(op: &'static str) -> Self {
+        StoreError {
+            op,
+            kind: StoreErrorKind::Credentials,
+        }
+    }
+
     /// The operation that failed: `get`, `set`, `set_if_absent`, `delete` or `ping`.
     pub fn op(&self) -> &'static str {
         self.op
@@ -142,18 +153,25 @@ impl StoreError {
         )
     }
 
+    /// Whether the store refused the credentials (wrong ACL user or password).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self.kind, StoreErrorKind::Credentials)
+    }
+
     /// Whether the store refused a new entry because it is full.
     pub fn is_full(&self) -> bool {
         matches!(self.kind, StoreErrorKind::Full)
     }
 
-    /// A stable code for logs and metrics: `timeout`, `unavailable`, `full` or `refused`.
+    /// A stable code for logs and metrics: `timeout`, `unavailable`, `full`, `refused` or
+    /// `credentials`.
     pub fn code(&self) -> &'static str {
         match self.kind {
             StoreErrorKind::Timeout => "timeout",
             StoreErrorKind::Unavailable(_) => "unavailable",
             StoreErrorKind::Full => "full",
             StoreErrorKind::Refused(_) => "refused",
+            StoreErrorKind::Credentials => "credentials",
         }
     }
 }
@@ -391,12 +409,37 @@ pub struct StoreConfig {
     pub store_url: Option<String>,
     /// `MCP_AUTH_STORE_TIMEOUT_MS`: the bound on every store call, connection included (default
     /// 250 ms). Past it, the call fails and the caller degrades (IdP fallback, or 503).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_millis")]
     pub store_timeout_ms: Option<u64>,
     /// `MCP_AUTH_STORE_PREFIX`: prefix of every key (default `mcp-auth`), to share one Redis
     /// database between deployments.
     #[serde(default)]
     pub store_prefix: Option<String>,
+    /// `MCP_AUTH_STORE_CA_FILE`: a PEM file of the CA certificate(s) that sign the store's TLS
+    /// certificate (`rediss://` only), for a private CA. When set, only these are trusted;
+    /// unset, the Mozilla root set is.
+    #[serde(default)]
+    pub store_ca_file: Option<String>,
+}
+
+/// A whole number of milliseconds, from a number (a TOML file) or text (the environment).
+fn deserialize_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Num(n)) => Ok(Some(n)),
+        Some(Raw::Text(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a whole number of milliseconds",
+                s.escape_debug().to_string()
+            ))
+        }),
+    }
 }
 
 #[cfg(all(feature = "config", feature = "cache"))]
@@ -406,6 +449,7 @@ impl StoreConfig {
         ("store_url", "MCP_AUTH_STORE_URL"),
         ("store_timeout_ms", "MCP_AUTH_STORE_TIMEOUT_MS"),
         ("store_prefix", "MCP_AUTH_STORE_PREFIX"),
+        ("store_ca_file", "MCP_AUTH_STORE_CA_FILE"),
     ]);
 
     /// Loads from the environment (and `MCP_AUTH_CONFIG_FILE`).
@@ -418,6 +462,12 @@ impl StoreConfig {
         let mut c: StoreConfig = extract(figment, &Self::ENV)?;
         if c.store_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
             c.store_url = None;
+        }
+        if c.store_ca_file
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            c.store_ca_file = None;
         }
         Ok(c)
     }
@@ -451,15 +501,26 @@ impl StoreConfig {
                 }
                 b = b.timeout(Duration::from_millis(ms));
             }
+            if let Some(path) = &self.store_ca_file {
+                let pem = std::fs::read(path).map_err(|e| ConfigError::Invalid {
+                    variable: "MCP_AUTH_STORE_CA_FILE".into(),
+                    reason: format!("cannot read {path}: {e}"),
+                })?;
+                b = b.ca_certificates_pem(pem);
+            }
             let store = b.build().map_err(|e| ConfigError::Invalid {
-                variable: "MCP_AUTH_STORE_URL".into(),
+                variable: if e.setting().key() == "store_ca_file" {
+                    "MCP_AUTH_STORE_CA_FILE".into()
+                } else {
+                    "MCP_AUTH_STORE_URL".into()
+                },
                 reason: e.to_string(),
             })?;
             Ok(Arc::new(store))
         }
         #[cfg(not(feature = "redis"))]
         {
-            let _ = url;
+            let _ = (url, &self.store_ca_file);
             Err(ConfigError::Invalid {
                 variable: "MCP_AUTH_STORE_URL".into(),
                 reason: "this build has no Redis support (mcp-auth-core feature `redis`)".into(),
@@ -621,6 +682,38 @@ mod tests {
             jail.set_env("MCP_AUTH_STORE_URL", "http://example.com");
             let e = StoreConfig::from_env().unwrap().build().unwrap_err();
             assert!(e.to_string().contains("MCP_AUTH_STORE_URL"), "{e}");
+            // Numbers come from the environment as text.
+            jail.set_env("MCP_AUTH_STORE_TIMEOUT_MS", " 1500 ");
+            assert_eq!(
+                StoreConfig::from_env().unwrap().store_timeout_ms,
+                Some(1500)
+            );
+            jail.set_env("MCP_AUTH_STORE_TIMEOUT_MS", "1.5s");
+            let e = StoreConfig::from_env().unwrap_err();
+            assert!(e.to_string().contains("MCP_AUTH_STORE_TIMEOUT_MS"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn a_private_ca_file_is_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MCP_AUTH_STORE_URL", "rediss://u:p@127.0.0.1:6380/0");
+            jail.set_env("MCP_AUTH_STORE_CA_FILE", "/nonexistent/ca.pem");
+            let c = StoreConfig::from_env().unwrap();
+            assert_eq!(c.store_ca_file.as_deref(), Some("/nonexistent/ca.pem"));
+            let e = c.build().unwrap_err();
+            assert!(e.to_string().contains("MCP_AUTH_STORE_CA_FILE"), "{e}");
+            jail.create_file("not-a-ca.pem", "hello")?;
+            jail.set_env("MCP_AUTH_STORE_CA_FILE", "not-a-ca.pem");
+            let e = StoreConfig::from_env().unwrap().build().unwrap_err();
+            assert!(e.to_string().contains("MCP_AUTH_STORE_CA_FILE"), "{e}");
+            assert!(e.to_string().contains("PEM"), "{e}");
+            // Empty means unset.
+            jail.set_env("MCP_AUTH_STORE_CA_FILE", "");
+            assert!(StoreConfig::from_env().unwrap().store_ca_file.is_none());
             Ok(())
         });
     }

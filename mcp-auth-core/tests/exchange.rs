@@ -230,6 +230,44 @@ async fn concurrent_misses_share_one_exchange() {
 }
 
 #[tokio::test]
+async fn exchanges_and_their_cache_are_counted_in_the_metrics_scheme() {
+    use mcp_auth_core::telemetry::{CACHE_LOOKUPS, IDP_REQUESTS};
+    let m = mcp_auth_idp_harness::metrics::MetricsCapture::new();
+    let _recording = m.install();
+    let s = setup().await;
+    let exchange = |result| {
+        m.counter(
+            IDP_REQUESTS,
+            &[("kind", "token_exchange"), ("result", result)],
+        )
+    };
+    let lookup = |result| {
+        m.counter(
+            CACHE_LOOKUPS,
+            &[
+                ("cache", "exchange"),
+                ("layer", "process"),
+                ("result", result),
+            ],
+        )
+    };
+    // A fault: one call, counted as an error, nothing cached.
+    s.answer((503, None, String::new()));
+    let subject = s.token("user-metrics");
+    assert_eq!(s.call(&subject).await["error"], "unavailable");
+    assert_eq!((exchange("ok"), exchange("error")), (0, 1), "{m:?}");
+    assert_eq!((lookup("hit"), lookup("miss")), (0, 1));
+    // A success: a second call; then the cache answers without a third.
+    s.answer((200, None, ok_body("downstream-m")));
+    assert_eq!(s.call(&subject).await["token"], "downstream-m");
+    assert_eq!(s.call(&subject).await["token"], "downstream-m");
+    assert_eq!((exchange("ok"), exchange("error")), (1, 1), "{m:?}");
+    assert_eq!((lookup("hit"), lookup("miss")), (1, 2));
+    // The metrics agree with what the token endpoint saw.
+    assert_eq!(s.requests(), 2);
+}
+
+#[tokio::test]
 async fn idp_faults_map_to_typed_errors_and_are_never_cached() {
     let s = setup().await;
     let json = |v: Value| v.to_string();

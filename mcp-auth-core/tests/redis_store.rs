@@ -2,6 +2,8 @@
 //! off, stopped by the test): TTLs, the atomic set-if-absent a DPoP replay cache relies on, typed
 //! errors when the server is gone, and recovery without a new store.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,4 +173,161 @@ async fn acl_credentials_come_from_the_url() {
     let e = bad.get("acl").await.unwrap_err();
     assert!(!e.to_string().contains("wrong"), "no secret in errors: {e}");
     assert!(!format!("{bad:?}").contains("wrong"));
+}
+
+/// A TLS-only server requiring ACL credentials, the way a production store should run: the store
+/// works over `rediss://` with the private CA trusted; a wrong password is a typed error that
+/// makes a DPoP replay check fail closed; a certificate from a CA not trusted is refused.
+#[tokio::test]
+async fn tls_with_acl_credentials_and_a_private_ca() {
+    use mcp_auth_core::dpop::ReplayCache;
+    use mcp_auth_core::store::StoreReplayCache;
+    use mcp_auth_idp_harness::redis::unrelated_ca_pem;
+
+    let redis = RedisServer::start_tls("mcp", "pw-tls-tests").await.unwrap();
+    let ca = redis.ca_pem().unwrap().to_owned();
+    let port = redis.port();
+    // TLS handshakes on a loaded CI machine: a bound well above the 250 ms default.
+    let build = |url: String, ca: Option<&str>| {
+        let mut b = RedisStore::builder(url)
+            .timeout(Duration::from_secs(3))
+            .unreachable_backoff(Duration::from_millis(20));
+        if let Some(ca) = ca {
+            b = b.ca_certificates_pem(ca.as_bytes().to_vec());
+        }
+        b.build().unwrap()
+    };
+
+    let s = build(redis.url(), Some(&ca));
+    s.ping().await.unwrap();
+    s.set("tls:a", b"value", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let e = s.get("tls:a").await.unwrap().unwrap();
+    assert_eq!(e.value, b"value");
+    assert!(e.ttl <= Duration::from_secs(30) && e.ttl > Duration::from_secs(20));
+    assert!(
+        s.set_if_absent("tls:jti", b"", Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_if_absent("tls:jti", b"", Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+
+    // A wrong password, and no credentials at all: typed, and never echoing the secret.
+    let wrong = build(
+        format!("rediss://mcp:wrong-pw@127.0.0.1:{port}/0"),
+        Some(&ca),
+    );
+    let e = wrong.get("tls:a").await.unwrap_err();
+    assert!(e.is_credentials(), "{e}");
+    assert_eq!(e.code(), "credentials");
+    assert!(!e.is_unavailable());
+    assert!(!e.to_string().contains("wrong-pw"), "{e}");
+    assert!(e.to_string().contains("credentials refused"), "{e}");
+    let anonymous = build(format!("rediss://127.0.0.1:{port}/0"), Some(&ca));
+    let e = anonymous.get("tls:a").await.unwrap_err();
+    assert!(e.is_credentials(), "{e}");
+    // DPoP replay protection on a store that refuses the credentials fails closed.
+    let replay = StoreReplayCache::new(Arc::new(wrong), "mcp-auth");
+    assert!(replay.first_use([9; 32], 4_102_444_800).await.is_err());
+
+    // Without the private CA (the Mozilla roots only), or with another CA: refused.
+    for (what, ca) in [
+        ("default roots", None),
+        ("an unrelated CA", Some(unrelated_ca_pem().unwrap())),
+    ] {
+        let untrusted = build(redis.url(), ca.as_deref());
+        let e = untrusted.ping().await.unwrap_err();
+        assert!(e.is_unavailable() && !e.is_timeout(), "{what}: {e}");
+        assert!(e.to_string().contains("certificate"), "{what}: {e}");
+        assert!(
+            untrusted
+                .set("tls:b", b"x", Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+    }
+    // Nothing was written by the refused clients.
+    assert!(s.get("tls:b").await.unwrap().is_none());
+
+    // A CA certificate is for rediss:// only, and must be PEM.
+    let e = RedisStore::builder(format!("redis://127.0.0.1:{port}/0"))
+        .ca_certificates_pem(ca.as_bytes().to_vec())
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("rediss://"), "{e}");
+    let e = RedisStore::builder(redis.url())
+        .ca_certificates_pem(b"not a certificate".to_vec())
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("PEM"), "{e}");
+}
+
+/// `/ready` is public: a flood of probes costs the store one `PING` at a time, at most about one
+/// a second, and its answer is never older than that (a store gone shows within ~1 s).
+#[tokio::test]
+async fn readiness_pings_the_store_once_per_second_however_many_probes() {
+    use axum::body::Body;
+    use http::Request;
+    use mcp_auth_core::readiness::{STORE_PROBE_REUSE, readiness_route};
+    use tower::ServiceExt;
+
+    let mut redis = RedisServer::start().await.unwrap();
+    let pings = || async {
+        let info = redis.command(&["INFO", "commandstats"]).await.unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let s: Arc<dyn Store> = Arc::new(store(&redis));
+    let app = readiness_route("/ready", common::fake(), Some(s));
+    let probe = |app: axum::Router| async move {
+        let r = app
+            .oneshot(Request::get("/ready").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+
+    let before = pings().await;
+    let started = tokio::time::Instant::now();
+    let flood: Vec<_> = (0..200).map(|_| tokio::spawn(probe(app.clone()))).collect();
+    for p in flood {
+        let (status, body) = p.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["store"], "ok");
+    }
+    let flood_took = started.elapsed();
+    let used = pings().await - before;
+    // One ping for the whole flood (two if it straddled the end of a reuse window).
+    let windows = 1 + (flood_took.as_millis() / STORE_PROBE_REUSE.as_millis()) as u64;
+    assert!(
+        used >= 1 && used <= windows,
+        "{used} pings for 200 probes in {flood_took:?}"
+    );
+
+    // Past the window, the next probe asks again.
+    tokio::time::sleep(STORE_PROBE_REUSE + Duration::from_millis(100)).await;
+    let before = pings().await;
+    assert_eq!(probe(app.clone()).await.0, 200);
+    assert_eq!(probe(app.clone()).await.0, 200);
+    assert_eq!(pings().await - before, 1);
+
+    // The store gone: within about a second the probes say so (and the flood of them costs the
+    // dead store one attempt per window as well).
+    redis.stop().await.unwrap();
+    tokio::time::sleep(STORE_PROBE_REUSE + Duration::from_millis(100)).await;
+    let (status, body) = probe(app.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["store"], "unreachable");
 }

@@ -590,40 +590,42 @@ async fn extractor_without_the_layer_fails_closed() {
 
 #[tokio::test]
 async fn metrics_count_outcomes() {
+    use mcp_auth_core::telemetry::{REQUESTS, VERIFY_DURATION};
+    let m = mcp_auth_idp_harness::metrics::MetricsCapture::new();
+    let _recording = m.install();
     let p = provider(fake());
-    let layer = p.layer();
-    let metrics = layer.metrics();
     let app = Router::new()
         .route("/mcp", post(|| async { "ok" }))
-        .layer(layer);
+        .layer(p.layer());
     let srv = Server::start(app).await;
     let c = client();
-    c.post(srv.url("/mcp")).send().await.unwrap();
-    c.post(srv.url("/mcp"))
-        .bearer_auth("garbage")
-        .send()
-        .await
-        .unwrap();
-    c.post(srv.url("/mcp"))
-        .bearer_auth(mint(&[], R))
-        .send()
-        .await
-        .unwrap();
-    c.post(srv.url("/mcp"))
-        .bearer_auth("idp-down")
-        .send()
-        .await
-        .unwrap();
-    let m = metrics.snapshot();
-    assert_eq!(m.accepted, 1);
-    assert_eq!(m.no_credentials, 1);
-    assert_eq!(m.unavailable, 1);
-    let malformed = m
-        .invalid_token
-        .iter()
-        .find(|(c, _)| *c == "malformed")
-        .unwrap();
-    assert_eq!(malformed.1, 1);
+    let send = |token: Option<String>| {
+        let mut r = c.post(srv.url("/mcp"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(None).await, 401);
+    assert_eq!(send(Some("garbage".into())).await, 401);
+    assert_eq!(send(Some(mint(&[], R))).await, 200);
+    assert_eq!(send(Some("idp-down".into())).await, 503);
+    let count = |outcome, reason| m.counter(REQUESTS, &[("outcome", outcome), ("reason", reason)]);
+    assert_eq!(count("accepted", "none"), 1, "{m:?}");
+    assert_eq!(count("no_credentials", "none"), 1);
+    assert_eq!(count("invalid_token", "malformed"), 1);
+    assert_eq!(count("unavailable", "none"), 1);
+    assert_eq!(m.counter(REQUESTS, &[]), 4);
+    // The three requests that reached the verifier were timed, by verification outcome.
+    assert_eq!(m.histogram_count(VERIFY_DURATION, &[("outcome", "ok")]), 1);
+    assert_eq!(
+        m.histogram_count(VERIFY_DURATION, &[("outcome", "invalid")]),
+        1
+    );
+    assert_eq!(
+        m.histogram_count(VERIFY_DURATION, &[("outcome", "unavailable")]),
+        1
+    );
     srv.stop().await;
 }
 

@@ -63,6 +63,6 @@ pub use config::IntrospectConfig;
 pub use mcp_auth_core::client_auth::{AuthMethod, ClientAuth, ClientSecret};
 pub use verifier::{
     DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_CONCURRENT,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RESERVED_FOR_KNOWN, IntrospectionStats,
-    IntrospectionVerifier, IntrospectionVerifierBuilder, MAX_RETRY_AFTER, SATURATED_RETRY_AFTER,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RESERVED_FOR_KNOWN, IntrospectionVerifier,
+    IntrospectionVerifierBuilder, MAX_RETRY_AFTER, SATURATED_RETRY_AFTER,
 };

@@ -34,9 +34,6 @@ pub(crate) struct Shared {
     max_value: usize,
     last_error_log: AtomicU64,
     started: Instant,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) errors: AtomicU64,
 }
 
 /// What identifies the cache namespace.
@@ -69,9 +66,6 @@ impl Shared {
             max_value,
             last_error_log: AtomicU64::new(u64::MAX),
             started: Instant::now(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
         }
     }
 
@@ -85,12 +79,10 @@ impl Shared {
     pub(crate) async fn get(&self, key: &str) -> Option<StoreEntry> {
         match self.store.get(key).await {
             Ok(Some(e)) if e.value.len() <= self.max_value && !e.ttl.is_zero() => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 telemetry::cache_lookup("introspection", "store", true);
                 Some(e)
             }
             Ok(_) => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 telemetry::cache_lookup("introspection", "store", false);
                 None
             }
@@ -112,7 +104,6 @@ impl Shared {
     }
 
     fn failed(&self, e: &mcp_auth_core::store::StoreError) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
         telemetry::store_error(self.store.kind(), e);
         let now = self.started.elapsed().as_secs();
         let last = self.last_error_log.load(Ordering::Relaxed);

@@ -136,7 +136,6 @@ struct Inner {
     last_saturated_log: AtomicU64,
     saturated_unlogged: AtomicU64,
     ready: AtomicBool,
-    stats: Counters,
     started: Instant,
     last_error_log: AtomicU64,
     audience_warned: AtomicBool,
@@ -181,37 +180,6 @@ impl Expiry<[u8; 32], Entry> for EntryExpiry {
     ) -> Option<Duration> {
         Some(value.ttl)
     }
-}
-
-#[derive(Default)]
-struct Counters {
-    cache_hits: AtomicU64,
-    introspections: AtomicU64,
-    saturated: AtomicU64,
-    unavailable: AtomicU64,
-    internal: AtomicU64,
-}
-
-/// A snapshot of a verifier's counters (for metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct IntrospectionStats {
-    /// Verifications answered from the cache.
-    pub cache_hits: u64,
-    /// Introspection requests sent to the IdP.
-    pub introspections: u64,
-    /// Verifications refused (503) because every introspection slot was busy.
-    pub saturated: u64,
-    /// Verifications answered "unavailable" because the IdP failed.
-    pub unavailable: u64,
-    /// Verifications failing on a configuration problem (credentials refused, bad endpoint).
-    pub internal: u64,
-    /// Process-cache misses answered from the shared store.
-    pub store_hits: u64,
-    /// Process-cache misses the shared store could not answer either.
-    pub store_misses: u64,
-    /// Failed calls to the shared store (each fell back to the IdP).
-    pub store_errors: u64,
 }
 
 impl fmt::Debug for IntrospectionVerifier {
@@ -746,7 +714,6 @@ impl IntrospectionVerifierBuilder {
                 last_saturated_log: AtomicU64::new(u64::MAX),
                 saturated_unlogged: AtomicU64::new(0),
                 ready: AtomicBool::new(false),
-                stats: Counters::default(),
                 started: Instant::now(),
                 last_error_log: AtomicU64::new(u64::MAX),
                 audience_warned: AtomicBool::new(false),
@@ -788,33 +755,6 @@ impl IntrospectionVerifier {
         IntrospectionVerifierBuilder::default()
     }
 
-    /// The counters so far.
-    pub fn stats(&self) -> IntrospectionStats {
-        let c = &self.inner.stats;
-        IntrospectionStats {
-            cache_hits: c.cache_hits.load(Ordering::Relaxed),
-            introspections: c.introspections.load(Ordering::Relaxed),
-            saturated: c.saturated.load(Ordering::Relaxed),
-            unavailable: c.unavailable.load(Ordering::Relaxed),
-            internal: c.internal.load(Ordering::Relaxed),
-            store_hits: self
-                .inner
-                .shared
-                .as_ref()
-                .map_or(0, |s| s.hits.load(Ordering::Relaxed)),
-            store_misses: self
-                .inner
-                .shared
-                .as_ref()
-                .map_or(0, |s| s.misses.load(Ordering::Relaxed)),
-            store_errors: self
-                .inner
-                .shared
-                .as_ref()
-                .map_or(0, |s| s.errors.load(Ordering::Relaxed)),
-        }
-    }
-
     /// Drops every cached result (after a known revocation, say).
     pub fn invalidate_cache(&self) {
         if let Some(c) = &self.inner.cache {
@@ -835,7 +775,6 @@ impl IntrospectionVerifier {
     ) -> Result<AccessToken, VerifyError> {
         let key: [u8; 32] = blake3::hash(token.as_bytes()).into();
         if let Some(entry) = cache.get(&key).await {
-            self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             telemetry::cache_lookup("introspection", "process", true);
             return self.inner.entry_result(entry);
         }
@@ -1055,7 +994,6 @@ impl Inner {
     /// Logs a configuration problem (at error, at most once per 10 s; debug otherwise) and
     /// returns the `Internal` error.
     fn config_error(&self, variable: &'static str, message: String) -> VerifyError {
-        self.stats.internal.fetch_add(1, Ordering::Relaxed);
         if self.error_log_due() {
             tracing::error!(variable, "{message}");
         } else {
@@ -1098,7 +1036,7 @@ impl Inner {
             Err(_) => None,
         };
         let Some(_permit) = permit else {
-            self.stats.saturated.fetch_add(1, Ordering::Relaxed);
+            telemetry::idp_saturated("introspection");
             // A flood makes one of these per request: one warning per 10 s, with the count.
             let unlogged = self.saturated_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
             if self.log_due(&self.last_saturated_log) {
@@ -1118,9 +1056,6 @@ impl Inner {
             let until = exp.unwrap_or_else(|| now_unix().saturating_add(SEEN_ACTIVE_TTL.as_secs()));
             self.seen_active.insert(*key, until);
         }
-        if let Err(VerifyError::Unavailable { .. }) = &result {
-            self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
-        }
         if let Ok((Mapped::Rejected(r), _)) = &result {
             if *r == InvalidToken::Audience && !self.audience_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -1139,7 +1074,6 @@ impl Inner {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
         form.push(("token", token));
         form.push(("token_type_hint", "access_token"));
-        self.stats.introspections.fetch_add(1, Ordering::Relaxed);
         let resp = match self
             .http
             .post_form(url, &form, Some(&self.auth), self.max_body)

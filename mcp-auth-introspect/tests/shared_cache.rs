@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mcp_auth_core::TokenVerifier;
 use mcp_auth_core::store::{RedisStore, Store};
+use mcp_auth_core::telemetry::{CACHE_LOOKUPS, STORE_ERRORS};
+use mcp_auth_idp_harness::metrics::MetricsCapture;
 use mcp_auth_idp_harness::redis::RedisServer;
 use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
 use mcp_auth_introspect::IntrospectionVerifier;
@@ -44,6 +46,8 @@ async fn keys(redis: &RedisServer) -> Vec<String> {
 
 #[tokio::test]
 async fn a_process_entry_filled_from_the_store_never_outlives_the_store_entry() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     let redis = RedisServer::start().await.unwrap();
     let idp = TestIdp::start(vec![ResourceSpec::opaque(RESOURCE, &["todo:read"])])
         .await
@@ -76,7 +80,22 @@ async fn a_process_entry_filled_from_the_store_never_outlives_the_store_entry() 
         1,
         "B answered from the store"
     );
-    assert_eq!(b.stats().store_hits, 1);
+    let store_lookups = |result| {
+        m.counter(
+            CACHE_LOOKUPS,
+            &[
+                ("cache", "introspection"),
+                ("layer", "store"),
+                ("result", result),
+            ],
+        )
+    };
+    // A missed the store (and filled it), B found the entry there.
+    assert_eq!(
+        (store_lookups("miss"), store_lookups("hit")),
+        (1, 1),
+        "{m:?}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while idp.introspection_count().await.unwrap() - n0 < 2 {
         assert!(
@@ -90,6 +109,8 @@ async fn a_process_entry_filled_from_the_store_never_outlives_the_store_entry() 
 
 #[tokio::test]
 async fn unusable_store_entries_and_a_store_down_fall_back_to_the_idp() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     let mut redis = RedisServer::start().await.unwrap();
     let idp = TestIdp::start(vec![ResourceSpec::opaque(RESOURCE, &["todo:read"])])
         .await
@@ -125,8 +146,12 @@ async fn unusable_store_entries_and_a_store_down_fall_back_to_the_idp() {
         .await
         .unwrap()
         .access_token;
+    let errors_before = m.counter(STORE_ERRORS, &[("store", "redis")]);
     c.verify(&t2).await.unwrap();
-    assert!(c.stats().store_errors >= 1, "{:?}", c.stats());
+    assert!(
+        m.counter(STORE_ERRORS, &[("store", "redis")]) > errors_before,
+        "the failed store calls are counted: {m:?}"
+    );
     assert!(c.verify("not-a-token-the-idp-issued").await.is_err());
 }
 
@@ -178,5 +203,49 @@ async fn entries_are_namespaced_by_client_resource_and_prefix() {
     assert!(
         k.iter()
             .any(|k| k.starts_with("mcp-auth-staging:introspect:v1:"))
+    );
+}
+
+/// A TLS store that refuses the replica's credentials (a wrong ACL password): every token is
+/// still checked with the IdP, never refused because of the store, and the refusals are counted
+/// as `credentials` store errors.
+#[tokio::test]
+async fn a_store_refusing_the_credentials_falls_back_to_the_idp() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
+    let redis = RedisServer::start_tls("mcp", "right-pw").await.unwrap();
+    let idp = TestIdp::start(vec![ResourceSpec::opaque(RESOURCE, &["todo:read"])])
+        .await
+        .unwrap();
+    let wrong = Arc::new(
+        RedisStore::builder(format!(
+            "rediss://mcp:wrong-pw@127.0.0.1:{}/0",
+            redis.port()
+        ))
+        .ca_certificates_pem(redis.ca_pem().unwrap().as_bytes().to_vec())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap(),
+    );
+    let a = replica(&idp, wrong);
+    let token = idp
+        .client_credentials(RESOURCE, "todo:read")
+        .await
+        .unwrap()
+        .access_token;
+    let n0 = idp.introspection_count().await.unwrap();
+    let t = a.verify(&token).await.unwrap();
+    assert_eq!(t.scopes(), ["todo:read"]);
+    assert_eq!(idp.introspection_count().await.unwrap() - n0, 1);
+    assert!(a.verify("not-a-token-the-idp-issued").await.is_err());
+    let refused = m.counter(
+        STORE_ERRORS,
+        &[("store", "redis"), ("error", "credentials")],
+    );
+    assert!(refused >= 1, "{m:?}");
+    assert_eq!(
+        m.counter(STORE_ERRORS, &[("error", "unavailable")]),
+        0,
+        "{m:?}"
     );
 }

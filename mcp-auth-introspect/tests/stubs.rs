@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use common::{AUD, Stub, active, bounded, now};
+use mcp_auth_core::telemetry::{CACHE_LOOKUPS, IDP_REQUESTS};
 use mcp_auth_core::{InvalidToken, TokenVerifier, VerifyError};
+use mcp_auth_idp_harness::metrics::MetricsCapture;
 use mcp_auth_introspect::{IntrospectionVerifier, IntrospectionVerifierBuilder};
 use serde_json::json;
 
@@ -105,6 +107,8 @@ async fn client_secret_post_and_bearer_credentials() {
 
 #[tokio::test]
 async fn endpoint_down_is_unavailable() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
@@ -120,7 +124,17 @@ async fn endpoint_down_is_unavailable() {
     assert!(err.is_unavailable(), "{err:?}");
     assert_eq!(err.status(), 503);
     assert!(!v.is_ready());
-    assert_eq!(v.stats().unavailable, 1);
+    let introspections = |result| {
+        m.counter(
+            IDP_REQUESTS,
+            &[("kind", "introspection"), ("result", result)],
+        )
+    };
+    assert_eq!(
+        (introspections("ok"), introspections("error")),
+        (0, 1),
+        "{m:?}"
+    );
 }
 
 #[tokio::test]
@@ -340,6 +354,8 @@ async fn other_checks_apply_to_active_responses() {
 
 #[tokio::test]
 async fn one_thousand_concurrent_verifications_of_one_token_make_one_call() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     let text = active().to_string();
     let stub = Stub::start(Duration::from_millis(200), move |_, _, _| {
         (StatusCode::OK, vec![], text.clone())
@@ -357,7 +373,22 @@ async fn one_thousand_concurrent_verifications_of_one_token_make_one_call() {
     // Later requests are cache hits.
     verify(&v, "shared-token").await.unwrap();
     assert_eq!(stub.calls(), 1);
-    assert!(v.stats().cache_hits >= 1);
+    let lookups = |result| {
+        m.counter(
+            CACHE_LOOKUPS,
+            &[
+                ("cache", "introspection"),
+                ("layer", "process"),
+                ("result", result),
+            ],
+        )
+    };
+    // Every concurrent first request missed (they shared one call); the later one hit.
+    assert_eq!((lookups("miss"), lookups("hit")), (1000, 1), "{m:?}");
+    assert_eq!(
+        m.counter(IDP_REQUESTS, &[("kind", "introspection"), ("result", "ok")]),
+        1
+    );
 }
 
 #[tokio::test]
@@ -384,6 +415,8 @@ async fn without_cache_every_request_is_introspected() {
 
 #[tokio::test]
 async fn random_bearer_flood_is_bounded_by_the_semaphore() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     let stub = Stub::start(
         Duration::from_millis(200),
         status_stub(200, vec![], r#"{"active":false}"#),
@@ -419,7 +452,15 @@ async fn random_bearer_flood_is_bounded_by_the_semaphore() {
     assert_eq!(unavailable + inactive, 500);
     assert!(stub.max_in_flight() <= 8, "{}", stub.max_in_flight());
     assert!(stub.calls() >= 8 && stub.calls() < 500, "{}", stub.calls());
-    assert_eq!(v.stats().saturated as usize, unavailable);
+    let idp = |result| {
+        m.counter(
+            IDP_REQUESTS,
+            &[("kind", "introspection"), ("result", result)],
+        )
+    };
+    // Each refusal is counted as saturated, each call that went out as answered.
+    assert_eq!(idp("saturated") as usize, unavailable, "{m:?}");
+    assert_eq!(idp("ok") as usize, stub.calls());
 }
 
 #[tokio::test]
@@ -607,6 +648,8 @@ async fn discovery_refuses_foreign_issuer_and_foreign_endpoint() {
 /// reserve that never-seen tokens cannot use.
 #[tokio::test]
 async fn tokens_seen_active_keep_a_reserve_that_junk_cannot_take() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     let arrived = Arc::new(tokio::sync::Notify::new());
     let notify = arrived.clone();
     let app = axum::Router::new().route(
@@ -659,7 +702,11 @@ async fn tokens_seen_active_keep_a_reserve_that_junk_cannot_take() {
         .await
         .expect("the reserve serves a known token");
     assert_eq!(again.subject(), Some("alice"));
-    assert_eq!(v.stats().saturated, 1);
+    let saturated = m.counter(
+        IDP_REQUESTS,
+        &[("kind", "introspection"), ("result", "saturated")],
+    );
+    assert_eq!(saturated, 1, "{m:?}");
     junk.abort();
     server.abort();
 }

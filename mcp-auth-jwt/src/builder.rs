@@ -12,7 +12,6 @@ use url::Url;
 use crate::cache::{DEFAULT_TOKEN_CACHE_BYTES, TokenCache};
 use crate::jwks::{JwksTiming, KeyStore, Source};
 use crate::keys::{Key, is_hmac, parse_static};
-use crate::metrics::Metrics;
 use crate::verifier::{Inner, JwtVerifier, KeyStores};
 
 /// The builder settings, keyed on the configuration keys of [`crate::ENV`] so that
@@ -520,7 +519,6 @@ impl JwtVerifierBuilder {
                 .clamp(min_ttl, max_ttl),
             max_stale: self.max_stale.unwrap_or(DEFAULT_JWKS_MAX_STALE),
         };
-        let metrics = Arc::new(Metrics::default());
         let cache = match self
             .token_cache
             .unwrap_or((true, DEFAULT_TOKEN_CACHE_BYTES))
@@ -529,15 +527,8 @@ impl JwtVerifierBuilder {
             _ => None,
         };
         let http = self.http.unwrap_or_else(HttpClient::shared);
-        let new_store = |source: Source| {
-            Arc::new(KeyStore::new(
-                source,
-                http.clone(),
-                timing,
-                Arc::clone(&metrics),
-                cache.clone(),
-            ))
-        };
+        let new_store =
+            |source: Source| Arc::new(KeyStore::new(source, http.clone(), timing, cache.clone()));
         let stores = match sources.len() {
             0 => KeyStores::None,
             1 => KeyStores::Shared(new_store(sources.into_iter().next().expect("one").1)),
@@ -600,7 +591,7 @@ impl JwtVerifierBuilder {
                 static_keys,
                 stores,
                 cache,
-                metrics,
+                accepted_any: Default::default(),
                 misconfig_warned: Default::default(),
             }),
         })

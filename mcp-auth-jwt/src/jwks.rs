@@ -13,7 +13,6 @@ use url::Url;
 
 use crate::cache::TokenCache;
 use crate::keys::{Key, parse_jwks};
-use crate::metrics::Metrics;
 
 /// Timing settings of the key set.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +72,6 @@ pub(crate) struct KeyStore {
     completed: AtomicU64,
     attempts: Mutex<Attempts>,
     background: AtomicBool,
-    metrics: Arc<Metrics>,
     cache: Option<TokenCache>,
 }
 
@@ -82,7 +80,6 @@ impl KeyStore {
         source: Source,
         http: HttpClient,
         timing: JwksTiming,
-        metrics: Arc<Metrics>,
         cache: Option<TokenCache>,
     ) -> Self {
         let resolved = match &source {
@@ -99,7 +96,6 @@ impl KeyStore {
             completed: AtomicU64::new(0),
             attempts: Mutex::new(Attempts::default()),
             background: AtomicBool::new(false),
-            metrics,
             cache,
         }
     }
@@ -273,13 +269,9 @@ impl KeyStore {
     }
 
     async fn fetch_once(&self) -> Result<(), FetchError> {
-        self.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch_and_replace().await;
         mcp_auth_core::telemetry::jwks_fetch(result.is_ok());
         if let Err(e) = &result {
-            self.metrics
-                .jwks_fetch_failures
-                .fetch_add(1, Ordering::Relaxed);
             let stale = self.snapshot().is_some();
             tracing::warn!(
                 error = %e,

@@ -66,7 +66,8 @@
 //! Every rejection is logged (target `mcp_auth_jwt`, level debug; warn for the first
 //! issuer/audience mismatch before any token was accepted) with its reason code and the
 //! expected-versus-found values, never the token (only its [`mcp_auth_core::token::token_tag`]).
-//! Counters: [`JwtVerifier::metrics`].
+//! Metrics (JWKS fetches, token-cache lookups) go through the `metrics` facade, named as in
+//! [`mcp_auth_core::telemetry`]; the bearer layer counts outcomes by reason.
 //!
 //! ## Provider crates for hosted IdPs
 //!
@@ -109,7 +110,6 @@ mod dpop;
 pub mod hosted;
 mod jwks;
 mod keys;
-mod metrics;
 pub mod presets;
 mod verifier;
 
@@ -123,7 +123,6 @@ pub use dpop::DpopKeys;
 pub use hosted::{DataSheet, HostedIdp, HostedProvider, HostedProviderBuilder};
 pub use jsonwebtoken::Algorithm;
 pub use mcp_auth_core::{AccessToken, InvalidToken, TokenVerifier, VerifyError};
-pub use metrics::JwtMetrics;
 pub use verifier::JwtVerifier;
 
 /// What [`hosted_provider!`] expands to needs, so the invoking crate need not name it.

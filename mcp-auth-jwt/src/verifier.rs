@@ -13,7 +13,6 @@ use crate::cache::{CacheUsage, TokenCache, now_unix};
 use crate::claims::{parse_claims, parse_header, split};
 use crate::jwks::{KeySet, KeyStore};
 use crate::keys::{Key, is_hmac, kind_fits, parse_alg};
-use crate::metrics::{JwtMetrics, Metrics};
 use crate::{JwtVerifierBuilder, TypPolicy};
 
 /// Verifies JWT access tokens (RFC 9068) against a JWKS, static keys or an HMAC secret.
@@ -46,7 +45,8 @@ pub(crate) struct Inner {
     pub(crate) static_keys: Vec<Arc<Key>>,
     pub(crate) stores: KeyStores,
     pub(crate) cache: Option<TokenCache>,
-    pub(crate) metrics: Arc<Metrics>,
+    /// Whether a token was accepted yet (to word the first issuer/audience rejection).
+    pub(crate) accepted_any: std::sync::atomic::AtomicBool,
     pub(crate) misconfig_warned: std::sync::atomic::AtomicBool,
 }
 
@@ -132,11 +132,6 @@ impl JwtVerifier {
         JwtVerifierBuilder::default()
     }
 
-    /// Counters: JWKS fetches, token-cache hits and misses, outcomes by reason.
-    pub fn metrics(&self) -> JwtMetrics {
-        self.inner.metrics.snapshot()
-    }
-
     /// Size of the verified-token cache, or `None` when it is off.
     pub fn token_cache_usage(&self) -> Option<CacheUsage> {
         self.inner.cache.as_ref().map(TokenCache::usage)
@@ -168,9 +163,8 @@ impl JwtVerifier {
         token: &str,
         detail: std::fmt::Arguments<'_>,
     ) -> VerifyError {
-        self.inner.metrics.reject(reason);
         let misconfig = matches!(reason, InvalidToken::Audience | InvalidToken::Issuer)
-            && self.inner.metrics.verified.load(Ordering::Relaxed) == 0;
+            && !self.inner.accepted_any.load(Ordering::Relaxed);
         if misconfig && !self.inner.misconfig_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 reason = reason.code(),
@@ -282,15 +276,11 @@ impl JwtVerifier {
             && !is_hmac(alg)
             && let Some(store) = store_of_issuer
         {
-            let current = store.current().await.inspect_err(|_| {
-                inner.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
-            })?;
+            let current = store.current().await?;
             let mut lookup = find_key(current.keys.iter(), kid, alg);
             if matches!(lookup, Lookup::NotFound) {
                 // An unknown kid: maybe the IdP rotated. Refetch, at most once per cooldown.
-                let refreshed = store.refetch_for_unknown().await.inspect_err(|_| {
-                    inner.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
-                })?;
+                let refreshed = store.refetch_for_unknown().await?;
                 lookup = find_key(refreshed.keys.iter(), kid, alg);
                 set = Some(refreshed);
             } else {
@@ -409,19 +399,18 @@ impl TokenVerifier for JwtVerifier {
                     && (inner.static_keys.iter().any(|k| k.fingerprint == fp)
                         || inner.stores.any_holds_usable(&fp))
                 {
-                    inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                     mcp_auth_core::telemetry::cache_lookup("jwt", "process", true);
-                    inner.metrics.verified.fetch_add(1, Ordering::Relaxed);
                     return Ok(hit);
                 }
-                inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
                 mcp_auth_core::telemetry::cache_lookup("jwt", "process", false);
                 Some(key)
             }
             None => None,
         };
         let (access, exp, fp) = self.verify_uncached(token).await?;
-        inner.metrics.verified.fetch_add(1, Ordering::Relaxed);
+        if !inner.accepted_any.load(Ordering::Relaxed) {
+            inner.accepted_any.store(true, Ordering::Relaxed);
+        }
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
             // A key rotated out while this verification ran must not leave a cache entry behind.
             let trusted = inner.static_keys.iter().any(|k| k.fingerprint == fp)

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{AUD, Mode, Stub, bounded, fast_client};
+use mcp_auth_core::telemetry::{CACHE_LOOKUPS, JWKS_FETCHES};
+use mcp_auth_idp_harness::metrics::MetricsCapture;
 use mcp_auth_jwt::dev::{DevAlg, DevIssuer, TokenSpec};
 use mcp_auth_jwt::{InvalidToken, JwtVerifier, JwtVerifierBuilder, TokenVerifier, VerifyError};
 use serde_json::json;
@@ -44,27 +46,31 @@ fn invalid(r: Result<mcp_auth_jwt::AccessToken, VerifyError>) -> InvalidToken {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_concurrent_cold_requests_cause_one_fetch() {
-    bounded(async {
-        let d = dev();
-        let stub = Stub::start(d.jwks_json()).await;
-        stub.set_mode(Mode::Slow(Duration::from_millis(200)));
-        let v = builder(&stub).prefetch(false).build().unwrap();
-        let t = Arc::new(token(&d, DevAlg::EdDSA));
-        let mut tasks = Vec::new();
-        for _ in 0..1000 {
-            let v = v.clone();
-            let t = Arc::clone(&t);
-            tasks.push(tokio::spawn(async move { v.verify(&t).await }));
-        }
-        for task in tasks {
-            assert!(task.await.unwrap().is_ok());
-        }
-        assert_eq!(stub.fetches(), 1);
-        assert_eq!(v.metrics().jwks_fetches, 1);
-    })
-    .await;
+#[test]
+fn thousand_concurrent_cold_requests_cause_one_fetch() {
+    let m = MetricsCapture::new();
+    m.block_on(
+        2,
+        bounded(async {
+            let d = dev();
+            let stub = Stub::start(d.jwks_json()).await;
+            stub.set_mode(Mode::Slow(Duration::from_millis(200)));
+            let v = builder(&stub).prefetch(false).build().unwrap();
+            let t = Arc::new(token(&d, DevAlg::EdDSA));
+            let mut tasks = Vec::new();
+            for _ in 0..1000 {
+                let v = v.clone();
+                let t = Arc::clone(&t);
+                tasks.push(tokio::spawn(async move { v.verify(&t).await }));
+            }
+            for task in tasks {
+                assert!(task.await.unwrap().is_ok());
+            }
+            assert_eq!(stub.fetches(), 1);
+            assert_eq!(m.counter(JWKS_FETCHES, &[("result", "ok")]), 1, "{m:?}");
+            assert_eq!(m.counter(JWKS_FETCHES, &[]), 1);
+        }),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,6 +207,8 @@ async fn after_a_key_set_is_held_refetches_wait_the_cooldown() {
 /// A cached token stops verifying when its key set passes the stale bound, like an uncached one.
 #[tokio::test]
 async fn token_cache_hits_stop_past_the_stale_bound() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     bounded(async {
         let d = dev();
         let stub = Stub::start(d.jwks_json()).await;
@@ -214,9 +222,10 @@ async fn token_cache_hits_stop_past_the_stale_bound() {
         let t = token(&d, DevAlg::RS256);
         v.verify(&t).await.unwrap();
         v.verify(&t).await.unwrap();
-        assert!(
-            v.metrics().token_cache_hits >= 1,
-            "the second call is a cache hit"
+        assert_eq!(
+            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
+            1,
+            "the second call is a cache hit: {m:?}"
         );
         stub.set_mode(Mode::Down);
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -268,6 +277,8 @@ async fn connection_refused_gives_unavailable() {
 
 #[tokio::test]
 async fn endpoint_down_mid_run_serves_stale_keys_within_the_bound_then_503() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     bounded(async {
         let d = dev();
         let stub = Stub::start(d.jwks_json()).await;
@@ -286,7 +297,10 @@ async fn endpoint_down_mid_run_serves_stale_keys_within_the_bound_then_503() {
         v.verify(&t).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         v.verify(&t).await.unwrap();
-        assert!(v.metrics().jwks_fetch_failures >= 1);
+        assert!(
+            m.counter(JWKS_FETCHES, &[("result", "error")]) >= 1,
+            "{m:?}"
+        );
         assert!(v.is_ready());
         // Past TTL + stale bound: unavailable, never accepted, never invalid.
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -318,6 +332,8 @@ async fn hanging_endpoint_times_out_into_unavailable() {
 
 #[tokio::test]
 async fn garbage_is_unavailable_and_never_evicts_good_keys() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     bounded(async {
         let d = dev();
         let stub = Stub::start(d.jwks_json()).await;
@@ -342,13 +358,17 @@ async fn garbage_is_unavailable_and_never_evicts_good_keys() {
             .unwrap();
         let t = token(&d, DevAlg::RS256);
         v.verify(&t).await.unwrap();
+        let failed_before = m.counter(JWKS_FETCHES, &[("result", "error")]);
         stub.set_mode(Mode::Garbage(r#"{"keys":[{"kty":"oct","k":"AAAA"}]}"#));
         tokio::time::sleep(Duration::from_millis(100)).await;
         for _ in 0..5 {
             v.verify(&t).await.unwrap();
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        assert!(v.metrics().jwks_fetch_failures >= 1);
+        assert!(
+            m.counter(JWKS_FETCHES, &[("result", "error")]) > failed_before,
+            "the refetches after the TTL failed: {m:?}"
+        );
         assert_eq!(v.jwks_key_count(), 3);
     })
     .await;
@@ -356,6 +376,8 @@ async fn garbage_is_unavailable_and_never_evicts_good_keys() {
 
 #[tokio::test]
 async fn rotation_new_key_works_and_removed_key_and_its_cached_tokens_stop() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
     bounded(async {
         let old = dev();
         let new = DevIssuer::generate_fresh(ISS);
@@ -369,9 +391,9 @@ async fn rotation_new_key_works_and_removed_key_and_its_cached_tokens_stop() {
         v.verify(&old_token).await.unwrap();
         v.verify(&old_token).await.unwrap();
         assert_eq!(
-            v.metrics().token_cache_hits,
+            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
             1,
-            "second verify is a cache hit"
+            "second verify is a cache hit: {m:?}"
         );
 
         // Rotate at a chosen moment.

@@ -101,26 +101,33 @@ async fn token_for_another_resource_is_refused() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idp_restarted_with_new_keys_is_handled_by_the_same_verifier() {
-    bounded(async {
-        let mut idp = idp().await;
-        let v = verifier(&idp, R_ES, Algorithm::ES256);
-        let before = idp.client_credentials(R_ES, "todo:read").await.unwrap();
-        v.verify(&before.access_token).await.unwrap();
-        v.verify(&before.access_token).await.unwrap();
+#[test]
+fn idp_restarted_with_new_keys_is_handled_by_the_same_verifier() {
+    let m = mcp_auth_idp_harness::metrics::MetricsCapture::new();
+    m.block_on(
+        2,
+        bounded(async {
+            let mut idp = idp().await;
+            let v = verifier(&idp, R_ES, Algorithm::ES256);
+            let before = idp.client_credentials(R_ES, "todo:read").await.unwrap();
+            v.verify(&before.access_token).await.unwrap();
+            v.verify(&before.access_token).await.unwrap();
 
-        idp.restart_with_new_keys().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let after = idp.client_credentials(R_ES, "todo:read").await.unwrap();
-        let a = v.verify(&after.access_token).await.unwrap();
-        assert_eq!(a.scopes(), ["todo:read"]);
-        // The old keys are gone from the JWKS: the old token (cached before) no longer verifies.
-        match v.verify(&before.access_token).await {
-            Err(VerifyError::Invalid(InvalidToken::UnknownKey)) => {}
-            other => panic!("old-key token should be refused, got {other:?}"),
-        }
-        assert!(v.metrics().jwks_fetches >= 2);
-    })
-    .await;
+            idp.restart_with_new_keys().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let after = idp.client_credentials(R_ES, "todo:read").await.unwrap();
+            let a = v.verify(&after.access_token).await.unwrap();
+            assert_eq!(a.scopes(), ["todo:read"]);
+            // The old keys are gone from the JWKS: the old token (cached before) no longer verifies.
+            match v.verify(&before.access_token).await {
+                Err(VerifyError::Invalid(InvalidToken::UnknownKey)) => {}
+                other => panic!("old-key token should be refused, got {other:?}"),
+            }
+            let fetched = m.counter(mcp_auth_core::telemetry::JWKS_FETCHES, &[("result", "ok")]);
+            assert!(
+                fetched >= 2,
+                "keys fetched before and after the restart: {m:?}"
+            );
+        }),
+    );
 }

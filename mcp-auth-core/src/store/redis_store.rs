@@ -22,13 +22,15 @@ const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
 ///
 /// One multiplexed connection (the `redis` crate's `ConnectionManager`, which reconnects by
 /// itself after the server went away), a timeout on every call ([`DEFAULT_STORE_TIMEOUT`]),
-/// TLS with `rediss://` (rustls, the platform's and the Mozilla roots) and ACL credentials from
-/// the URL (`rediss://user:password@host:6380/0`). Connecting is lazy: a server down at start-up
+/// TLS with `rediss://` (rustls; the server certificate must chain to the Mozilla root set, or
+/// to the private CA given with [`RedisStoreBuilder::ca_certificates_pem`]) and ACL credentials
+/// from the URL (`rediss://user:password@host:6380/0`; a wrong password fails every call with
+/// [`StoreError::is_credentials`]). Connecting is lazy: a server down at start-up
 /// does not stop the process. While the server is unreachable, calls fail at once for a short
 /// back-off (500 ms) after each failure, then one call tries again; recovery needs no restart.
 ///
 /// `set_if_absent` is `SET key value NX PX ttl` (atomic across all clients); `get` reads the
-/// value and its `PTTL` in one `MULTI`/`EXEC` round trip.
+/// value and its `PTTL` in one pipelined round trip (`GET`, `PTTL`).
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), mcp_auth_core::BuildError> {
@@ -46,6 +48,9 @@ pub struct RedisStore {
     backoff: Duration,
     /// Milliseconds since `epoch` until which calls fail at once (0: not backing off).
     down_until: std::sync::Arc<AtomicU64>,
+    /// Whether the failure that started the back-off was refused credentials (calls failing
+    /// at once meanwhile say so, rather than "unavailable").
+    credentials_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
     epoch: Instant,
     /// Host, port and database, for logs (never the credentials).
     display: String,
@@ -66,6 +71,8 @@ pub struct RedisStoreBuilder {
     url: String,
     timeout: Duration,
     backoff: Duration,
+    /// PEM CA certificates to trust instead of the Mozilla roots (`rediss://` only).
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -73,6 +80,7 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("url", &redact(&self.url))
             .field("timeout", &self.timeout)
+            .field("private_ca", &self.ca_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +109,7 @@ impl RedisStore {
             url: url.into(),
             timeout: DEFAULT_STORE_TIMEOUT,
             backoff: DEFAULT_BACKOFF,
+            ca_pem: None,
         }
     }
 }
@@ -115,6 +124,15 @@ impl RedisStoreBuilder {
     /// How long calls fail at once after the server was found unreachable (default 500 ms).
     pub fn unreachable_backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Trusts the CA certificate(s) in `pem` (PEM text, one or more `CERTIFICATE` blocks) for the
+    /// server's TLS certificate, instead of the Mozilla root set: for a store behind a private
+    /// CA. Needs a `rediss://` URL. The todo server reads the file named by
+    /// `MCP_AUTH_STORE_CA_FILE`.
+    pub fn ca_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
         self
     }
 
@@ -141,8 +159,32 @@ impl RedisStoreBuilder {
         if self.timeout.is_zero() {
             return Err(invalid("the timeout must be above zero".into()));
         }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| invalid(format!("{} ({})", redact(&self.url), e.kind_name())))?;
+        let client = match &self.ca_pem {
+            None => redis::Client::open(self.url.as_str())
+                .map_err(|e| invalid(format!("{} ({})", redact(&self.url), e.kind_name())))?,
+            Some(pem) => {
+                let invalid_ca = |reason: String| BuildError::Invalid {
+                    setting: crate::Setting::new("store_ca_file", "store CA certificate file"),
+                    reason: reason.into(),
+                };
+                if parsed.scheme() != "rediss" {
+                    return Err(invalid_ca(
+                        "a CA certificate is for TLS: use a rediss:// store URL".into(),
+                    ));
+                }
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(invalid_ca("no PEM CERTIFICATE block found".into()));
+                }
+                redis::Client::build_with_tls(
+                    self.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                )
+                .map_err(|e| invalid_ca(format!("unusable CA certificate ({})", e.kind_name())))?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
@@ -163,6 +205,7 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             backoff: self.backoff,
             down_until: Default::default(),
+            credentials_refused: Default::default(),
             epoch: Instant::now(),
             display,
         })
@@ -191,9 +234,16 @@ impl RedisStore {
         if until == 0 {
             return Ok(());
         }
+        let backing_off = || {
+            if self.credentials_refused.load(Ordering::Relaxed) {
+                StoreError::credentials(op)
+            } else {
+                StoreError::unavailable(op, "backing off after a failure")
+            }
+        };
         let now = self.now_ms();
         if now < until {
-            return Err(StoreError::unavailable(op, "backing off after a failure"));
+            return Err(backing_off());
         }
         // One caller wins the retry; the others keep failing fast until it reports.
         let next = now.saturating_add(u64::try_from(self.backoff.as_millis()).unwrap_or(0));
@@ -202,7 +252,7 @@ impl RedisStore {
             .compare_exchange(until, next, Ordering::Relaxed, Ordering::Relaxed)
         {
             Ok(_) => Ok(()),
-            Err(_) => Err(StoreError::unavailable(op, "backing off after a failure")),
+            Err(_) => Err(backing_off()),
         }
     }
 
@@ -223,7 +273,10 @@ impl RedisStore {
         };
         match &result {
             Ok(_) => self.down_until.store(0, Ordering::Relaxed),
-            Err(e) if e.is_unavailable() => {
+            // Refused credentials back off too: each retry is a new connection and handshake.
+            Err(e) if e.is_unavailable() || e.is_credentials() => {
+                self.credentials_refused
+                    .store(e.is_credentials(), Ordering::Relaxed);
                 let until = self
                     .now_ms()
                     .saturating_add(u64::try_from(self.backoff.as_millis()).unwrap_or(0));
@@ -238,6 +291,15 @@ impl RedisStore {
 fn map_error(op: &'static str, e: &RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::timeout(op)
+    } else if e.kind() == ErrorKind::AuthenticationFailed || refuses_credentials(e) {
+        StoreError::credentials(op)
+    } else if e.is_io_error() && format!("{e:?}").contains("certificate") {
+        // rustls refused the server certificate (its text names no secret, but is not echoed).
+        StoreError::unavailable(
+            op,
+            "TLS handshake failed: the server certificate is not trusted (a private CA needs \
+             MCP_AUTH_STORE_CA_FILE)",
+        )
     } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::unavailable(op, e.kind_name())
     } else if matches!(e.kind(), ErrorKind::Server(_)) {
@@ -245,6 +307,18 @@ fn map_error(op: &'static str, e: &RedisError) -> StoreError {
         StoreError::refused(op, e.kind_name())
     } else {
         StoreError::unavailable(op, e.kind_name())
+    }
+}
+
+/// Whether the server answered `NOAUTH` or `WRONGPASS` (also inside a pipeline's answers, where
+/// the crate keeps no code). Only matched, never echoed.
+fn refuses_credentials(e: &RedisError) -> bool {
+    if let Some(code) = e.code() {
+        return matches!(code, "NOAUTH" | "WRONGPASS");
+    }
+    matches!(e.kind(), ErrorKind::Extension) && {
+        let text = e.to_string();
+        text.contains("NOAUTH") || text.contains("WRONGPASS")
     }
 }
 
@@ -259,8 +333,12 @@ impl Store for RedisStore {
         let (value, pttl): (Option<Vec<u8>>, i64) = self
             .run("get", move |mut c| {
                 Box::pin(async move {
+                    // Not a MULTI transaction: one round trip either way, and a server that
+                    // refuses the connection's credentials answers each command with its own
+                    // NOAUTH error. Between the two commands the entry may expire (PTTL -2:
+                    // absent) or be replaced by another replica's answer for the same token
+                    // (its TTL is no longer than that fresh answer allows): both safe.
                     redis::pipe()
-                        .atomic()
                         .get(&key)
                         .cmd("PTTL")
                         .arg(&key)

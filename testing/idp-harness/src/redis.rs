@@ -5,6 +5,11 @@
 //! [`RedisServer::restart`] let a test take the store away mid-run and bring it back on the same
 //! port. `scripts/test.sh` installs the server from the system's package manager when missing.
 //!
+//! [`RedisServer::start_tls`] starts the variant a production store should be: TLS only (no
+//! plain port), with a server certificate issued at start by a throwaway CA (for `127.0.0.1`
+//! and `localhost`), and ACL credentials required (the `default` user off, one user with a
+//! password).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), mcp_auth_idp_harness::HarnessError> {
 //! use mcp_auth_idp_harness::redis::RedisServer;
@@ -34,6 +39,38 @@ pub struct RedisServer {
     port: u16,
     binary: String,
     dir: std::path::PathBuf,
+    tls: Option<TlsAcl>,
+}
+
+/// What a TLS + ACL server was started with.
+#[derive(Debug, Clone)]
+struct TlsAcl {
+    ca_pem: String,
+    user: String,
+    password: String,
+}
+
+/// A fresh CA: its certificate (PEM) and the issuer that signs with it.
+fn new_ca(name: &str) -> Result<(String, rcgen::Issuer<'static, rcgen::KeyPair>), HarnessError> {
+    let e = |e: rcgen::Error| HarnessError::Protocol(format!("certificate generation: {e}"));
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = rcgen::KeyPair::generate().map_err(e)?;
+    let cert = params.self_signed(&key).map_err(e)?;
+    Ok((cert.pem(), rcgen::Issuer::new(params, key)))
+}
+
+/// The PEM certificate of a CA generated now, that signed nothing: trusting it instead of the
+/// server's CA must make the TLS handshake fail.
+pub fn unrelated_ca_pem() -> Result<String, HarnessError> {
+    Ok(new_ca("mcp-auth unrelated test CA")?.0)
 }
 
 /// The server binary: `MCP_AUTH_TEST_REDIS_SERVER`, else `redis-server`, else `valkey-server`.
@@ -80,6 +117,7 @@ impl RedisServer {
                 port,
                 binary: binary.clone(),
                 dir: dir.clone(),
+                tls: None,
             };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
@@ -89,9 +127,69 @@ impl RedisServer {
         Err(last.unwrap_or_else(|| HarnessError::Protocol("redis did not start".into())))
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// Starts a TLS-only server (no plain port) that requires ACL credentials: the `default`
+    /// user is off, `user` with `password` may run every command on every key. Its certificate,
+    /// for `127.0.0.1` and `localhost`, is signed by a CA generated now ([`Self::ca_pem`]); TLS
+    /// client certificates are not asked for.
+    pub async fn start_tls(user: &str, password: &str) -> Result<RedisServer, HarnessError> {
+        let binary = find_binary()?;
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-auth-redis-tls-{}-{}",
+            std::process::id(),
+            free_port()?
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let (ca_pem, issuer) = new_ca("mcp-auth test CA")?;
+        let e = |e: rcgen::Error| HarnessError::Protocol(format!("certificate generation: {e}"));
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .map_err(e)?;
+        let key = rcgen::KeyPair::generate().map_err(e)?;
+        let cert = params.signed_by(&key, &issuer).map_err(e)?;
+        std::fs::write(dir.join("ca.pem"), &ca_pem)?;
+        std::fs::write(dir.join("server.pem"), cert.pem())?;
+        std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+        let tls = TlsAcl {
+            ca_pem,
+            user: user.to_owned(),
+            password: password.to_owned(),
+        };
+        let mut last = None;
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                child: None,
+                port: free_port()?,
+                binary: binary.clone(),
+                dir: dir.clone(),
+                tls: Some(tls.clone()),
+            };
+            match server.spawn().await {
+                Ok(()) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| HarnessError::Protocol("redis did not start".into())))
+    }
+
+    /// `redis://127.0.0.1:PORT/0`; for a [`Self::start_tls`] server,
+    /// `rediss://USER:PASSWORD@127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.tls {
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some(t) => format!(
+                "rediss://{}:{}@127.0.0.1:{}/0",
+                t.user, t.password, self.port
+            ),
+        }
+    }
+
+    /// The PEM certificate of the CA that signed a [`Self::start_tls`] server's certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// The file holding [`Self::ca_pem`] (removed with the server).
+    pub fn ca_file(&self) -> Option<std::path::PathBuf> {
+        self.tls.as_ref().map(|_| self.dir.join("ca.pem"))
     }
 
     /// The port it listens on (kept across [`Self::restart`]).
@@ -121,7 +219,13 @@ impl RedisServer {
     }
 
     /// Runs one command (space-separated words, no quoting) and returns the raw RESP reply.
+    /// Plain servers only: a [`Self::start_tls`] server speaks TLS alone.
     pub async fn command(&self, words: &[&str]) -> Result<String, HarnessError> {
+        if self.tls.is_some() {
+            return Err(HarnessError::Protocol(
+                "command() speaks plain RESP; this server is TLS-only".into(),
+            ));
+        }
         let mut req = format!("*{}\r\n", words.len());
         for w in words {
             req.push_str(&format!("${}\r\n{}\r\n", w.len(), w));
@@ -139,11 +243,48 @@ impl RedisServer {
         }
     }
 
+    /// Whether the server accepts connections now: `PING` answered on a plain server; a TCP
+    /// connection accepted on a TLS one (its handshake is the client's business).
+    async fn answers(&self) -> bool {
+        if self.tls.is_none() {
+            return self
+                .command(&["PING"])
+                .await
+                .is_ok_and(|r| r.starts_with("+PONG"));
+        }
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                TcpStream::connect(("127.0.0.1", self.port))
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+
     async fn spawn(&mut self) -> Result<(), HarnessError> {
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+            Some(t) => {
+                command
+                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(self.dir.join("server.pem"))
+                    .arg("--tls-key-file")
+                    .arg(self.dir.join("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(self.dir.join("ca.pem"))
+                    .args(["--tls-auth-clients", "no", "--user", "default", "off"])
+                    .args(["--user", &t.user, "on"])
+                    .arg(format!(">{}", t.password))
+                    .args(["~*", "+@all"]);
+            }
+        }
+        let mut child = command
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -172,11 +313,7 @@ impl RedisServer {
                     self.binary, self.port
                 )));
             }
-            if self
-                .command(&["PING"])
-                .await
-                .is_ok_and(|r| r.starts_with("+PONG"))
-            {
+            if self.answers().await {
                 self.child = Some(child);
                 return Ok(());
             }
