@@ -423,6 +423,7 @@ pub struct StoreConfig {
 }
 
 /// A whole number of milliseconds, from a number (a TOML file) or text (the environment).
+#[cfg(all(feature = "config", feature = "cache"))]
 fn deserialize_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
