@@ -105,9 +105,8 @@ async fn client_secret_post_and_bearer_credentials() {
 
 #[tokio::test]
 async fn endpoint_down_is_unavailable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // A port nobody serves: below the ephemeral range, so no `bind(:0)` of a parallel test takes it.
+    let addr = format!("127.0.0.1:{}", mcp_auth_idp_harness::ports::free_port());
     let v = IntrospectionVerifier::builder()
         .endpoint(format!("http://{addr}/introspect"))
         .issuer("https://issuer.test")

@@ -250,9 +250,8 @@ async fn huge_jwks_timings_do_not_panic() {
 #[tokio::test]
 async fn connection_refused_gives_unavailable() {
     bounded(async {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        // A port nobody serves: below the ephemeral range, so no parallel `bind(:0)` takes it.
+        let addr = format!("127.0.0.1:{}", mcp_auth_idp_harness::ports::free_port());
         let v = JwtVerifier::builder()
             .jwks_uri(format!("http://{addr}/jwks"))
             .issuer(ISS)

@@ -146,12 +146,11 @@ impl Todo {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A 127.0.0.1 port for a server this test starts in a child process: below the kernel's
+/// ephemeral range (so neither `bind(:0)` nor an outgoing connection takes it in the meantime),
+/// never handed out twice in this test binary, and bindable when handed out.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    mcp_auth_idp_harness::ports::free_port()
 }
 
 /// Runs `todo` expecting a start-up failure; returns its stderr.

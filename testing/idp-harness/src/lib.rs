@@ -24,6 +24,7 @@
 
 pub mod browser;
 pub mod logs;
+pub mod ports;
 pub mod redis;
 
 use std::path::{Path, PathBuf};
