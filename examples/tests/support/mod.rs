@@ -315,6 +315,41 @@ pub fn www(resp: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
+/// The protected-resource metadata URL of `resource` (RFC 9728 §3.1: the well-known segment goes
+/// between the origin and the path).
+pub fn metadata_url(resource: &str) -> String {
+    let (scheme, rest) = resource
+        .split_once("://")
+        .expect("an absolute resource URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    format!("{scheme}://{host}/.well-known/oauth-protected-resource{path}")
+}
+
+/// Asserts a refusal the way a client reads it: the status, a Bearer challenge with
+/// `error="{error}"` and `error_description="{description}"` first, and `resource_metadata`
+/// naming `resource`'s metadata. Returns the challenge.
+pub fn assert_refused(
+    resp: &reqwest::Response,
+    status: u16,
+    error: &str,
+    description: &str,
+    resource: &str,
+) -> String {
+    let challenge = www(resp);
+    assert_eq!(resp.status(), status, "{challenge}");
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer error=\"{error}\", error_description=\"{description}\""
+        )),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{}\"", metadata_url(resource))),
+        "{challenge}"
+    );
+    challenge
+}
+
 /// An issuer on 127.0.0.1: OIDC discovery and a JWKS (fresh keys), counting every request it
 /// serves; stopped on drop. Tokens are minted with [`Issuer::mint`] in whatever shape a case
 /// needs (no certified IdP issues an expired or identity-less token on demand).
