@@ -499,7 +499,10 @@ fn audience_is_required_to_build() {
     };
     let (key, msg) = refused(dev().verifier_builder());
     assert_eq!(key, "jwt_audience", "{msg}");
-    assert!(msg.contains("audience") && msg.contains("required"), "{msg}");
+    assert!(
+        msg.contains("audience") && msg.contains("required"),
+        "{msg}"
+    );
     assert!(
         dev()
             .verifier_builder()
