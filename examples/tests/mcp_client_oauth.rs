@@ -7,6 +7,7 @@
 mod support;
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use mcp_auth_idp_harness::browser::{CALLBACK_URI, login};
 use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
@@ -83,6 +84,17 @@ fn call(name: &'static str, args: serde_json::Value) -> CallToolRequestParams {
 
 #[tokio::test]
 async fn an_mcp_client_discovers_registers_logs_in_and_steps_up() {
+    // The MCP transport keeps streams open, so its client has no per-request timeout: the whole
+    // run is bounded instead (the server and the IdP stop when dropped).
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        discovers_registers_logs_in_and_steps_up(),
+    )
+    .await
+    .expect("the OAuth run took over 2 minutes");
+}
+
+async fn discovers_registers_logs_in_and_steps_up() {
     let port = free_port();
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let idp = TestIdp::start(vec![ResourceSpec::jwt(
