@@ -76,7 +76,9 @@ async fn start_todo(port: u16, env: &[(&str, &str)]) -> Todo {
 /// the same token refused as Bearer, a plain bearer token still welcome (`allowed`), the 403 on
 /// the DPoP scheme, and session binding to the key.
 async fn flow(idp: &TestIdp, resource: &str, todo: &Todo, session_mode: bool, jwt: bool) {
-    let prm: Value = reqwest::get(todo.printed("metadata"))
+    let prm: Value = support::http()
+        .get(todo.printed("metadata"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -540,7 +542,9 @@ async fn required_mode_and_algorithms_from_the_environment() {
         ],
     )
     .await;
-    let prm: Value = reqwest::get(todo.printed("metadata"))
+    let prm: Value = support::http()
+        .get(todo.printed("metadata"))
+        .send()
         .await
         .unwrap()
         .json()

@@ -7,6 +7,7 @@
 mod support;
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use mcp_auth_idp_harness::browser::{CALLBACK_URI, login};
 use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
@@ -14,7 +15,9 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{
+    InsufficientScopeError, StreamableHttpClientTransportConfig,
+};
 use support::{Todo, free_port, www};
 
 /// Runs the whole OAuth dance the way an MCP client does, starting from a `WWW-Authenticate`
@@ -53,6 +56,20 @@ async fn authorize(
     AuthClient::new(reqwest::Client::default(), manager)
 }
 
+/// The 403 `insufficient_scope` error somewhere in `err`'s chain of sources.
+fn insufficient_scope<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a InsufficientScopeError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<InsufficientScopeError>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -67,6 +84,17 @@ fn call(name: &'static str, args: serde_json::Value) -> CallToolRequestParams {
 
 #[tokio::test]
 async fn an_mcp_client_discovers_registers_logs_in_and_steps_up() {
+    // The MCP transport keeps streams open, so its client has no per-request timeout: the whole
+    // run is bounded instead (the server and the IdP stop when dropped).
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        discovers_registers_logs_in_and_steps_up(),
+    )
+    .await
+    .expect("the OAuth run took over 2 minutes");
+}
+
+async fn discovers_registers_logs_in_and_steps_up() {
     let port = free_port();
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let idp = TestIdp::start(vec![ResourceSpec::jwt(
@@ -118,15 +146,40 @@ async fn an_mcp_client_discovers_registers_logs_in_and_steps_up() {
         .expect("list_todos");
     assert_eq!(listed.is_error, Some(false));
 
-    // 3. add_todo needs todo:write: the server answers 403, the call fails.
+    // 3. add_todo needs todo:write: the server answers 403 with an `insufficient_scope`
+    //    challenge naming the scope to ask for (rmcp's transport surfaces a 403 with a
+    //    challenge as `InsufficientScopeError`, carrying the header).
     let denied = client
         .call_tool(call("add_todo", serde_json::json!({"text": "milk"})))
-        .await;
-    assert!(denied.is_err(), "add_todo must fail with todo:read only");
+        .await
+        .expect_err("add_todo must fail with todo:read only");
+    let step_up = insufficient_scope(&denied)
+        .unwrap_or_else(|| panic!("no 403 insufficient_scope challenge in {denied:?}"));
+    let header = &step_up.www_authenticate_header;
+    assert!(
+        header.starts_with("Bearer error=\"insufficient_scope\""),
+        "{header}"
+    );
+    assert!(header.contains("scope=\"todo:write\""), "{header}");
+    assert!(
+        header.contains(&format!(
+            "resource_metadata=\"{}\"",
+            support::metadata_url(&resource)
+        )),
+        "{header}"
+    );
+    let wanted = step_up
+        .get_required_scope()
+        .expect("the challenge names a scope")
+        .to_owned();
+    assert_eq!(wanted, "todo:write");
     let _ = client.cancel().await;
 
-    // 4. Step up: re-authorize for todo:read + todo:write, then add and list.
-    let writer = authorize(&resource, &challenge, Some(&["todo:read", "todo:write"])).await;
+    // 4. Step up: ask the IdP again, from the 403 challenge, for what is held plus the scope it
+    //    names; then add and list with the new token.
+    let mut scopes = vec!["todo:read"];
+    scopes.extend(wanted.split(' '));
+    let writer = authorize(&resource, header, Some(&scopes)).await;
     let transport = StreamableHttpClientTransport::with_client(
         writer,
         StreamableHttpClientTransportConfig::with_uri(resource.clone()),

@@ -17,7 +17,9 @@ async fn custom_routes_adds_a_route_and_keeps_the_metadata_and_auth() {
     )
     .await;
     let url = app.url();
-    let status: serde_json::Value = reqwest::get(app.printed("status"))
+    let status: serde_json::Value = support::http()
+        .get(app.printed("status"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -25,12 +27,22 @@ async fn custom_routes_adds_a_route_and_keeps_the_metadata_and_auth() {
         .unwrap();
     assert_eq!(status, serde_json::json!({"status": "ok", "resource": url}));
     let base = url.trim_end_matches("/mcp");
-    let meta = reqwest::get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+    let meta = support::http()
+        .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .send()
         .await
         .unwrap();
     assert_eq!(meta.status(), 200);
     let unauth = support::http().post(&url).send().await.unwrap();
     assert_eq!(unauth.status(), 401);
+    // No token at all: the challenge carries no error code (RFC 6750 §3.1), only where to look.
+    assert_eq!(
+        support::www(&unauth),
+        format!(
+            "Bearer scope=\"todo:read\", resource_metadata=\"{}\"",
+            support::metadata_url(&url)
+        )
+    );
     let mut mcp = Mcp::new(&url, &app.printed("token (read+write"));
     mcp.initialize().await;
     assert_eq!(
@@ -92,7 +104,13 @@ async fn env_only_builds_everything_from_the_environment() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    support::assert_refused(
+        &resp,
+        401,
+        "invalid_token",
+        "The access token was not issued for this resource",
+        &resource,
+    );
     app.stop().await;
     server.abort();
 }

@@ -33,7 +33,9 @@ async fn jwt_mode_against_the_real_idp() {
     assert_eq!(todo.url(), resource);
 
     // The metadata points clients at the IdP.
-    let meta: serde_json::Value = reqwest::get(todo.printed("metadata"))
+    let meta: serde_json::Value = support::http()
+        .get(todo.printed("metadata"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -177,6 +179,12 @@ async fn introspection_mode_against_the_real_idp() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    support::assert_refused(
+        &resp,
+        401,
+        "invalid_token",
+        "The access token was not issued for this resource",
+        &resource,
+    );
     todo.stop().await;
 }

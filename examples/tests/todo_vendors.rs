@@ -39,13 +39,14 @@ async fn exercise(todo: &Todo, token: &str, upstream_issuer: &str) {
         serde_json::from_str(&mcp.call_ok("whoami", serde_json::json!({})).await).unwrap();
     assert_eq!(who["subject"], "vendor-user");
     let base = todo.url().trim_end_matches("/mcp").to_owned();
-    let forwarded: serde_json::Value =
-        reqwest::get(format!("{base}/.well-known/oauth-authorization-server"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let forwarded: serde_json::Value = support::http()
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(forwarded["issuer"], upstream_issuer, "forwarded unchanged");
 }
 
@@ -98,7 +99,13 @@ async fn authkit_by_environment_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    support::assert_refused(
+        &resp,
+        401,
+        "invalid_token",
+        "The access token was not issued for this resource",
+        &todo.url(),
+    );
     todo.stop().await;
     server.abort();
 }

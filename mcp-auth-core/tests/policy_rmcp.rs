@@ -285,6 +285,27 @@ async fn default_deny_refuses_tools_without_a_rule() {
     let sid = open_session(&url, &t).await;
     let resp = post(&url, &t, sid.as_deref(), call("secret_tool", "{}")).await;
     assert_eq!(resp.status(), 403);
+    // Refused by default-deny (no rule names the tool), not for a missing scope: the challenge
+    // says so and points at the metadata.
+    let www = resp.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+    let params = parse_challenge(www).unwrap();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.as_str())
+    };
+    assert_eq!(param("error"), Some("insufficient_scope"), "{www}");
+    assert_eq!(
+        param("error_description"),
+        Some(mcp_auth_core::challenge::POLICY_DENIED_DESCRIPTION),
+        "{www}"
+    );
+    assert_eq!(
+        param("resource_metadata"),
+        Some("http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"),
+        "{www}"
+    );
     let ok = post(&url, &t, sid.as_deref(), call("whoami", "{}")).await;
     assert_eq!(ok.status(), 200);
     a.srv.stop().await;

@@ -371,7 +371,21 @@ async fn a_shared_verifier_cannot_let_one_resources_token_into_another() {
         .await
         .unwrap();
     assert_eq!(on_b.status(), 401);
-    assert!(www(&on_b).contains("error=\"invalid_token\""));
+    // Refused for its audience, and the challenge sends the client to b's metadata.
+    let challenge = www(&on_b);
+    assert!(
+        challenge.starts_with(
+            "Bearer error=\"invalid_token\", error_description=\"The access token was not issued \
+             for this resource\""
+        ),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(
+            "resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource/other\""
+        ),
+        "{challenge}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     srv.stop().await;
 }

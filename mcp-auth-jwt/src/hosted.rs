@@ -1066,20 +1066,31 @@ mod tests {
             .builder()
             .resource_url(r)
             .build();
-        assert!(no_issuer.is_err());
+        // Each refusal names the setting at fault and says what is wrong with it.
+        let refused = |r: Result<HostedProvider, BuildError>| match r {
+            Ok(_) => panic!("built"),
+            Err(e) => (e.setting().key(), e.to_string()),
+        };
+        let (key, msg) = refused(no_issuer);
+        assert_eq!(key, "hosted_idp", "{msg}");
+        assert_eq!(msg, BuildError::Missing(DATA_SHEET).to_string());
         let no_as = HostedIdp::new("T", "https://i.example.com/k", "https://i.example.com/m")
             .issuer("https://i.example.com")
             .builder()
             .resource_url(r)
             .build();
-        assert!(no_as.is_err());
+        let (key, msg) = refused(no_as);
+        assert_eq!(key, "authorization_servers", "{msg}");
+        assert!(msg.contains("required"), "{msg}");
         let http_jwks = HostedIdp::new("T", "http://i.example.com/k", "https://i.example.com/m")
             .issuer("https://i.example.com")
             .authorization_server("https://i.example.com")
             .builder()
             .resource_url(r)
             .build();
-        assert!(http_jwks.is_err());
+        let (key, msg) = refused(http_jwks);
+        assert_eq!(key, "jwt_jwks_uri", "{msg}");
+        assert!(msg.contains("must be https"), "{msg}");
         let http_upstream =
             HostedIdp::new("T", "https://i.example.com/k", "http://i.example.com/m")
                 .issuer("https://i.example.com")
@@ -1087,7 +1098,9 @@ mod tests {
                 .builder()
                 .resource_url(r)
                 .build();
-        assert!(http_upstream.is_err());
+        let (key, msg) = refused(http_upstream);
+        assert_eq!(key, "metadata_upstream", "{msg}");
+        assert!(msg.contains("must be https"), "{msg}");
         let empty_alias = sheet()
             .accepted_audience(" ")
             .builder()
@@ -1101,7 +1114,9 @@ mod tests {
                     .verifier(),
             )
             .build();
-        assert!(empty_alias.is_err());
+        let (key, msg) = refused(empty_alias);
+        assert_eq!(key, "hosted_idp", "{msg}");
+        assert!(msg.contains("alias is empty"), "{msg}");
         let tenant = Setting::new("tenant", "Test tenant");
         let vendor_error =
             HostedProviderBuilder::<HostedIdp>::new(Err(BuildError::Missing(tenant)))

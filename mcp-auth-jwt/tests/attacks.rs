@@ -7,6 +7,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{AUD, Stub, bounded, fast_client};
+use mcp_auth_core::telemetry::CACHE_LOOKUPS;
+use mcp_auth_idp_harness::metrics::MetricsCapture;
 use mcp_auth_jwt::dev::{DevAlg, DevIssuer, TokenSpec};
 use mcp_auth_jwt::{
     AccessToken, Algorithm, InvalidToken, JwtVerifier, TokenVerifier, TypPolicy, VerifyError,
@@ -455,35 +457,60 @@ async fn algorithm_outside_the_allowlist() {
 
 #[tokio::test]
 async fn cached_token_still_expires() {
-    let v = verifier();
-    let t = dev().mint(
-        spec()
-            .ttl(Duration::from_secs(1))
-            .claim("exp", json!(now() + 1)),
-    );
-    assert!(v.verify(&t).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    // Past exp (the cache holds it no longer than exp); within leeway the signature path accepts
-    // it again, so check with a zero-leeway verifier for the expiry itself.
-    let strict = dev()
+    let m = MetricsCapture::new();
+    let _recording = m.install();
+    // One verifier throughout, without leeway: a cache entry that outlived `exp` would answer
+    // with the token accepted after it expired.
+    let d = dev();
+    let v = d
         .verifier_builder()
         .audience(AUD)
         .leeway(Duration::ZERO)
         .build()
         .unwrap();
-    assert!(
-        matches!(
-            strict.verify(&t).await,
-            Err(VerifyError::Invalid(InvalidToken::Expired))
+    // At least a second of validity left for the two verifications below.
+    let exp = now() + 2;
+    let t = d.mint(spec().claim("exp", json!(exp)));
+    assert!(v.verify(&t).await.is_ok());
+    assert!(v.verify(&t).await.is_ok());
+    assert_eq!(
+        (
+            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "miss")]),
+            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")])
         ),
-        "refused as expired"
+        (1, 1),
+        "verified once, then answered from the cache: {m:?}"
+    );
+    // The cache (like the verifier) reads the system clock: wait until `exp` has passed (at
+    // most 3 s; `exp` itself is still accepted by a zero leeway).
+    bounded(async {
+        while now() <= exp {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(reason(&v, &t).await, InvalidToken::Expired);
+    assert_eq!(
+        m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
+        1,
+        "no cache hit after exp: {m:?}"
     );
 }
 
 #[test]
 fn audience_is_required_to_build() {
-    let err = dev().verifier_builder().build().unwrap_err();
-    assert!(err.to_string().contains("audience"), "{err}");
+    // Each refusal names the setting at fault and says what is wrong (an is_err() alone let the
+    // http case pass on the missing issuer, never reaching the scheme check).
+    let refused = |b: mcp_auth_jwt::JwtVerifierBuilder| {
+        let err = b.build().expect_err("built");
+        (err.setting().key(), err.to_string())
+    };
+    let (key, msg) = refused(dev().verifier_builder());
+    assert_eq!(key, "jwt_audience", "{msg}");
+    assert!(
+        msg.contains("audience") && msg.contains("required"),
+        "{msg}"
+    );
     assert!(
         dev()
             .verifier_builder()
@@ -491,28 +518,23 @@ fn audience_is_required_to_build() {
             .build()
             .is_ok()
     );
-    assert!(
+    let (key, msg) = refused(
         JwtVerifier::builder()
             .issuer(ISS)
             .audience(AUD)
-            .algorithms([Algorithm::HS256])
-            .build()
-            .is_err(),
-        "HMAC without a secret"
+            .algorithms([Algorithm::HS256]),
     );
-    assert!(
-        JwtVerifier::builder()
-            .hmac_secret(b"short")
-            .audience(AUD)
-            .build()
-            .is_err()
-    );
-    assert!(
+    assert_eq!(key, "jwt_algorithms", "HMAC without a secret: {msg}");
+    assert!(msg.contains("need an explicit hmac_secret"), "{msg}");
+    let (key, msg) = refused(JwtVerifier::builder().hmac_secret(b"short").audience(AUD));
+    assert_eq!(key, "hmac_secret", "{msg}");
+    assert!(msg.contains("at least 32 bytes"), "{msg}");
+    let (key, msg) = refused(
         JwtVerifier::builder()
             .jwks_uri("http://idp.example.com/jwks")
-            .audience(AUD)
-            .build()
-            .is_err(),
-        "plain http outside loopback"
+            .issuer(ISS)
+            .audience(AUD),
     );
+    assert_eq!(key, "jwt_jwks_uri", "plain http outside loopback: {msg}");
+    assert!(msg.contains("must be https"), "{msg}");
 }

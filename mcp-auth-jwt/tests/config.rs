@@ -4,7 +4,15 @@
 use figment::Jail;
 use mcp_auth_core::config::ConfigError;
 use mcp_auth_jwt::dev::{DevAlg, DevIssuer, TokenSpec};
-use mcp_auth_jwt::{JwtVerifier, TokenVerifier};
+use mcp_auth_jwt::{AccessToken, InvalidToken, JwtVerifier, TokenVerifier, VerifyError};
+
+/// Why a token was refused; panics when it was accepted or the IdP was the problem.
+fn reason(result: Result<AccessToken, VerifyError>) -> InvalidToken {
+    match result {
+        Err(VerifyError::Invalid(r)) => r,
+        other => panic!("expected a refused token, got {other:?}"),
+    }
+}
 
 fn variable(err: ConfigError) -> String {
     match err {
@@ -38,14 +46,14 @@ fn audience_defaults_to_the_resource_url() {
             );
             assert!(v.verify(&ok).await.is_ok());
             let other = dev.mint(TokenSpec::new("a").audience("http://127.0.0.1:8000/other"));
-            assert!(v.verify(&other).await.is_err());
+            assert_eq!(reason(v.verify(&other).await), InvalidToken::Audience);
             // strict typ from the environment
             let jwt_typ = dev.mint(
                 TokenSpec::new("a")
                     .audience("http://127.0.0.1:8000/mcp")
                     .typ(Some("JWT")),
             );
-            assert!(v.verify(&jwt_typ).await.is_err());
+            assert_eq!(reason(v.verify(&jwt_typ).await), InvalidToken::Type);
         });
         Ok(())
     });
@@ -77,7 +85,7 @@ fn an_audience_alias_keeps_the_resource_accepted() {
                 "R stays accepted next to an alias"
             );
             let t = dev.mint(TokenSpec::new("a").audience("api://other"));
-            assert!(v.verify(&t).await.is_err());
+            assert_eq!(reason(v.verify(&t).await), InvalidToken::Audience);
         });
         Ok(())
     });

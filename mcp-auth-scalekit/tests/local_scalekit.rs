@@ -338,11 +338,8 @@ async fn upstream_failure_is_a_502_and_is_not_cached() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_502() {
-    // Bind and drop a listener to get a port nobody serves.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port nobody serves: below the ephemeral range, so no parallel `bind(:0)` takes it.
+    let port = mcp_auth_idp_harness::ports::free_port();
     let p = ScalekitProvider::builder(format!("http://127.0.0.1:{port}"), RESOURCE_ID, R)
         .http_client(test_client())
         .build()

@@ -129,7 +129,10 @@ async fn audience_issuer_and_forwarding() {
             .merge(p.routes()),
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
     let dev = DevIssuer::generate(issuer.clone());
     let send = |token: String| {
         let client = client.clone();

@@ -21,6 +21,11 @@ use tokio::net::TcpListener;
 const ISS: &str = "https://idp.drill.test";
 const COOLDOWN: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(300);
+/// Requests each worker of the key-rotation drill sends.
+const REQUESTS_PER_WORKER: u32 = 10;
+/// How long a caller may wait for a 503 while the IdP hangs (for an hour): far above the
+/// 300 ms timeout, so only a caller left waiting on the IdP exceeds it, even on a loaded machine.
+const ANSWERED_WITHIN: Duration = Duration::from_secs(10);
 
 fn fast_client() -> HttpClient {
     HttpClient::new(HttpClientConfig {
@@ -170,13 +175,14 @@ async fn jwt_idp_down_mid_run_cached_keys_keep_serving() {
         for mode in [Mode::Status(500), Mode::Hang, Mode::Status(429)] {
             stub.set_mode(mode.clone());
             tokio::time::sleep(COOLDOWN).await;
-            // Fresh tokens (not in the verified-token cache) verify with the cached keys.
+            // Fresh tokens (not in the verified-token cache) verify with the cached keys, without
+            // asking the failing IdP (so none of them waits on it).
+            let fetches = stub.jwks_fetches();
             for i in 0..5 {
                 let t = token(&dev, &srv.resource, &format!("user-{i}"));
-                let start = Instant::now();
                 assert_eq!(whoami(srv.addr(), &t).await.status, 200, "{mode:?}");
-                assert!(start.elapsed() < Duration::from_secs(2), "{mode:?}");
             }
+            assert_eq!(stub.jwks_fetches(), fetches, "{mode:?}: the IdP was asked");
         }
         drop(stub);
         let t = token(&dev, &srv.resource, "after-stop");
@@ -217,14 +223,17 @@ async fn jwt_idp_hanging_garbage_html_and_429_answer_503_within_bounds() {
             let srv = jwt_server(&stub.jwks_uri()).await;
             assert_eq!(metadata(srv.addr()).await.status, 200, "{mode:?}");
             let t = token(&dev, &srv.resource, "a");
-            // Ten concurrent callers: every one answered within the sub-second timeout bound.
+            // Ten concurrent callers, all answered 503 once the 300 ms fetch timeout ends the
+            // hang (an hour long): the bound separates "timed out" from "waited", with room
+            // for a loaded machine.
             let start = Instant::now();
-            let answers = futures(srv.addr(), &t, 10).await;
+            let answers = tokio::time::timeout(ANSWERED_WITHIN, futures(srv.addr(), &t, 10))
+                .await
+                .unwrap_or_else(|_| panic!("{mode:?}: callers held beyond the fetch timeout"));
             let took = start.elapsed();
             for r in &answers {
                 assert_unavailable(r, &format!("{mode:?}"));
             }
-            assert!(took < Duration::from_millis(1500), "{mode:?}: {took:?}");
             stub.set_mode(Mode::Ok);
             let rec = recovers(srv.addr(), &t, Duration::from_secs(5)).await;
             eprintln!(
@@ -272,14 +281,14 @@ async fn jwt_key_rotation_mid_run() {
         // Publish the new key, wait one cooldown, then traffic mixes old and new tokens.
         stub.set_jwks(union);
         tokio::time::sleep(COOLDOWN + Duration::from_millis(50)).await;
-        let deadline = Instant::now() + Duration::from_millis(1200);
+        // A fixed amount of traffic (not "as much as fits in a time window", which a loaded
+        // machine shrinks): 4 workers x 10 requests, alternating old and new tokens.
         let mut handles = Vec::new();
         for worker in 0..4 {
             let (old, new, resource) = (old.clone(), new.clone(), resource.clone());
             handles.push(tokio::spawn(async move {
                 let (mut ok, mut failed) = (0u32, 0u32);
-                let mut i = 0;
-                while Instant::now() < deadline {
+                for i in 0..REQUESTS_PER_WORKER {
                     let issuer = if (worker + i) % 2 == 0 { &old } else { &new };
                     let t = token(issuer, &resource, &format!("w{worker}-{i}"));
                     if whoami(addr, &t).await.status == 200 {
@@ -287,7 +296,6 @@ async fn jwt_key_rotation_mid_run() {
                     } else {
                         failed += 1;
                     }
-                    i += 1;
                 }
                 (ok, failed)
             }));
@@ -299,7 +307,7 @@ async fn jwt_key_rotation_mid_run() {
             failed += f;
         }
         assert_eq!(failed, 0, "requests failed during rotation ({ok} ok)");
-        assert!(ok > 8, "too little traffic: {ok}");
+        assert_eq!(ok, 4 * REQUESTS_PER_WORKER, "every request answered 200");
 
         // Withdraw the old key: after the next fetch (here forced by an unknown kid once the
         // cooldown has passed) old tokens, even cached ones, are refused.
@@ -344,9 +352,10 @@ async fn introspection_down_hanging_429_and_cache() {
             stub.set_mode(mode.clone());
             // A live cache entry keeps serving; a token never seen gets 503 within the bound.
             assert_eq!(whoami(addr, "live-token").await.status, 200, "{mode:?}");
-            let start = Instant::now();
-            assert_unavailable(&whoami(addr, "other-token").await, &format!("{mode:?}"));
-            assert!(start.elapsed() < Duration::from_millis(1500), "{mode:?}");
+            let answer = tokio::time::timeout(ANSWERED_WITHIN, whoami(addr, "other-token"))
+                .await
+                .unwrap_or_else(|_| panic!("{mode:?}: held beyond the introspection timeout"));
+            assert_unavailable(&answer, &format!("{mode:?}"));
             eprintln!("fault drill introspection {}: survived", mode_name(&mode));
         }
         stub.set_mode(Mode::Ok);

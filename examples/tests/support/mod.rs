@@ -146,12 +146,11 @@ impl Todo {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A 127.0.0.1 port for a server this test starts in a child process: below the kernel's
+/// ephemeral range (so neither `bind(:0)` nor an outgoing connection takes it in the meantime),
+/// never handed out twice in this test binary, and bindable when handed out.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    mcp_auth_idp_harness::ports::free_port()
 }
 
 /// Runs `todo` expecting a start-up failure; returns its stderr.
@@ -314,6 +313,41 @@ pub fn www(resp: &reqwest::Response) -> String {
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// The protected-resource metadata URL of `resource` (RFC 9728 §3.1: the well-known segment goes
+/// between the origin and the path).
+pub fn metadata_url(resource: &str) -> String {
+    let (scheme, rest) = resource
+        .split_once("://")
+        .expect("an absolute resource URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    format!("{scheme}://{host}/.well-known/oauth-protected-resource{path}")
+}
+
+/// Asserts a refusal the way a client reads it: the status, a Bearer challenge with
+/// `error="{error}"` and `error_description="{description}"` first, and `resource_metadata`
+/// naming `resource`'s metadata. Returns the challenge.
+pub fn assert_refused(
+    resp: &reqwest::Response,
+    status: u16,
+    error: &str,
+    description: &str,
+    resource: &str,
+) -> String {
+    let challenge = www(resp);
+    assert_eq!(resp.status(), status, "{challenge}");
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer error=\"{error}\", error_description=\"{description}\""
+        )),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{}\"", metadata_url(resource))),
+        "{challenge}"
+    );
+    challenge
 }
 
 /// An issuer on 127.0.0.1: OIDC discovery and a JWKS (fresh keys), counting every request it

@@ -25,6 +25,7 @@
 pub mod browser;
 pub mod logs;
 pub mod metrics;
+pub mod ports;
 pub mod redis;
 
 use std::path::{Path, PathBuf};

@@ -93,9 +93,10 @@ fn find_binary() -> Result<String, HarnessError> {
     ))
 }
 
+/// A port below the ephemeral range that no other caller in this process gets (see
+/// [`crate::ports`]).
 fn free_port() -> Result<u16, HarnessError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    Ok(crate::ports::try_free_port()?)
 }
 
 impl RedisServer {

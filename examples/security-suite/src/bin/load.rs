@@ -277,10 +277,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 async fn run(a: Args) -> Result<bool, String> {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        l.local_addr().map_err(|e| e.to_string())?.port()
-    };
+    // The resource URL names the port before the server starts: one below the ephemeral range,
+    // so nothing else takes it in between.
+    let port = mcp_auth_idp_harness::ports::try_free_port().map_err(|e| e.to_string())?;
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let issuer = "https://soak-issuer.test";
     let dev = DevIssuer::generate_fresh(issuer);
