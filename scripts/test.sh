@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+START=$SECONDS
+step() { printf '\n==> [%ds] %s\n' "$((SECONDS - START))" "$*"; }
+trap 'printf "\n==> [%ds] done (exit %s)\n" "$((SECONDS - START))" "$?"' EXIT
 
 step "test IdP dependencies (npm ci in testing/idp)"
 bash testing/idp/install.sh
@@ -26,15 +28,18 @@ cargo machete --skip-target-dir
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-# Features are additive and every combination a user can pick builds: each published crate with
-# each of its features alone and in pairs, always on exactly one of mcp-auth-jwt's crypto
-# backends (cargo-hack applies `--at-least-one-of` and `--mutually-exclusive-features` to the
-# crates that forward them). Libraries only (no tests): the tests run once, below, on all features.
-step "feature matrix: cargo hack clippy (published crates, feature pairs, one crypto backend)"
+# Features are additive and every feature a user can pick builds: core with each of its features
+# alone (default features off), and the crates on mcp-auth-jwt with each feature alone and in pairs
+# on exactly one of its crypto backends. Libraries only, linted (warnings are errors: a feature
+# combination that leaves an import unused fails); the tests run once, below, on all features.
+step "feature matrix: cargo hack clippy (published crates, each feature, one crypto backend)"
 bash scripts/install-cargo-tool.sh cargo-hack
-cargo hack clippy --feature-powerset --depth 2 --ignore-private --exclude-features default \
+cargo hack clippy --quiet -p mcp-auth-core --each-feature --exclude-features default \
+    -- -D warnings
+cargo hack clippy --quiet -p mcp-auth-jwt -p mcp-auth-introspect -p mcp-auth-scalekit \
+    -p mcp-auth-workos --feature-powerset --depth 2 --exclude-features default \
     --at-least-one-of aws-lc-rs,rust-crypto --mutually-exclusive-features aws-lc-rs,rust-crypto \
-    --quiet -- -D warnings
+    -- -D warnings
 
 # Not a workspace member (cargo-fuzz wants its own workspace); compiled here on stable against
 # its committed lockfile, in the workspace's target dir so the dependencies checked above are
