@@ -264,6 +264,27 @@ pub fn deserialize_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, 
     })
 }
 
+/// Deserializes a whole number given as a number (a TOML file) or as text (the environment, whose
+/// values are read as raw strings): durations in seconds or milliseconds, counts.
+pub fn deserialize_whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Num(n)) => Ok(Some(n)),
+        Some(Raw::Text(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a whole number",
+                s.escape_debug().to_string()
+            ))
+        }),
+    }
+}
+
 /// The core settings shared by every provider (the variables of the README's configuration table).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]

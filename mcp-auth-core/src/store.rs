@@ -409,7 +409,7 @@ pub struct StoreConfig {
     pub store_url: Option<String>,
     /// `MCP_AUTH_STORE_TIMEOUT_MS`: the bound on every store call, connection included (default
     /// 250 ms). Past it, the call fails and the caller degrades (IdP fallback, or 503).
-    #[serde(default, deserialize_with = "deserialize_millis")]
+    #[serde(default, deserialize_with = "crate::config::deserialize_whole_number")]
     pub store_timeout_ms: Option<u64>,
     /// `MCP_AUTH_STORE_PREFIX`: prefix of every key (default `mcp-auth`), to share one Redis
     /// database between deployments.
@@ -420,27 +420,6 @@ pub struct StoreConfig {
     /// unset, the Mozilla root set is.
     #[serde(default)]
     pub store_ca_file: Option<String>,
-}
-
-/// A whole number of milliseconds, from a number (a TOML file) or text (the environment).
-#[cfg(all(feature = "config", feature = "cache"))]
-fn deserialize_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(u64),
-        Text(String),
-    }
-    match Option::<Raw>::deserialize(d)? {
-        None => Ok(None),
-        Some(Raw::Num(n)) => Ok(Some(n)),
-        Some(Raw::Text(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "{:?} is not a whole number of milliseconds",
-                s.escape_debug().to_string()
-            ))
-        }),
-    }
 }
 
 #[cfg(all(feature = "config", feature = "cache"))]

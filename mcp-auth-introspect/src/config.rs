@@ -35,7 +35,10 @@ pub struct IntrospectConfig {
     #[serde(default)]
     pub introspect_issuer: Option<String>,
     /// `MCP_AUTH_INTROSPECT_CACHE_TTL_SECS` (default 60; 0 turns the cache off).
-    #[serde(default, deserialize_with = "deserialize_secs")]
+    #[serde(
+        default,
+        deserialize_with = "mcp_auth_core::config::deserialize_whole_number"
+    )]
     pub introspect_cache_ttl_secs: Option<u64>,
     /// `MCP_AUTH_RESOURCE_URL`: always an accepted audience.
     #[serde(default)]
@@ -47,25 +50,6 @@ pub struct IntrospectConfig {
 
 fn deserialize_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ClientSecret>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(ClientSecret::new))
-}
-
-fn deserialize_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(u64),
-        Text(String),
-    }
-    match Option::<Raw>::deserialize(d)? {
-        None => Ok(None),
-        Some(Raw::Num(n)) => Ok(Some(n)),
-        Some(Raw::Text(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "{:?} is not a whole number of seconds",
-                s.escape_debug().to_string()
-            ))
-        }),
-    }
 }
 
 fn config_error(err: BuildError) -> ConfigError {
