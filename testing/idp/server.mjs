@@ -82,6 +82,7 @@ function freshJwks() {
 
 const resources = parseResources(process.env.IDP_RESOURCES);
 const jwks = freshJwks();
+process.stderr.write('idp: keys\n');
 // Public halves of the signing keys, to check subject tokens of our own JWT format.
 const publicKeys = new Map(jwks.keys.map((k) => [k.kid, { alg: k.alg, key: createPublicKey({ key: k, format: 'jwk' }) }]));
 const byUrl = new Map(resources.map((r) => [r.url, r]));
@@ -114,6 +115,7 @@ const server = createServer((req, res) => handler(req, res));
 server.on('error', (e) => fail(`listen failed: ${e.code ?? ''} ${e.message}`));
 await new Promise((resolve) => server.listen(wantedPort, '127.0.0.1', resolve));
 const { port } = server.address();
+process.stderr.write(`idp: listening on ${port}\n`);
 const issuer = `http://127.0.0.1:${port}`;
 
 const configuration = {
@@ -375,6 +377,7 @@ handler = (req, res) => {
 // Silence the "Unsupported runtime" / development-config warnings on stdout-consumers: they go
 // to stderr already; the only stdout line is READY.
 process.stdout.write(`READY ${JSON.stringify({ port, issuer })}\n`);
+process.stderr.write('idp: ready\n');
 
 const shutdown = () => server.close(() => process.exit(0));
 process.on('SIGTERM', shutdown);
