@@ -16,6 +16,8 @@
 # counted the same way: `vs unprotected` is its connection count over the todo binary's, the
 # instruction analogue of the load bench's req/s ratio (issue 20 asks >= 0.95); it counts what
 # the layers cost wherever the work lands (the layers' `call` is inlined into its caller).
+# The tuned configuration (stateless, JSON answers: the load bench's jwt-json-cached-token against
+# unprotected-json, both served by loadbench) is counted the same way.
 # Needs valgrind (`apt-get install valgrind`).
 # Knobs: LAYER_COST_DURATION (s, 8), LAYER_COST_PORT (18190; the issuer uses +1).
 set -euo pipefail
@@ -55,7 +57,14 @@ measure() { # mode stateless(0/1) [load flags...]; modes named unprotected-* ser
     shift 2
     local cg=$OUT/$mode.cg
     local vg=(valgrind --tool=callgrind --dump-instr=no "--callgrind-out-file=$cg")
-    if [[ $mode == unprotected-* ]]; then
+    if [[ $mode == *json ]]; then
+        # The tuned configuration of the load bench: stateless, JSON answers, served by loadbench.
+        local flags=(--mode jwt --jwks-uri "http://127.0.0.1:$ISS_PORT/.well-known/jwks.json"
+            --issuer "http://127.0.0.1:$ISS_PORT")
+        [[ $mode == unprotected-* ]] && flags=(--mode unprotected)
+        env -i "PATH=$PATH" RUST_LOG=warn "${vg[@]}" "$BIN" serve --bind "127.0.0.1:$PORT" \
+            "${flags[@]}" >"$OUT/$mode.log" 2>&1 &
+    elif [[ $mode == unprotected-* ]]; then
         local flags=(--sse)
         [[ $stateless == 1 ]] || flags+=(--sessions)
         env -i "PATH=$PATH" RUST_LOG=warn "${vg[@]}" "$BIN" serve --mode unprotected \
@@ -119,8 +128,10 @@ measure stateless 1
 measure unprotected-stateless 1
 measure sessions 0 --sessions
 measure unprotected-sessions 0 --sessions
+measure json 1
+measure unprotected-json 1
 echo "== the auth stack against the same app unprotected (instructions per request)"
-for m in stateless sessions; do
+for m in stateless sessions json; do
     awk -v m="$m" -v a="${CONN[$m]}" -v u="${CONN[unprotected-$m]}" \
         -v ao="${OUTSIDE[$m]}" -v uo="${OUTSIDE[unprotected-$m]}" 'BEGIN {
         printf "%-10s connection %7.0f vs %7.0f: auth adds %6.0f (outside the MCP service %6.0f), unprotected/authenticated %.3f\n", m, a, u, a - u, ao - uo, u / a }'
