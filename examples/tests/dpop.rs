@@ -8,9 +8,10 @@ mod support;
 
 use aws_lc_rs::hmac;
 use mcp_auth_idp_harness::{ResourceSpec, TestIdp};
+use mcp_auth_jwt::dev::{DevAlg, DevIssuer, TokenSpec};
 use serde_json::{Value, json};
 use support::dpop::{DpopKey, ath, b64, jti, now};
-use support::{Mcp, Todo, free_port, www};
+use support::{Issuer, Mcp, Todo, free_port, start_failure, www};
 
 const SCOPES: [&str; 2] = ["todo:read", "todo:write"];
 const OTHER: &str = "http://127.0.0.1:9/other-mcp";
@@ -720,4 +721,184 @@ async fn dpop_replay_is_refused_across_replicas_sharing_a_store() {
     }
     one.stop().await;
     two.stop().await;
+}
+
+/// A user token of the local issuer for the todo server at `resource`.
+fn user(resource: &str) -> TokenSpec {
+    TokenSpec::new("alice")
+        .client_id("client-a")
+        .audience(resource)
+        .scopes(SCOPES)
+}
+
+async fn metadata(todo: &Todo) -> Value {
+    support::http()
+        .get(todo.printed("metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `MCP_AUTH_DPOP=off` from the environment: nothing about DPoP is advertised, a DPoP-bound token
+/// is refused on both schemes (the DPoP scheme is no credential here, and on Bearer the token's
+/// `cnf` is not supported), while plain bearer tokens still work.
+#[tokio::test]
+async fn dpop_off_from_the_environment_refuses_bound_tokens_on_both_schemes() {
+    let idp = Issuer::start().await;
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", &idp.origin),
+        ("MCP_AUTH_DPOP", "off"),
+    ])
+    .await;
+    let resource = todo.url();
+    let prm = metadata(&todo).await;
+    assert_eq!(prm["resource"], json!(resource), "{prm}");
+    assert!(
+        prm.get("dpop_signing_alg_values_supported").is_none(),
+        "{prm}"
+    );
+    assert!(
+        prm.get("dpop_bound_access_tokens_required").is_none(),
+        "{prm}"
+    );
+
+    let key = DpopKey::generate();
+    let bound = idp.mint(user(&resource).claim("cnf", json!({"jkt": key.thumbprint()})));
+    let proof = key.proof("POST", &resource, Some(&bound));
+    let as_dpop = post(&resource, Some(format!("DPoP {bound}")), &[proof]).await;
+    assert_eq!(
+        (as_dpop.status().as_u16(), www(&as_dpop)),
+        (
+            401,
+            format!(
+                "Bearer scope=\"todo:read\", resource_metadata=\"{}\"",
+                meta(&resource)
+            )
+        )
+    );
+    let as_bearer = post(&resource, Some(format!("Bearer {bound}")), &[]).await;
+    assert_eq!(
+        (as_bearer.status().as_u16(), www(&as_bearer)),
+        (
+            401,
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"Sender-constrained access \
+                 tokens are not supported\", scope=\"todo:read\", resource_metadata=\"{}\"",
+                meta(&resource)
+            )
+        )
+    );
+
+    let mut plain = Mcp::new(&resource, &idp.mint(user(&resource)));
+    plain.initialize().await;
+    plain.call_ok("list_todos", json!({})).await;
+    todo.stop().await;
+}
+
+/// `MCP_AUTH_DPOP_ALGORITHMS="ES256 EdDSA"`: an RS256 proof (asymmetric, on the default list,
+/// but not on this one) is refused with the exact challenge naming the configured algorithms.
+#[tokio::test]
+async fn an_rs256_proof_is_refused_when_the_environment_lists_other_algorithms() {
+    let idp = Issuer::start().await;
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", &idp.origin),
+        ("MCP_AUTH_DPOP_ALGORITHMS", "ES256 EdDSA"),
+    ])
+    .await;
+    let resource = todo.url();
+    assert_eq!(
+        metadata(&todo).await["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA"])
+    );
+
+    // The client's RSA key: one of a fresh development issuer's keys, without kid/alg/use.
+    let client = DevIssuer::generate_fresh("client");
+    let kid = client.kid(DevAlg::RS256).to_owned();
+    let mut jwk = client.jwks_json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == json!(kid))
+        .unwrap()
+        .clone();
+    for m in ["kid", "alg", "use"] {
+        jwk.as_object_mut().unwrap().remove(m);
+    }
+    let jkt = b64(&mcp_auth_core::dpop::jwk_thumbprint(jwk.as_object().unwrap()).unwrap());
+    let token = idp.mint(user(&resource).claim("cnf", json!({"jkt": jkt})));
+    let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk});
+    let claims = json!({"jti": jti(), "htm": "POST", "htu": resource, "iat": now(),
+        "ath": ath(&token)});
+    let proof = client.sign_raw(
+        DevAlg::RS256,
+        &header.to_string(),
+        claims.to_string().as_bytes(),
+    );
+    let resp = post(&resource, Some(format!("DPoP {token}")), &[proof]).await;
+    assert_eq!(
+        (resp.status().as_u16(), www(&resp)),
+        (
+            401,
+            format!(
+                "DPoP error=\"invalid_dpop_proof\", error_description=\"The DPoP proof algorithm \
+                 is not accepted\", scope=\"todo:read\", resource_metadata=\"{}\", \
+                 algs=\"ES256 EdDSA\"",
+                meta(&resource)
+            )
+        )
+    );
+
+    // A listed algorithm passes on the same server.
+    let key = DpopKey::generate();
+    let token = idp.mint(user(&resource).claim("cnf", json!({"jkt": key.thumbprint()})));
+    let mut client = Mcp::with_dpop(&resource, &token, key);
+    client.initialize().await;
+    client.call_ok("list_todos", json!({})).await;
+    todo.stop().await;
+}
+
+/// Bad `MCP_AUTH_DPOP` / `MCP_AUTH_DPOP_ALGORITHMS` values stop the start, and the error names
+/// the variable and the value: a typo never silently turns DPoP off or widens the algorithms.
+#[tokio::test]
+async fn bad_dpop_settings_in_the_environment_stop_the_start_naming_the_variable() {
+    const ALGS_HINT: &str = "is not an asymmetric JWS algorithm (use ES256, ES384, EdDSA, PS256, \
+                             PS384, PS512, RS256, RS384 or RS512)";
+    let mode = |v: &str| format!("MCP_AUTH_DPOP: \"{v}\" is not off, allowed or required");
+    let alg = |v: &str| format!("MCP_AUTH_DPOP_ALGORITHMS: \"{v}\" {ALGS_HINT}");
+    for (var, value, expected) in [
+        ("MCP_AUTH_DPOP", "maybe", mode("maybe")),
+        ("MCP_AUTH_DPOP", "on", mode("on")),
+        ("MCP_AUTH_DPOP_ALGORITHMS", "HS256", alg("HS256")),
+        ("MCP_AUTH_DPOP_ALGORITHMS", "none", alg("none")),
+        ("MCP_AUTH_DPOP_ALGORITHMS", "ES256 HS512", alg("HS512")),
+        ("MCP_AUTH_DPOP_ALGORITHMS", "es256", alg("es256")),
+    ] {
+        let err = start_failure(&[("MCP_AUTH_PROVIDER", "dev"), (var, value)], &[]).await;
+        assert!(
+            err.lines().any(|l| l == format!("error: {expected}")),
+            "{var}={value}: {err}"
+        );
+    }
+}
+
+/// An empty value is an unset one (as for every setting read from the environment): the
+/// defaults, `allowed` with the default proof algorithms.
+#[tokio::test]
+async fn empty_dpop_settings_in_the_environment_are_the_defaults() {
+    let todo = Todo::start(&[("MCP_AUTH_DPOP", ""), ("MCP_AUTH_DPOP_ALGORITHMS", " ")]).await;
+    let prm = metadata(&todo).await;
+    assert_eq!(
+        prm["dpop_signing_alg_values_supported"],
+        json!(["ES256", "ES384", "EdDSA", "PS256", "RS256"])
+    );
+    assert!(
+        prm.get("dpop_bound_access_tokens_required").is_none(),
+        "{prm}"
+    );
+    todo.stop().await;
 }

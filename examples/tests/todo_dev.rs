@@ -170,18 +170,26 @@ async fn browsers_can_preflight_and_read_the_challenge() {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization, content-type, mcp-protocol-version, mcp-session-id",
+            "authorization, dpop, content-type, mcp-protocol-version, mcp-session-id",
         )
         .send()
         .await
         .unwrap();
     assert!(pre.status().is_success(), "preflight passes without auth");
-    let allowed = pre.headers()["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_ascii_lowercase();
-    for h in ["authorization", "mcp-protocol-version", "mcp-session-id"] {
-        assert!(allowed.contains(h), "{h} not allowed: {allowed}");
+    let allowed = header_list(&pre, "access-control-allow-headers");
+    // `DPoP` carries the proof of a DPoP-bound token (RFC 9449 §4.1): a browser client cannot
+    // send it unless the preflight allows it.
+    for h in [
+        "authorization",
+        "dpop",
+        "content-type",
+        "mcp-protocol-version",
+        "mcp-session-id",
+    ] {
+        assert!(
+            allowed.iter().any(|a| a == h),
+            "{h} not allowed: {allowed:?}"
+        );
     }
     let denied = http
         .post(&url)
@@ -191,13 +199,23 @@ async fn browsers_can_preflight_and_read_the_challenge() {
         .unwrap();
     assert_eq!(denied.status(), 401);
     assert_eq!(denied.headers()["access-control-allow-origin"], "*");
-    let exposed = denied.headers()["access-control-expose-headers"]
-        .to_str()
-        .unwrap()
-        .to_ascii_lowercase();
-    assert!(
-        exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"),
-        "{exposed}"
-    );
+    // The challenge and a server nonce (`DPoP-Nonce`, RFC 9449 §8) must be readable by script.
+    let exposed = header_list(&denied, "access-control-expose-headers");
+    for h in ["www-authenticate", "dpop-nonce", "mcp-session-id"] {
+        assert!(
+            exposed.iter().any(|e| e == h),
+            "{h} not exposed: {exposed:?}"
+        );
+    }
     todo.stop().await;
+}
+
+/// A comma-separated header's items, trimmed and lower-cased.
+fn header_list(resp: &reqwest::Response, name: &str) -> Vec<String> {
+    resp.headers()
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect()
 }

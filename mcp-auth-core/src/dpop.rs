@@ -224,9 +224,12 @@ pub struct ReplayUnavailable;
 /// Remembers which proofs were used, so a `jti` is accepted once per key.
 ///
 /// The key is a 32-byte hash of (key thumbprint, `jti`); `expires_at_unix` is the proof's
-/// `iat` + window + leeway, after which the layer refuses the proof as stale anyway, so a proof
-/// can never outlive its entry. An implementation must:
-/// * answer `Ok(true)` and remember the key when it is new or its entry expired;
+/// `iat` + window + leeway. The layer accepts a proof up to and including the second
+/// `iat` + window, so an entry is kept through the whole second `expires_at_unix` and dropped
+/// only after it: even with no leeway a proof can never outlive its entry. An implementation
+/// must:
+/// * answer `Ok(true)` and remember the key when it is new or its entry expired (the current
+///   second is past `expires_at_unix`);
 /// * answer `Ok(false)` when an unexpired entry exists (a replay);
 /// * never drop an unexpired entry to make room (an evicted `jti` could be replayed): when it
 ///   cannot remember a new key, answer `Err(ReplayUnavailable)`;
@@ -236,8 +239,8 @@ pub struct ReplayUnavailable;
 /// same trait (a Redis `SET key 1 NX EXAT expires_at` is exactly this contract).
 #[async_trait::async_trait]
 pub trait ReplayCache: Send + Sync + 'static {
-    /// Records `key` until `expires_at_unix` (seconds since the Unix epoch): `Ok(true)` the
-    /// first time, `Ok(false)` for a replay.
+    /// Records `key` through the second `expires_at_unix` (seconds since the Unix epoch):
+    /// `Ok(true)` the first time, `Ok(false)` for a replay.
     async fn first_use(
         &self,
         key: [u8; 32],
@@ -293,7 +296,8 @@ impl InMemoryReplayCache {
         self.len() == 0
     }
 
-    /// The synchronous core of [`ReplayCache::first_use`], at time `now` (Unix seconds).
+    /// The synchronous core of [`ReplayCache::first_use`], at time `now` (Unix seconds): an
+    /// entry expiring at `e` is a replay up to and including `now` = `e`, and gone at `e` + 1.
     pub fn first_use_at(
         &self,
         key: [u8; 32],
@@ -303,7 +307,9 @@ impl InMemoryReplayCache {
         let mut guard = self.state.lock().map_err(|_| ReplayUnavailable)?;
         let state = &mut *guard;
         while let Some(Reverse((exp, k))) = state.expiries.peek().copied() {
-            if exp > now {
+            // Kept through its expiry second: the proof is fresh up to `iat` + window, which
+            // is its expiry when the leeway is zero.
+            if exp >= now {
                 break;
             }
             state.expiries.pop();
@@ -1033,10 +1039,128 @@ mod tests {
         assert_eq!(c.first_use_at([1; 32], 100, 50), Ok(false));
         assert_eq!(c.first_use_at([2; 32], 200, 50), Ok(false));
         // Once the first expires, its room is reused.
-        assert_eq!(c.first_use_at([3; 32], 300, 100), Ok(true));
+        assert_eq!(c.first_use_at([3; 32], 300, 100), Err(ReplayUnavailable));
+        assert_eq!(c.first_use_at([3; 32], 300, 101), Ok(true));
         assert_eq!(c.first_use_at([1; 32], 400, 150), Err(ReplayUnavailable));
         assert_eq!(c.first_use_at([2; 32], 200, 150), Ok(false));
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn a_replay_entry_is_kept_through_its_expiry_second_and_no_longer() {
+        let c = InMemoryReplayCache::new(1);
+        assert_eq!(c.first_use_at([1; 32], 1_000, 990), Ok(true));
+        // Kept until exactly its expiry: at that second it is still a replay...
+        assert_eq!(c.first_use_at([1; 32], 1_000, 999), Ok(false));
+        assert_eq!(c.first_use_at([1; 32], 1_000, 1_000), Ok(false));
+        assert_eq!(
+            c.first_use_at([2; 32], 2_000, 1_000),
+            Err(ReplayUnavailable)
+        );
+        // ...and no longer: one second later its room is free and the key is new again.
+        assert_eq!(c.first_use_at([2; 32], 2_000, 1_001), Ok(true));
+        assert_eq!(c.len(), 1);
+        let c = InMemoryReplayCache::new(1);
+        assert_eq!(c.first_use_at([1; 32], 1_000, 990), Ok(true));
+        assert_eq!(c.first_use_at([1; 32], 1_100, 1_001), Ok(true));
+    }
+
+    /// Accepts every signature: these tests are about time, not crypto.
+    struct AnySignature;
+    impl DpopKeyVerifier for AnySignature {
+        fn verify(&self, _: DpopAlg, _: &Value, _: &[u8], _: &str) -> bool {
+            true
+        }
+    }
+
+    /// The in-memory cache on a clock the test sets, recording the expiry it is asked for.
+    #[derive(Default)]
+    struct ClockedCache {
+        inner: Option<InMemoryReplayCache>,
+        now: std::sync::atomic::AtomicU64,
+        asked: Mutex<Vec<u64>>,
+    }
+    #[async_trait::async_trait]
+    impl ReplayCache for ClockedCache {
+        async fn first_use(&self, key: [u8; 32], exp: u64) -> Result<bool, ReplayUnavailable> {
+            self.asked.lock().unwrap().push(exp);
+            let now = self.now.load(std::sync::atomic::Ordering::SeqCst);
+            self.inner.as_ref().unwrap().first_use_at(key, exp, now)
+        }
+    }
+
+    /// RFC 9449 §11.1: a proof must not be accepted twice while it is fresh. For each leeway,
+    /// one proof is used at the first second it is accepted and replayed at every later second:
+    /// while the time checks still accept it, the replay cache must refuse it, so the entry
+    /// (kept until `iat` + window + leeway) always outlives the proof.
+    #[tokio::test]
+    async fn a_fresh_proof_never_outlives_its_replay_entry() {
+        const IAT: u64 = 1_000_000;
+        const WINDOW: u64 = 60;
+        const R: &str = "https://api.example.com/mcp";
+        let token = "an-access-token";
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": "eA", "y": "eQ"});
+        let jkt = URL_SAFE_NO_PAD.encode(jwk_thumbprint(jwk.as_object().unwrap()).unwrap());
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let claims = serde_json::json!({"jti": "j", "htm": "POST", "htu": R, "iat": IAT,
+            "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))});
+        let proof = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut headers = http::HeaderMap::new();
+        headers.insert("dpop", proof.parse().unwrap());
+        for leeway in [0, 1, 30] {
+            let cache = Arc::new(ClockedCache {
+                inner: Some(InMemoryReplayCache::new(10)),
+                ..ClockedCache::default()
+            });
+            let d = DpopSettings {
+                mode: Some(DpopMode::Allowed),
+                keys: Some(Arc::new(AnySignature)),
+                replay: Some(cache.clone()),
+                window: Some(Duration::from_secs(WINDOW)),
+                leeway: Some(Duration::from_secs(leeway)),
+                ..DpopSettings::default()
+            }
+            .build(&ResourceUrl::parse(R).unwrap())
+            .unwrap();
+            let at = async |now: u64| {
+                cache.now.store(now, std::sync::atomic::Ordering::SeqCst);
+                let p = d.check_proof(&headers, &http::Method::POST, "/mcp", now)?;
+                d.bind(&p, token, &jkt, now).await.unwrap()
+            };
+            let first = IAT - leeway;
+            assert_eq!(
+                at(first - 1).await,
+                Err(ProofError::Future),
+                "leeway {leeway}"
+            );
+            assert_eq!(at(first).await, Ok(()), "leeway {leeway}");
+            let expiry = IAT + WINDOW + leeway;
+            assert_eq!(*cache.asked.lock().unwrap(), [expiry], "leeway {leeway}");
+            for now in first..=expiry + 2 {
+                let again = at(now).await;
+                let expected = if now <= IAT + WINDOW {
+                    Err(ProofError::Replayed)
+                } else {
+                    Err(ProofError::Stale)
+                };
+                assert_eq!(again, expected, "leeway {leeway}, {now} s");
+            }
+            // The entry itself is kept through `expiry` and gone one second later.
+            let inner = cache.inner.as_ref().unwrap();
+            let key = {
+                let mut h = blake3::Hasher::new();
+                h.update(b"mcp-auth dpop jti\0");
+                h.update(&jwk_thumbprint(jwk.as_object().unwrap()).unwrap());
+                h.update(b"j");
+                *h.finalize().as_bytes()
+            };
+            assert_eq!(inner.first_use_at(key, expiry, expiry), Ok(false));
+            assert_eq!(inner.first_use_at(key, expiry, expiry + 1), Ok(true));
+        }
     }
 
     #[test]

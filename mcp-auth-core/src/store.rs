@@ -513,8 +513,8 @@ impl StoreConfig {
 /// used at one replica is refused at all the others (RFC 9449 §11.1).
 ///
 /// Each first use is one atomic `set_if_absent` of `<prefix>:dpop:jti:v1:<hex key>` (the key is
-/// already a hash of the key thumbprint and the `jti`) living until the proof's `iat` + window +
-/// leeway. Any store error fails closed: the proof is refused (503 with `Retry-After`, or
+/// already a hash of the key thumbprint and the `jti`) living through the second of the proof's
+/// `iat` + window + leeway. Any store error fails closed: the proof is refused (503 with `Retry-After`, or
 /// `use_dpop_nonce` when nonces are on), logged without the proof and counted as a store error.
 ///
 /// ```
@@ -557,9 +557,10 @@ impl crate::dpop::ReplayCache for StoreReplayCache {
             let _ = write!(name, "{b:02x}");
         }
         let now = crate::claims::unix_now();
-        // The layer refuses a proof past its window before asking, so the TTL is positive; one
-        // second at least keeps a proof at the edge of its window from being accepted twice.
-        let ttl = Duration::from_secs(expires_at_unix.saturating_sub(now).max(1));
+        // Kept through the whole second `expires_at_unix` (the layer accepts a proof up to and
+        // including the second `iat` + window, the expiry when the leeway is zero): the TTL
+        // runs from somewhere inside the current second `now` to the end of that second.
+        let ttl = Duration::from_secs(expires_at_unix.saturating_add(1).saturating_sub(now).max(1));
         match self.store.set_if_absent(&name, b"1", ttl).await {
             Ok(first) => Ok(first),
             Err(e) => {
@@ -620,6 +621,25 @@ mod tests {
             winners += usize::from(t.await.unwrap());
         }
         assert_eq!(winners, 1);
+    }
+
+    #[tokio::test]
+    async fn replay_entries_live_through_their_expiry_second() {
+        use crate::dpop::ReplayCache;
+        let store = Arc::new(MemoryStore::new());
+        let replay = StoreReplayCache::new(store.clone(), "t");
+        let expiry = crate::claims::unix_now() + 5;
+        assert_eq!(replay.first_use([0xab; 32], expiry).await, Ok(true));
+        let name = format!("t:dpop:jti:v1:{}", "ab".repeat(32));
+        let ttl = store.get(&name).await.unwrap().unwrap().ttl;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        // The entry ends no earlier than the end of the second `expiry` (a proof is accepted up
+        // to and including it) and less than two seconds after its start.
+        let end = now + ttl;
+        assert!(end >= Duration::from_secs(expiry + 1), "{end:?} {expiry}");
+        assert!(end < Duration::from_secs(expiry + 2), "{end:?} {expiry}");
     }
 
     #[tokio::test]
