@@ -125,8 +125,19 @@ async fn ready_against_the_real_idp() {
     let run = with_token(&env, &rw.access_token).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(run.stdout.contains("HTTP answer to initialize: 200 OK\n"));
-    for tool in ["list_todos", "add_todo", "complete_todo", "whoami"] {
-        assert_eq!(run.line(tool), format!("[ok]   {tool}: found callable"));
+    // Each tool's scope rule, expected versus the token's scopes found.
+    for (tool, rule) in [
+        ("list_todos", "scope \"todo:read\""),
+        ("add_todo", "scope \"todo:write\""),
+        ("complete_todo", "scope \"todo:write\""),
+        ("whoami", "no scope"),
+    ] {
+        assert_eq!(
+            run.line(tool),
+            format!(
+                "[ok]   {tool}: expected {rule}, found [\"todo:read\", \"todo:write\"]: callable"
+            )
+        );
     }
     for ok in ["key and signature", "iss", "aud", "exp", "sub"] {
         assert!(run.line(ok).starts_with("[ok]"), "{}", run.line(ok));
@@ -141,11 +152,19 @@ async fn ready_against_the_real_idp() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     let add = run.line("add_todo");
     assert!(
-        add.starts_with("[warn] add_todo: found 403 Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\"")
-            && add.contains("scope=\"todo:write\""),
+        add.starts_with(
+            "[warn] add_todo: expected scope \"todo:write\", found [\"todo:read\"]: 403 \
+             Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\""
+        ) && add.contains("scope=\"todo:write\"")
+            && add.ends_with(
+                "\": this token may not call it: the client must ask for the challenge's scope"
+            ),
         "{add}"
     );
-    assert!(run.line("list_todos").starts_with("[ok]"));
+    assert_eq!(
+        run.line("list_todos"),
+        "[ok]   list_todos: expected scope \"todo:read\", found [\"todo:read\"]: callable"
+    );
 
     // Another resource's token: the aud line says why, the answer is the server's 401.
     let foreign = idp.client_credentials(other, "todo:read").await.unwrap();
@@ -531,12 +550,18 @@ async fn entra_v1_and_v2_tokens_and_another_tenant() {
         run.line("scopes"),
         "[ok]   scopes: expected from scp or roles, found scp \"todo:read\""
     );
-    assert_eq!(run.line("list_todos"), "[ok]   list_todos: found callable");
-    // The bare scope is checked; the challenge names the prefixed one clients must request.
+    assert_eq!(
+        run.line("list_todos"),
+        "[ok]   list_todos: expected scope \"todo:read\", found [\"todo:read\"]: callable"
+    );
+    // The bare scope is checked (expected, found); the challenge names the prefixed one clients
+    // must request.
     let add = run.line("add_todo");
     assert!(
-        add.starts_with("[warn] add_todo: found 403 Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\"")
-            && add.contains(&format!("scope=\"{resource}/todo:write\"")),
+        add.starts_with(
+            "[warn] add_todo: expected scope \"todo:write\", found [\"todo:read\"]: 403 \
+             Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\""
+        ) && add.contains(&format!("scope=\"{resource}/todo:write\"")),
         "{add}"
     );
     assert!(
@@ -572,7 +597,11 @@ async fn entra_v1_and_v2_tokens_and_another_tenant() {
         run.line("client"),
         "[ok]   client: expected azp or appid, found appid \"legacy-client\""
     );
-    assert_eq!(run.line("add_todo"), "[ok]   add_todo: found callable");
+    assert_eq!(
+        run.line("add_todo"),
+        "[ok]   add_todo: expected scope \"todo:write\", found [\"todo:read\", \"todo:write\"]: \
+         callable"
+    );
 
     // Another tenant's token, signed by the same keys (multi-tenant apps share them): the tid
     // line says why, and the answer is the server's 401.
@@ -641,10 +670,14 @@ async fn okta_scp_array_and_cid() {
         run.line("client"),
         "[ok]   client: expected cid, found cid \"0oa-client\""
     );
-    assert_eq!(run.line("list_todos"), "[ok]   list_todos: found callable");
+    assert_eq!(
+        run.line("list_todos"),
+        "[ok]   list_todos: expected scope \"todo:read\", found [\"todo:read\"]: callable"
+    );
     assert!(
-        run.line("add_todo")
-            .starts_with("[warn] add_todo: found 403 Forbidden"),
+        run.line("add_todo").starts_with(
+            "[warn] add_todo: expected scope \"todo:write\", found [\"todo:read\"]: 403 Forbidden"
+        ),
         "{}",
         run.line("add_todo")
     );
