@@ -144,7 +144,8 @@ pub async fn run<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
             }
         }
         Err(e) => {
-            println!("configuration: [FAIL] {e}");
+            // The same layout as every other line: status label, then what was checked.
+            println!("[FAIL] configuration: {e}");
             println!("\nresult: NOT ready: the configuration does not load");
             ExitCode::FAILURE
         }

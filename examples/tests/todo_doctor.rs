@@ -125,8 +125,19 @@ async fn ready_against_the_real_idp() {
     let run = with_token(&env, &rw.access_token).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(run.stdout.contains("HTTP answer to initialize: 200 OK\n"));
-    for tool in ["list_todos", "add_todo", "complete_todo", "whoami"] {
-        assert_eq!(run.line(tool), format!("[ok]   {tool}: found callable"));
+    // Each tool's scope rule, expected versus the token's scopes found.
+    for (tool, rule) in [
+        ("list_todos", "scope \"todo:read\""),
+        ("add_todo", "scope \"todo:write\""),
+        ("complete_todo", "scope \"todo:write\""),
+        ("whoami", "no scope"),
+    ] {
+        assert_eq!(
+            run.line(tool),
+            format!(
+                "[ok]   {tool}: expected {rule}, found [\"todo:read\", \"todo:write\"]: callable"
+            )
+        );
     }
     for ok in ["key and signature", "iss", "aud", "exp", "sub"] {
         assert!(run.line(ok).starts_with("[ok]"), "{}", run.line(ok));
@@ -141,11 +152,19 @@ async fn ready_against_the_real_idp() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     let add = run.line("add_todo");
     assert!(
-        add.starts_with("[warn] add_todo: found 403 Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\"")
-            && add.contains("scope=\"todo:write\""),
+        add.starts_with(
+            "[warn] add_todo: expected scope \"todo:write\", found [\"todo:read\"]: 403 \
+             Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\""
+        ) && add.contains("scope=\"todo:write\"")
+            && add.ends_with(
+                "\": this token may not call it: the client must ask for the challenge's scope"
+            ),
         "{add}"
     );
-    assert!(run.line("list_todos").starts_with("[ok]"));
+    assert_eq!(
+        run.line("list_todos"),
+        "[ok]   list_todos: expected scope \"todo:read\", found [\"todo:read\"]: callable"
+    );
 
     // Another resource's token: the aud line says why, the answer is the server's 401.
     let foreign = idp.client_credentials(other, "todo:read").await.unwrap();
@@ -531,12 +550,18 @@ async fn entra_v1_and_v2_tokens_and_another_tenant() {
         run.line("scopes"),
         "[ok]   scopes: expected from scp or roles, found scp \"todo:read\""
     );
-    assert_eq!(run.line("list_todos"), "[ok]   list_todos: found callable");
-    // The bare scope is checked; the challenge names the prefixed one clients must request.
+    assert_eq!(
+        run.line("list_todos"),
+        "[ok]   list_todos: expected scope \"todo:read\", found [\"todo:read\"]: callable"
+    );
+    // The bare scope is checked (expected, found); the challenge names the prefixed one clients
+    // must request.
     let add = run.line("add_todo");
     assert!(
-        add.starts_with("[warn] add_todo: found 403 Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\"")
-            && add.contains(&format!("scope=\"{resource}/todo:write\"")),
+        add.starts_with(
+            "[warn] add_todo: expected scope \"todo:write\", found [\"todo:read\"]: 403 \
+             Forbidden, WWW-Authenticate: Bearer error=\"insufficient_scope\""
+        ) && add.contains(&format!("scope=\"{resource}/todo:write\"")),
         "{add}"
     );
     assert!(
@@ -572,7 +597,11 @@ async fn entra_v1_and_v2_tokens_and_another_tenant() {
         run.line("client"),
         "[ok]   client: expected azp or appid, found appid \"legacy-client\""
     );
-    assert_eq!(run.line("add_todo"), "[ok]   add_todo: found callable");
+    assert_eq!(
+        run.line("add_todo"),
+        "[ok]   add_todo: expected scope \"todo:write\", found [\"todo:read\", \"todo:write\"]: \
+         callable"
+    );
 
     // Another tenant's token, signed by the same keys (multi-tenant apps share them): the tid
     // line says why, and the answer is the server's 401.
@@ -641,10 +670,14 @@ async fn okta_scp_array_and_cid() {
         run.line("client"),
         "[ok]   client: expected cid, found cid \"0oa-client\""
     );
-    assert_eq!(run.line("list_todos"), "[ok]   list_todos: found callable");
+    assert_eq!(
+        run.line("list_todos"),
+        "[ok]   list_todos: expected scope \"todo:read\", found [\"todo:read\"]: callable"
+    );
     assert!(
-        run.line("add_todo")
-            .starts_with("[warn] add_todo: found 403 Forbidden"),
+        run.line("add_todo").starts_with(
+            "[warn] add_todo: expected scope \"todo:write\", found [\"todo:read\"]: 403 Forbidden"
+        ),
         "{}",
         run.line("add_todo")
     );
@@ -665,4 +698,275 @@ async fn okta_scp_array_and_cid() {
         run.stdout
     );
     server.abort();
+}
+
+/// A stub authorization server on 127.0.0.1 serving only the routes it is given (every other
+/// path is 404). Stopped when dropped.
+struct Stub {
+    origin: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Stub {
+    /// Binds first (the origin goes into the documents), then serves what `app` builds for it.
+    async fn start(app: impl FnOnce(&str) -> axum::Router) -> Stub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let app = app(&origin);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Stub { origin, server }
+    }
+}
+
+/// Complete metadata for `issuer` with its keys at `jwks_uri`: every client-flow item present,
+/// so only the server-side item a test breaks can fail.
+fn full_metadata(issuer: &str, jwks_uri: &str) -> serde_json::Value {
+    json!({"issuer": issuer, "jwks_uri": jwks_uri,
+           "authorization_endpoint": format!("{issuer}/authorize"),
+           "token_endpoint": format!("{issuer}/token"),
+           "code_challenge_methods_supported": ["S256"],
+           "registration_endpoint": format!("{issuer}/register"),
+           "scopes_supported": ["todo:read", "todo:write"]})
+}
+
+/// An issuer serving its metadata at `/.well-known/openid-configuration`, naming `jwks_uri`
+/// (`None`: its own `/jwks`, where `jwks_body` is served as JSON).
+async fn issuer_with_jwks(jwks_uri: Option<String>, jwks_body: String) -> Stub {
+    Stub::start(move |origin| {
+        let keys = jwks_uri.unwrap_or_else(|| format!("{origin}/jwks"));
+        let doc = full_metadata(origin, &keys);
+        axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(doc) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move { ([("content-type", "application/json")], jwks_body) }),
+            )
+    })
+    .await
+}
+
+fn jwt_env<'a>(issuer: &'a str, resource: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("MCP_AUTH_PROVIDER", "jwt"),
+        ("MCP_AUTH_JWT_ISSUER", issuer),
+        ("MCP_AUTH_RESOURCE_URL", resource),
+    ]
+}
+
+#[tokio::test]
+async fn metadata_not_found_is_not_ready() {
+    // Keys are reachable at a configured URL; the issuer serves no metadata at all (404).
+    let keys = DevIssuer::generate_fresh("unused").jwks_json().to_string();
+    let stub =
+        Stub::start(|_| axum::Router::new().route("/jwks", get(move || async move { keys }))).await;
+    let o = stub.origin.as_str();
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let jwks = format!("{o}/jwks");
+    let mut env = jwt_env(o, &resource);
+    env.push(("MCP_AUTH_JWT_JWKS_URI", &jwks));
+
+    let run = doctor(&env, &[], None).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.line("metadata"),
+        format!(
+            "[FAIL] metadata: expected a document naming issuer \"{o}\", found \
+             {o}/.well-known/oauth-authorization-server: unexpected status 404; \
+             {o}/.well-known/openid-configuration: unexpected status 404: MCP clients find the \
+             authorization and token endpoints there: without it they cannot log in"
+        )
+    );
+    assert!(run.line("jwks").starts_with("[ok]"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .ends_with("\nresult: NOT ready: metadata failed\n"),
+        "{}",
+        run.stdout
+    );
+
+    // Keys by discovery: without metadata there is no jwks_uri either, and the jwks line says so.
+    let run = doctor(&jwt_env(o, &resource), &[], None).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        run.line("jwks"),
+        "[FAIL] jwks: expected a key for one of [\"RS256\"], found no jwks_uri (discovery: \
+         unexpected status 404): no key to verify with: every token is refused with 503 until \
+         the JWKS serves a usable key"
+    );
+    assert!(
+        run.stdout
+            .ends_with("\nresult: NOT ready: metadata, jwks failed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn jwks_unreachable_is_not_ready() {
+    // The metadata names keys on a port nobody serves.
+    let dead = format!("http://127.0.0.1:{}/jwks", free_port());
+    let stub = issuer_with_jwks(Some(dead.clone()), String::new()).await;
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let env = jwt_env(&stub.origin, &resource);
+
+    let run = doctor(&env, &[], None).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for ok in ["metadata", "S256", "registration", "scopes_supported"] {
+        assert!(run.line(ok).starts_with("[ok]"), "{}", run.line(ok));
+    }
+    assert_eq!(
+        run.line("jwks"),
+        format!(
+            "[FAIL] jwks: expected a key for one of [\"RS256\"], found {dead}: connection \
+             failed: no key to verify with: every token is refused with 503 until the JWKS \
+             serves a usable key"
+        )
+    );
+    assert!(
+        run.stdout.ends_with("\nresult: NOT ready: jwks failed\n"),
+        "{}",
+        run.stdout
+    );
+
+    // A well-formed token of this issuer: the server would answer 503, and the doctor says so.
+    let dev = DevIssuer::generate_fresh(stub.origin.clone());
+    let token = dev.mint(
+        TokenSpec::new("alice")
+            .audience(resource.as_str())
+            .scopes(["todo:read"]),
+    );
+    let run = with_token(&env, &token).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("\nHTTP answer to initialize: 503 Service Unavailable"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn jwks_without_a_usable_key_is_not_ready() {
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let only_ec = {
+        let all = DevIssuer::generate_fresh("unused").jwks_json();
+        let ec: Vec<_> = all["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kty"] == "EC")
+            .cloned()
+            .collect();
+        json!({ "keys": ec }).to_string()
+    };
+    let cases = [
+        (
+            r#"{"keys": []}"#.to_owned(),
+            "no usable key (the set is empty)",
+        ),
+        (
+            r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#.to_owned(),
+            "no usable key (none of its 1 key(s) is a signing key of a supported type)",
+        ),
+        (
+            "<html>not a key set</html>".to_owned(),
+            "the body is not JSON",
+        ),
+        (
+            r#"{"jwks": "elsewhere"}"#.to_owned(),
+            "not a JWKS (no keys array)",
+        ),
+    ];
+    for (body, cause) in cases {
+        let stub = issuer_with_jwks(None, body.clone()).await;
+        let run = doctor(&jwt_env(&stub.origin, &resource), &[], None).await;
+        assert_eq!(run.code, 1, "{body}: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.line("jwks"),
+            format!(
+                "[FAIL] jwks: expected a key for one of [\"RS256\"], found {}/jwks: {cause}: no \
+                 key to verify with: every token is refused with 503 until the JWKS serves a \
+                 usable key",
+                stub.origin
+            ),
+            "{body}"
+        );
+        assert!(
+            run.stdout.ends_with("\nresult: NOT ready: jwks failed\n"),
+            "{body}: {}",
+            run.stdout
+        );
+    }
+
+    // Keys the verifier can read, none for the allowed algorithms (RS256 by default).
+    let stub = issuer_with_jwks(None, only_ec).await;
+    let run = doctor(&jwt_env(&stub.origin, &resource), &[], None).await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        run.line("jwks"),
+        format!(
+            "[FAIL] jwks: expected a key for one of [\"RS256\"], found {}/jwks: 1 key(s), none \
+             for an allowed algorithm: every token is refused: the IdP signs with another \
+             algorithm than the allowlist (MCP_AUTH_JWT_ALGORITHMS)",
+            stub.origin
+        )
+    );
+    assert!(run.stdout.ends_with("\nresult: NOT ready: jwks failed\n"));
+}
+
+#[tokio::test]
+async fn a_configuration_that_does_not_load_is_not_ready() {
+    let resource = format!("http://127.0.0.1:{}/mcp", free_port());
+    let cases: [(Vec<(&str, &str)>, &str); 3] = [
+        (
+            vec![
+                ("MCP_AUTH_PROVIDER", "jwt"),
+                ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+            ],
+            "MCP_AUTH_JWT_ISSUER (or MCP_AUTH_AUTHORIZATION_SERVERS) is missing",
+        ),
+        (
+            vec![
+                ("MCP_AUTH_PROVIDER", "okta"),
+                ("OKTA_ISSUER", "http://127.0.0.1:9"),
+                ("MCP_AUTH_RESOURCE_URL", resource.as_str()),
+            ],
+            "OKTA_ISSUER: use a custom authorization server's issuer, \
+             https://<org>/oauth2/<id> (the org server's tokens are for Okta's own APIs)",
+        ),
+        (
+            vec![("MCP_AUTH_PROVIDER", "nonsense")],
+            "MCP_AUTH_PROVIDER: unknown provider \"nonsense\": use jwt, introspect, scalekit, \
+             workos, auth0, entra, okta, cognito or dev",
+        ),
+    ];
+    for (env, why) in cases {
+        let run = doctor(&env, &[], None).await;
+        assert_eq!(run.code, 1, "{why}: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.stdout,
+            format!(
+                "[FAIL] configuration: {why}\n\nresult: NOT ready: the configuration does not \
+                 load\n"
+            )
+        );
+        // With a token: still 1, and the token is not printed back (with_token checks).
+        let run = with_token(&env, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln").await;
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert_eq!(
+            run.line("configuration"),
+            format!("[FAIL] configuration: {why}")
+        );
+    }
 }

@@ -46,7 +46,7 @@ use url::Url;
 use crate::claims::ClaimRules;
 #[cfg(feature = "http-client")]
 use crate::fetch::HttpClient;
-use crate::policy::McpPolicy;
+use crate::policy::{Decision, McpPolicy, Operation, ToolRule};
 use crate::{AccessToken, AuthProvider, InvalidToken, VerifyError};
 
 /// The outcome of one check.
@@ -195,8 +195,8 @@ pub struct TokenReport {
     pub checks: Vec<Check>,
     /// The answer to an `initialize` request carrying the token.
     pub answer: HttpAnswer,
-    /// Per tool: the answer to `tools/call` (a refusal is a warning: the token is accepted, the
-    /// tool needs more).
+    /// Per tool: its scope rule (expected) versus the token's scopes (found), and the answer to
+    /// `tools/call` (a refusal is a warning: the token is accepted, the tool needs more).
     pub tools: Vec<Check>,
 }
 
@@ -905,17 +905,12 @@ pub async fn diagnose(
         if let Some(p) = policy
             && answer_init.is_success()
         {
+            let granted = result.as_ref().ok();
             for (i, tool) in tools.iter().enumerate() {
                 let body = json!({"jsonrpc": "2.0", "id": i + 2, "method": "tools/call",
                     "params": {"name": tool, "arguments": {}}});
                 let a = answer(provider, Some(p), token, &body).await;
-                tool_checks.push(if a.is_success() {
-                    Check::pass(tool, "", "callable")
-                } else {
-                    Check::warn(tool, "", &a.to_string()).because(
-                        "this token may not call it: the client must ask for the challenge's scope",
-                    )
-                });
+                tool_checks.push(tool_check(p, tool, granted, &a));
             }
         }
         d.token = Some(TokenReport {
@@ -925,6 +920,51 @@ pub async fn diagnose(
         });
     }
     d
+}
+
+/// A tool's line: its scope rule (expected) versus the token's scopes (found), then the answer
+/// to `tools/call` and, for a refusal, what would change it. The answer decides the status; the
+/// rest explains it.
+fn tool_check(
+    policy: &McpPolicy,
+    tool: &str,
+    token: Option<&AccessToken>,
+    answer: &HttpAnswer,
+) -> Check {
+    let expected = match policy.tool_rule(tool) {
+        ToolRule::Unruled { default_deny: true } => {
+            "a rule for this tool (none: default-deny refuses it)".to_owned()
+        }
+        ToolRule::Unruled { .. } => "no scope (no rule: any valid token)".to_owned(),
+        ToolRule::Ruled { scopes, claims } => {
+            let scopes = match scopes.as_slice() {
+                [] => "no scope".to_owned(),
+                [one] => format!("scope {}", shown(one)),
+                more => format!("scopes {}", shown_list(more)),
+            };
+            if claims {
+                format!("{scopes} and the rule's claim conditions")
+            } else {
+                scopes
+            }
+        }
+    };
+    let found = match token.map(AccessToken::scopes) {
+        Some([]) => "no scopes".to_owned(),
+        Some(scopes) => shown_list(scopes),
+        None => "(token not verified)".to_owned(),
+    };
+    if answer.is_success() {
+        return Check::pass(tool, &expected, &found).because("callable");
+    }
+    let fix = match token.map(|t| policy.decide(t, &Operation::ToolCall(tool.to_owned()))) {
+        Some(Decision::Denied { .. }) => {
+            "this token may not call it: the rule's claim conditions or default-deny refuse it, \
+             more scopes do not help"
+        }
+        _ => "this token may not call it: the client must ask for the challenge's scope",
+    };
+    Check::warn(tool, &expected, &found).because(format!("{answer}: {fix}"))
 }
 
 fn layer_refusal(a: &HttpAnswer) -> &'static str {

@@ -965,6 +965,27 @@ impl McpPolicyBuilder {
     }
 }
 
+/// What the rule of a tool asks of a token ([`McpPolicy::tool_rule`]): what a diagnosis shows
+/// as a tool's expected scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolRule {
+    /// The tool has no rule: refused when `default_deny` is on, else open to every valid token.
+    Unruled {
+        /// Whether default-deny refuses it.
+        default_deny: bool,
+    },
+    /// The tool's rule.
+    Ruled {
+        /// Every scope the rule needs, as tokens carry them (a broader scope of the
+        /// [hierarchy](McpPolicy::hierarchy) also satisfies one); empty for
+        /// [`Rule::authenticated`]. The scopes every request needs come on top.
+        scopes: Vec<String>,
+        /// Whether the rule also has claim conditions ([`Rule::claims`] and its shorthands).
+        claims: bool,
+    },
+}
+
 /// The outcome of a policy decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1093,6 +1114,19 @@ impl McpPolicy {
             };
         }
         Decision::Allow
+    }
+
+    /// What the rule of the tool `name` asks of a token (what a diagnosis shows).
+    pub fn tool_rule(&self, name: &str) -> ToolRule {
+        match self.rule_for(Target::Tool(name)) {
+            None => ToolRule::Unruled {
+                default_deny: self.inner.default_deny,
+            },
+            Some(rule) => ToolRule::Ruled {
+                scopes: rule.scopes.as_slice().to_vec(),
+                claims: !rule.predicates.is_empty(),
+            },
+        }
     }
 
     /// Whether `token` may call the tool `name`.

@@ -173,16 +173,29 @@ impl JwtVerifier {
                         &format!("{usable} usable of {} key(s){at}", set.keys.len()),
                     )
                 } else {
-                    Check::fail("jwks", &expected, &format!("{} key(s), none usable{at}", set.keys.len()))
-                        .because("every token is refused: the IdP signs with another algorithm than the allowlist")
+                    let url = store
+                        .known_url()
+                        .map_or_else(|| "the key set".to_owned(), |u| u.to_string());
+                    Check::fail(
+                        "jwks",
+                        &expected,
+                        &format!("{url}: {} key(s), none for an allowed algorithm", set.keys.len()),
+                    )
+                    .because("every token is refused: the IdP signs with another algorithm than the allowlist (MCP_AUTH_JWT_ALGORITHMS)")
                 }
             }
             Err(e) => {
-                let at = store
-                    .known_url()
-                    .map_or_else(|| " (discovery failed)".to_owned(), |u| format!(" at {u}"));
-                Check::fail("jwks", &expected, &format!("{e}{at}"))
-                    .because("the keys cannot be fetched: every token is refused with 503")
+                // The store's own account of its last fetch names the cause (a status, a refused
+                // connection, a body that is no key set); the verifier's error only says
+                // "unavailable".
+                let cause = store.last_failure().unwrap_or_else(|| e.to_string());
+                let found = store.known_url().map_or_else(
+                    || format!("no jwks_uri (discovery: {cause})"),
+                    |u| format!("{u}: {cause}"),
+                );
+                Check::fail("jwks", &expected, &found).because(
+                    "no key to verify with: every token is refused with 503 until the JWKS serves a usable key",
+                )
             }
         }
     }

@@ -37,6 +37,46 @@ pub(crate) struct KeySet {
     usable_until: Instant,
 }
 
+/// Why the last fetch failed, in the words of the log and of `todo doctor`'s `jwks` line.
+#[derive(Debug)]
+enum FetchFailure {
+    /// Discovery or the JWKS request failed (status, connection, size...).
+    Fetch(FetchError),
+    /// The body is not JSON.
+    NotJson,
+    /// JSON, but not a key set.
+    NotJwks(&'static str),
+    /// A key set without a key this verifier can use; `listed` keys were in it.
+    NoUsableKey { listed: usize },
+}
+
+impl std::fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchFailure::Fetch(e) => write!(f, "{e}"),
+            FetchFailure::NotJson => f.write_str("the body is not JSON"),
+            FetchFailure::NotJwks(why) => f.write_str(why),
+            FetchFailure::NoUsableKey { listed: 0 } => {
+                f.write_str("no usable key (the set is empty)")
+            }
+            FetchFailure::NoUsableKey { listed } => write!(
+                f,
+                "no usable key (none of its {listed} key(s) is a signing key of a supported type)"
+            ),
+        }
+    }
+}
+
+impl FetchFailure {
+    /// The error the rest of the store works with (retry hints come from HTTP errors only).
+    fn into_fetch_error(self) -> FetchError {
+        match self {
+            FetchFailure::Fetch(e) => e,
+            _ => FetchError::InvalidJson,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Attempts {
     last_completed: Option<Instant>,
@@ -73,6 +113,8 @@ pub(crate) struct KeyStore {
     attempts: Mutex<Attempts>,
     background: AtomicBool,
     cache: Option<TokenCache>,
+    /// Why the last completed fetch failed (`None` after a success).
+    last_failure: Mutex<Option<String>>,
 }
 
 impl KeyStore {
@@ -97,6 +139,7 @@ impl KeyStore {
             attempts: Mutex::new(Attempts::default()),
             background: AtomicBool::new(false),
             cache,
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -135,6 +178,15 @@ impl KeyStore {
     /// The HTTP client of this store.
     pub(crate) fn http(&self) -> &HttpClient {
         &self.http
+    }
+
+    /// Why the last completed fetch (discovery included) failed; `None` after a success or
+    /// before any fetch.
+    pub(crate) fn last_failure(&self) -> Option<String> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn key_count(&self) -> usize {
@@ -271,7 +323,8 @@ impl KeyStore {
     async fn fetch_once(&self) -> Result<(), FetchError> {
         let result = self.fetch_and_replace().await;
         mcp_auth_core::telemetry::jwks_fetch(result.is_ok());
-        if let Err(e) = &result {
+        let failure = result.as_ref().err().map(ToString::to_string);
+        if let Some(e) = &failure {
             let stale = self.snapshot().is_some();
             tracing::warn!(
                 error = %e,
@@ -279,21 +332,28 @@ impl KeyStore {
                 "JWKS fetch failed; previous keys (if any) stay in use within the stale bound"
             );
         }
-        result
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
+        result.map_err(FetchFailure::into_fetch_error)
     }
 
-    async fn fetch_and_replace(&self) -> Result<(), FetchError> {
-        let url = self.jwks_url().await?;
-        let fetched = self.http.get_bytes(&url).await?;
+    async fn fetch_and_replace(&self) -> Result<(), FetchFailure> {
+        let url = self.jwks_url().await.map_err(FetchFailure::Fetch)?;
+        let fetched = self
+            .http
+            .get_bytes(&url)
+            .await
+            .map_err(FetchFailure::Fetch)?;
         let doc: Value =
-            serde_json::from_slice(&fetched.body).map_err(|_| FetchError::InvalidJson)?;
-        let (keys, skipped) = parse_jwks(&doc).map_err(|_| FetchError::InvalidJson)?;
+            serde_json::from_slice(&fetched.body).map_err(|_| FetchFailure::NotJson)?;
+        let (keys, skipped) = parse_jwks(&doc).map_err(FetchFailure::NotJwks)?;
         for (kid, reason) in &skipped {
             tracing::info!(jwks_uri = %url, kid = ?kid, reason, "skipping unusable JWKS key");
         }
         if keys.is_empty() {
             tracing::error!(jwks_uri = %url, "JWKS has no usable signing key; keeping previous keys");
-            return Err(FetchError::InvalidJson);
+            return Err(FetchFailure::NoUsableKey {
+                listed: skipped.len(),
+            });
         }
         let ttl = match fetched.max_age {
             Some(d) => d.clamp(self.timing.min_ttl, self.timing.max_ttl),

@@ -269,12 +269,16 @@ async fn entra_accepts_v1_and_v2_tokens_of_its_tenant_only_and_challenges_with_p
 
 #[tokio::test]
 async fn okta_reads_scp_and_cid_finds_keys_by_discovery_and_refuses_the_org_server() {
+    // The keys are served only where the metadata's `jwks_uri` points, not at Okta's usual
+    // `<issuer>/v1/keys`: the preset finds keys by discovery, and these tokens verify only if
+    // it does (a fixed URL derived from the issuer meets a 404).
+    const KEYS: &str = "/keys-named-only-by-the-metadata/okta";
     let (idp, dev) = vendor(
         |o| format!("{o}/oauth2/default"),
-        "/oauth2/default/v1/keys",
+        KEYS,
         |o| {
             let iss = format!("{o}/oauth2/default");
-            let doc = json!({"issuer": iss, "jwks_uri": format!("{iss}/v1/keys")});
+            let doc = json!({"issuer": iss, "jwks_uri": format!("{o}{KEYS}")});
             vec![
                 (
                     "/oauth2/default/.well-known/openid-configuration".into(),
