@@ -1,10 +1,15 @@
 //! The todo server through each IdP preset (`MCP_AUTH_PROVIDER=auth0|entra|okta|cognito`),
 //! configured by environment variables only, against a local server that serves the vendor's
-//! URL layout, with tokens shaped as the vendor's documentation shows them.
+//! URL layout, with tokens shaped as the vendor's documentation shows them; for Entra also its
+//! on-behalf-of flow (`downstream_whoami`) against the tenant's token endpoint on that server.
 
 mod support;
 
+use std::sync::{Arc, Mutex};
+
 use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
 use mcp_auth_jwt::dev::{DevIssuer, TokenSpec};
 use serde_json::{Value, json};
@@ -26,6 +31,11 @@ impl Drop for Vendor {
 }
 
 async fn vendor(issuer_path: &str, jwks_path: &str) -> Vendor {
+    vendor_with(issuer_path, jwks_path, Router::new()).await
+}
+
+/// [`vendor`] also serving `extra` (routes and a fallback of the test's own).
+async fn vendor_with(issuer_path: &str, jwks_path: &str, extra: Router) -> Vendor {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let issuer = format!("{origin}{issuer_path}");
@@ -40,6 +50,7 @@ async fn vendor(issuer_path: &str, jwks_path: &str) -> Vendor {
             get(move || async move { axum::Json(doc) }),
         );
     }
+    let app = app.merge(extra);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -192,6 +203,157 @@ async fn entra_by_environment_only() {
         status(&todo, &v2("72f988bf-86f1-41af-91ab-2d7cd011db47")).await,
         401
     );
+    todo.stop().await;
+}
+
+/// What the local Entra saw: every request to its token endpoint (or anywhere else it does not
+/// serve), and the `Authorization` of every call to the downstream API it also plays.
+#[derive(Default)]
+struct EntraLog {
+    /// Every POST outside the keys and documents.
+    token_requests: Vec<TokenRequest>,
+    /// The `Authorization` header of every downstream call.
+    downstream: Vec<String>,
+}
+
+/// Path, `Authorization` header and form of a request to the local Entra.
+type TokenRequest = (String, Option<String>, Vec<(String, String)>);
+
+type SharedLog = Arc<Mutex<EntraLog>>;
+
+/// Entra's token endpoint, wherever the request went: recorded, answered with a downstream token.
+async fn entra_token(
+    State(log): State<SharedLog>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let mut log = log.lock().unwrap();
+    log.token_requests.push((
+        uri.path().to_owned(),
+        headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("<binary>").to_owned()),
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect(),
+    ));
+    let n = log.token_requests.len();
+    axum::Json(
+        json!({"token_type": "Bearer", "access_token": format!("obo-token-{n}"),
+        "expires_in": 3600, "scope": format!("{NOTES}/.default")}),
+    )
+}
+
+/// The downstream API: records what it was sent and answers with it.
+async fn notes_whoami(State(log): State<SharedLog>, headers: HeaderMap) -> axum::Json<Value> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    log.lock().unwrap().downstream.push(auth.clone());
+    axum::Json(json!({"authorization": auth}))
+}
+
+/// The downstream API's App ID URI (Entra names an on-behalf-of target by its scopes).
+const NOTES: &str = "api://notes-api";
+
+#[tokio::test]
+async fn entra_on_behalf_of_by_environment_only() {
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let client = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
+    let log = SharedLog::default();
+    let v = vendor_with(
+        &format!("/{tenant}/v2.0"),
+        &format!("/{tenant}/discovery/v2.0/keys"),
+        Router::new()
+            .route("/notes/whoami", get(notes_whoami))
+            .fallback(entra_token)
+            .with_state(log.clone()),
+    )
+    .await;
+    let targets = format!("{NOTES}={NOTES}/.default");
+    let notes_url = format!("{}/notes/whoami", v.origin);
+    // No exchange client id, method, grant or endpoint: the preset's (ENTRA_CLIENT_ID,
+    // client_secret_post, on_behalf_of, the tenant's v2 token endpoint under the host).
+    let todo = Todo::start(&[
+        ("MCP_AUTH_PROVIDER", "entra"),
+        ("ENTRA_TENANT_ID", tenant),
+        ("ENTRA_CLIENT_ID", client),
+        ("ENTRA_AUTHORITY_HOST", &v.origin),
+        ("MCP_AUTH_EXCHANGE_TARGETS", &targets),
+        ("MCP_AUTH_EXCHANGE_CLIENT_SECRET", "app-secret"),
+        ("TODO_DOWNSTREAM_URL", &notes_url),
+    ])
+    .await;
+    assert_eq!(todo.printed("downstream"), format!("{NOTES} (OnBehalfOf)"));
+    let r = todo.url();
+    let v2 = v.dev.mint(
+        TokenSpec::new("entra-oid")
+            .audience(client)
+            .typ(Some("JWT"))
+            .claim("scp", json!("todo:read"))
+            .claim("azp", json!("client-app"))
+            .claim("tid", json!(tenant)),
+    );
+    let v1 = v.dev.mint(
+        TokenSpec::new("entra-oid-v1")
+            .issuer(format!("{}/{tenant}/", v.origin))
+            .audience(r.as_str())
+            .claim("scp", json!("todo:read"))
+            .claim("appid", json!("legacy-client"))
+            .claim("tid", json!(tenant)),
+    );
+    for (i, token) in [&v2, &v1].into_iter().enumerate() {
+        let mut mcp = Mcp::new(&r, token);
+        mcp.initialize().await;
+        let answer: Value =
+            serde_json::from_str(&mcp.call_ok("downstream_whoami", json!({})).await).unwrap();
+        // The downstream API got the exchanged token.
+        assert_eq!(
+            answer["authorization"],
+            format!("Bearer obo-token-{}", i + 1)
+        );
+    }
+
+    let (token_requests, downstream) = {
+        let log = log.lock().unwrap();
+        (log.token_requests.clone(), log.downstream.clone())
+    };
+    let paths: Vec<&str> = token_requests.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(paths.len(), 2, "one exchange per token: {paths:?}");
+    let field = |form: &[(String, String)], key: &str| -> Vec<String> {
+        form.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    for ((path, authorization, form), token) in token_requests.iter().zip([&v2, &v1]) {
+        // v2 and v1 tokens alike: the tenant's v2 token endpoint.
+        assert_eq!(path, &format!("/{tenant}/oauth2/v2.0/token"));
+        // client_secret_post as the API's own application.
+        assert!(authorization.is_none(), "an Authorization header was sent");
+        assert_eq!(field(form, "client_id"), [client]);
+        assert_eq!(field(form, "client_secret"), ["app-secret"]);
+        // The jwt-bearer on-behalf-of request, the incoming token as the assertion.
+        assert_eq!(
+            field(form, "grant_type"),
+            ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+        );
+        assert_eq!(field(form, "requested_token_use"), ["on_behalf_of"]);
+        assert!(field(form, "assertion") == [token.as_str()], "assertion");
+        assert_eq!(field(form, "scope"), [format!("{NOTES}/.default")]);
+        assert!(field(form, "subject_token").is_empty());
+    }
+    // The MCP tokens never reached the downstream API.
+    assert_eq!(downstream.len(), 2);
+    for auth in &downstream {
+        assert!(
+            !auth.contains(v2.as_str()) && !auth.contains(v1.as_str()),
+            "an MCP token reached the downstream API"
+        );
+    }
     todo.stop().await;
 }
 

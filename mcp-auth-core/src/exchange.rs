@@ -1374,6 +1374,24 @@ impl TokenExchangerBuilder {
     pub fn client_id(&self) -> Option<&str> {
         self.auth.as_ref().and_then(|a| a.client_id())
     }
+
+    /// The token endpoint configured so far for `issuer` (a preset's: Entra's for its v1 and v2
+    /// issuers): `None` for an issuer not named, or one whose endpoint is read from its metadata.
+    ///
+    /// ```
+    /// use mcp_auth_core::exchange::TokenExchanger;
+    /// let b = TokenExchanger::builder()
+    ///     .issuer_token_endpoint("https://idp.example.com", "https://idp.example.com/token")
+    ///     .issuer("https://other.example.com");
+    /// assert_eq!(b.token_endpoint("https://idp.example.com"), Some("https://idp.example.com/token"));
+    /// assert_eq!(b.token_endpoint("https://other.example.com"), None);
+    /// ```
+    pub fn token_endpoint(&self, issuer: &str) -> Option<&str> {
+        self.endpoints
+            .iter()
+            .find(|(i, _)| i == issuer)
+            .and_then(|(_, e)| e.as_deref())
+    }
 }
 
 #[cfg(test)]

@@ -4,19 +4,22 @@
 
 mod common;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
 use base64::Engine as _;
 use common::{Server, client, fake, mint_claims, now};
-use mcp_auth_core::exchange::{ExchangeError, SubjectToken, Target, TokenExchanger};
+use mcp_auth_core::exchange::{
+    ExchangeError, SubjectToken, Target, TargetParameter, TokenExchanger,
+};
 use mcp_auth_core::{AuthProvider, RemoteAuthProvider};
 use serde_json::{Value, json};
 
@@ -31,6 +34,25 @@ struct Stub {
     answers: Mutex<VecDeque<Answer>>,
     /// (Authorization header, form body) of every request.
     seen: Mutex<Vec<(Option<String>, String)>>,
+    /// The answer at the issuer's RFC 8414 metadata URL (none: 404, as at the OpenID one).
+    metadata: Mutex<Option<Answer>>,
+    metadata_fetches: AtomicUsize,
+}
+
+fn respond((status, header, body): Answer) -> Response {
+    let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    if let Some((k, v)) = header {
+        resp.headers_mut().insert(k, v.parse().unwrap());
+    }
+    resp
+}
+
+async fn metadata(State(stub): State<Arc<Stub>>) -> Response {
+    stub.metadata_fetches.fetch_add(1, Ordering::SeqCst);
+    let answer = stub.metadata.lock().unwrap().clone();
+    respond(answer.unwrap_or((404, None, String::new())))
 }
 
 async fn token_endpoint(
@@ -44,19 +66,13 @@ async fn token_endpoint(
     stub.seen.lock().unwrap().push((auth, body));
     // Long enough for concurrent callers to overlap (the single-flight case).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, header, body) =
-        stub.answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or((500, None, String::new()));
-    let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
-    resp.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
-    if let Some((k, v)) = header {
-        resp.headers_mut().insert(k, v.parse().unwrap());
-    }
-    resp
+    let answer = stub
+        .answers
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or((500, None, String::new()));
+    respond(answer)
 }
 
 fn ok_body(token: &str) -> String {
@@ -65,10 +81,16 @@ fn ok_body(token: &str) -> String {
     .to_string()
 }
 
-/// The protected handler: what reached it, and what the exchange gave.
-async fn api(headers: HeaderMap, subject: Option<Extension<SubjectToken>>) -> Json<Value> {
+/// The protected handler: what reached it, and what the exchange gave (for `?target=`, by
+/// default [`API`]).
+async fn api(
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    subject: Option<Extension<SubjectToken>>,
+) -> Json<Value> {
+    let target = query.get("target").map_or(API, String::as_str);
     let result = match &subject {
-        Some(Extension(s)) => s.exchange_for(API).await,
+        Some(Extension(s)) => s.exchange_for(target).await,
         None => Err(ExchangeError::NoSubjectToken),
     };
     Json(match result {
@@ -85,32 +107,50 @@ async fn api(headers: HeaderMap, subject: Option<Extension<SubjectToken>>) -> Js
                 ExchangeError::Unavailable { retry_after } => retry_after.map(|d| d.as_secs()),
                 _ => None,
             },
+            "variable": match &e {
+                ExchangeError::Misconfigured { variable }
+                | ExchangeError::Credentials { variable } => Some(*variable),
+                _ => None,
+            },
         }),
     })
 }
 
 struct Setup {
     stub: Arc<Stub>,
-    _idp: Server,
+    idp: Server,
     app: Server,
     issuer: String,
 }
 
+/// The local IdP (token endpoint at `/token`, metadata at the RFC 8414 URL) and the app behind
+/// the bearer layer, exchanging with the default exchanger: the IdP's issuer, its `/token`
+/// configured, basic auth, target [`API`] with scopes `a` and `b`.
 async fn setup() -> Setup {
+    setup_with(|idp| {
+        let issuer = idp.url("");
+        let exchanger = TokenExchanger::builder()
+            .issuer_token_endpoint(&issuer, idp.url("/token"))
+            .client_secret_basic("mcp server", "s3cret:1")
+            .target(Target::audience(API).scopes(["b", "a"]))
+            .build()
+            .unwrap();
+        (issuer, exchanger)
+    })
+    .await
+}
+
+/// [`setup`] with the issuer (the `iss` of the tokens) and exchanger `exchanger` returns.
+async fn setup_with(exchanger: impl FnOnce(&Server) -> (String, TokenExchanger)) -> Setup {
     let stub = Arc::new(Stub::default());
     let idp = Server::start(
         Router::new()
             .route("/token", post(token_endpoint))
+            .route("/.well-known/oauth-authorization-server", get(metadata))
             .with_state(stub.clone()),
     )
     .await;
-    let issuer = idp.url("");
-    let exchanger = TokenExchanger::builder()
-        .issuer_token_endpoint(&issuer, idp.url("/token"))
-        .client_secret_basic("mcp server", "s3cret:1")
-        .target(Target::audience(API).scopes(["b", "a"]))
-        .build()
-        .unwrap();
+    let (issuer, exchanger) = exchanger(&idp);
     let provider = RemoteAuthProvider::builder(fake())
         .resource_url(R)
         .authorization_server(&issuer)
@@ -121,7 +161,7 @@ async fn setup() -> Setup {
         .layer(provider.layer().with_token_exchange(exchanger));
     Setup {
         stub,
-        _idp: idp,
+        idp,
         app: Server::start(app).await,
         issuer,
     }
@@ -137,8 +177,14 @@ impl Setup {
     }
 
     async fn call(&self, token: &str) -> Value {
+        self.call_for(token, API).await
+    }
+
+    /// The exchange for `target`.
+    async fn call_for(&self, token: &str, target: &str) -> Value {
         client()
             .get(self.app.url("/api"))
+            .query(&[("target", target)])
             .bearer_auth(token)
             .send()
             .await
@@ -150,6 +196,42 @@ impl Setup {
 
     fn requests(&self) -> usize {
         self.stub.seen.lock().unwrap().len()
+    }
+
+    /// The form of the `i`th request to the token endpoint.
+    fn form(&self, i: usize) -> Form {
+        Form::parse(&self.stub.seen.lock().unwrap()[i].1)
+    }
+
+    fn set_metadata(&self, answer: Answer) {
+        *self.stub.metadata.lock().unwrap() = Some(answer);
+    }
+
+    async fn stop(self) {
+        self.app.stop().await;
+        self.idp.stop().await;
+    }
+}
+
+/// A form-encoded request body.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &str) -> Form {
+        Form(
+            url::form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// Every value of `key`, in order.
+    fn get(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -177,15 +259,8 @@ async fn the_request_is_rfc_8693_and_the_raw_token_reaches_only_the_exchanger() 
         .decode(basic.strip_prefix("Basic ").unwrap())
         .unwrap();
     assert_eq!(decoded, b"mcp+server:s3cret%3A1");
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
-        .into_owned()
-        .collect();
-    let get = |k: &str| {
-        form.iter()
-            .filter(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-            .collect::<Vec<_>>()
-    };
+    let form = Form::parse(&form);
+    let get = |k: &str| form.get(k);
     assert_eq!(
         get("grant_type"),
         ["urn:ietf:params:oauth:grant-type:token-exchange"]
@@ -353,4 +428,216 @@ async fn a_token_of_another_issuer_is_never_sent_to_this_idp() {
     );
     assert_eq!(s.call(&foreign).await["error"], "unknown_issuer");
     assert_eq!(s.requests(), 0);
+}
+
+/// A success answer whose token lives `expires_in` seconds.
+fn body_expiring(token: &str, expires_in: u64) -> String {
+    json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in}).to_string()
+}
+
+#[tokio::test]
+async fn the_cache_honours_the_exchanged_tokens_own_expiry() {
+    let s = setup().await;
+    // The subject token lives 600 s; the exchanged ones 4 s, cached for 2 s (their lifetime
+    // less the expiry margin, which is at most half of it).
+    let subject = s.token("user-short");
+    s.answer((200, None, body_expiring("short-1", 4)));
+    s.answer((200, None, body_expiring("short-2", 4)));
+    let first = Instant::now();
+    assert_eq!(s.call(&subject).await["token"], "short-1");
+    assert_eq!(s.requests(), 1);
+    // Within its lifetime: from the cache.
+    assert_eq!(s.call(&subject).await["token"], "short-1");
+    assert_eq!(
+        s.requests(),
+        1,
+        "a second call within the TTL is a cache hit"
+    );
+
+    // Past it (polled, with a generous bound): exchanged again, once.
+    let deadline = first + Duration::from_secs(30);
+    let refreshed = loop {
+        let got = s.call(&subject).await;
+        if got["token"] != "short-1" {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a cached token outlived its expires_in by far: {:?}",
+            first.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refreshed["token"], "short-2", "{refreshed}");
+    assert_eq!(s.requests(), 2);
+    // The same subject token, exchanged again.
+    assert_eq!(s.form(1).get("subject_token"), [subject.as_str()]);
+    // And the new one is cached in turn.
+    assert_eq!(s.call(&subject).await["token"], "short-2");
+    assert_eq!(s.requests(), 2);
+    s.stop().await;
+}
+
+/// An exchanger whose token endpoint is read from the metadata of `issuer`.
+fn discovering(issuer: String) -> (String, TokenExchanger) {
+    let exchanger = TokenExchanger::builder()
+        .issuer(&issuer)
+        .client_secret_basic("mcp server", "s3cret:1")
+        .target(Target::audience(API).scopes(["a"]))
+        .build()
+        .unwrap();
+    (issuer, exchanger)
+}
+
+#[tokio::test]
+async fn unusable_metadata_is_misconfigured_unavailable_metadata_is_transient_and_nothing_is_sent()
+{
+    let s = setup_with(|idp| discovering(idp.url(""))).await;
+    // A second origin with a token endpoint that counts its requests with the IdP's.
+    let other = Server::start(
+        Router::new()
+            .route("/token", post(token_endpoint))
+            .with_state(s.stub.clone()),
+    )
+    .await;
+    let subject = s.token("user-discovery");
+    let doc = |issuer: &str, endpoint: String| {
+        json!({"issuer": issuer, "token_endpoint": endpoint}).to_string()
+    };
+    let misconfigured = json!({"error": "misconfigured",
+        "variable": "MCP_AUTH_EXCHANGE_TOKEN_ENDPOINT"});
+    let cases: Vec<(&str, Option<Answer>, Value)> = vec![
+        (
+            "metadata naming another issuer (RFC 8414 §3.3)",
+            Some((
+                200,
+                None,
+                doc("https://idp.other.test", s.idp.url("/token")),
+            )),
+            misconfigured.clone(),
+        ),
+        (
+            "token endpoint on another origin",
+            Some((200, None, doc(&s.issuer, other.url("/token")))),
+            misconfigured.clone(),
+        ),
+        (
+            "no token endpoint",
+            Some((200, None, json!({"issuer": s.issuer}).to_string())),
+            misconfigured.clone(),
+        ),
+        (
+            "not JSON",
+            Some((200, None, "<html>sign in</html>".into())),
+            misconfigured.clone(),
+        ),
+        ("no metadata at either URL", None, misconfigured.clone()),
+        (
+            "metadata server error",
+            Some((503, Some(("retry-after", "7")), String::new())),
+            json!({"error": "unavailable", "retry_after": 7}),
+        ),
+        (
+            "metadata server error, no hint",
+            Some((500, None, String::new())),
+            json!({"error": "unavailable", "retry_after": null}),
+        ),
+    ];
+    for (i, (case, answer, expected)) in cases.into_iter().enumerate() {
+        *s.stub.metadata.lock().unwrap() = answer;
+        let before = s.stub.metadata_fetches.load(Ordering::SeqCst);
+        let got = s.call(&subject).await;
+        for (k, v) in expected.as_object().unwrap() {
+            assert_eq!(&got[k], v, "case {i} ({case}): {got}");
+        }
+        // A failed discovery is not remembered: every call looked again.
+        assert!(
+            s.stub.metadata_fetches.load(Ordering::SeqCst) > before,
+            "case {i} ({case})"
+        );
+        // And no exchange request went anywhere: neither the issuer's origin nor the other.
+        assert_eq!(s.requests(), 0, "case {i} ({case})");
+    }
+
+    // Usable metadata: the discovered endpoint gets the exchange (the faults above were the
+    // metadata's, not the setup's).
+    s.set_metadata((200, None, doc(&s.issuer, s.idp.url("/token"))));
+    s.answer((200, None, ok_body("discovered")));
+    assert_eq!(s.call(&subject).await["token"], "discovered");
+    assert_eq!(s.requests(), 1);
+    other.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_of_an_issuer_that_refuses_connections_is_unavailable() {
+    // A port that was just free: nothing listens there.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let s = setup_with(|_| discovering(dead)).await;
+    let subject = s.token("user-refused");
+    let got = s.call(&subject).await;
+    assert_eq!(got["error"], "unavailable", "{got}");
+    assert_eq!(got["retry_after"], Value::Null, "{got}");
+    // The local IdP (another issuer) was neither asked for metadata nor sent the token.
+    assert_eq!(s.stub.metadata_fetches.load(Ordering::SeqCst), 0);
+    assert_eq!(s.requests(), 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn resource_and_both_targets_send_what_is_configured_and_no_scope_when_none() {
+    const RESOURCE: &str = "https://files.test/api";
+    const BOTH: &str = "https://calendar.test/api";
+    let s = setup_with(|idp| {
+        let issuer = idp.url("");
+        let exchanger = TokenExchanger::builder()
+            .issuer_token_endpoint(&issuer, idp.url("/token"))
+            .client_secret_basic("mcp server", "s3cret:1")
+            .target(Target::resource(RESOURCE))
+            .target(
+                Target::audience(BOTH)
+                    .parameter_kind(TargetParameter::Both)
+                    .scopes(["cal:read"]),
+            )
+            .target(Target::audience(API))
+            .build()
+            .unwrap();
+        (issuer, exchanger)
+    })
+    .await;
+    let subject = s.token("user-targets");
+    let ok = |token: &str| {
+        json!({"access_token": token, "token_type": "Bearer", "expires_in": 300}).to_string()
+    };
+    for (i, target) in [RESOURCE, BOTH, API].into_iter().enumerate() {
+        s.answer((200, None, ok(&format!("t{i}"))));
+        assert_eq!(s.call_for(&subject, target).await["token"], format!("t{i}"));
+    }
+    assert_eq!(s.requests(), 3);
+
+    // resource only (RFC 8707 URL), and no scope when the target has none.
+    let f = s.form(0);
+    assert_eq!(f.get("resource"), [RESOURCE]);
+    assert!(f.get("audience").is_empty(), "{:?}", f.0);
+    assert!(f.get("scope").is_empty(), "{:?}", f.0);
+    // both parameters with the same value, and the scope.
+    let f = s.form(1);
+    assert_eq!(f.get("resource"), [BOTH]);
+    assert_eq!(f.get("audience"), [BOTH]);
+    assert_eq!(f.get("scope"), ["cal:read"]);
+    // audience only, no scope.
+    let f = s.form(2);
+    assert_eq!(f.get("audience"), [API]);
+    assert!(f.get("resource").is_empty(), "{:?}", f.0);
+    assert!(f.get("scope").is_empty(), "{:?}", f.0);
+    for i in 0..3 {
+        assert_eq!(
+            s.form(i).get("grant_type"),
+            ["urn:ietf:params:oauth:grant-type:token-exchange"]
+        );
+    }
+    s.stop().await;
 }
