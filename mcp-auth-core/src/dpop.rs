@@ -236,7 +236,7 @@ pub struct ReplayUnavailable;
 /// * be atomic: of two concurrent calls with the same key, at most one gets `Ok(true)`.
 ///
 /// [`InMemoryReplayCache`] is the per-process default; a store shared by replicas implements the
-/// same trait (a Redis `SET key 1 NX EXAT expires_at` is exactly this contract).
+/// same trait (a Redis `SET key 1 NX EXAT <expires_at + 1>` is exactly this contract).
 #[async_trait::async_trait]
 pub trait ReplayCache: Send + Sync + 'static {
     /// Records `key` through the second `expires_at_unix` (seconds since the Unix epoch):
