@@ -631,7 +631,8 @@ async fn entra_v1_and_v2_tokens_and_another_tenant() {
 async fn okta_scp_array_and_cid() {
     let (dev, _origin, server) = vendor(
         &["/oauth2/default"],
-        "/oauth2/default/v1/keys",
+        // Only the metadata names this path: the preset must find the keys by discovery.
+        "/oauth2/default/keys-named-only-by-the-metadata",
         json!({"code_challenge_methods_supported": ["S256"],
                "registration_endpoint": "http://127.0.0.1:9/oauth2/v1/clients",
                "scopes_supported": ["todo:read", "todo:write"]}),

@@ -359,7 +359,12 @@ async fn entra_on_behalf_of_by_environment_only() {
 
 #[tokio::test]
 async fn okta_by_environment_only() {
-    let v = vendor("/oauth2/default", "/oauth2/default/v1/keys").await;
+    let v = vendor(
+        "/oauth2/default",
+        // Only the metadata names this path: the preset must find the keys by discovery.
+        "/oauth2/default/keys-named-only-by-the-metadata",
+    )
+    .await;
     let todo = Todo::start(&[
         ("MCP_AUTH_PROVIDER", "okta"),
         ("OKTA_ISSUER", &v.issuer),
