@@ -7,7 +7,19 @@ cd "$(dirname "$0")/.."
 
 START=$SECONDS
 step() { printf '\n==> [%ds] %s\n' "$((SECONDS - START))" "$*"; }
-trap 'printf "\n==> [%ds] done (exit %s)\n" "$((SECONDS - START))" "$?"' EXIT
+# Test IdP starts that stayed silent and were retried (testing/idp-harness, RETRY_LOG): printed at
+# the end, pass or fail, so a run saved by a retry still shows what the stuck process was doing.
+RETRIES="${TMPDIR:-/tmp}/mcp-auth-idp-start-retries.log"
+rm -f "$RETRIES"
+finish() {
+    local rc=$?
+    if [[ -s "$RETRIES" ]]; then
+        printf '\n==> test IdP starts retried (silent attempts killed):\n'
+        cat "$RETRIES"
+    fi
+    printf '\n==> [%ds] done (exit %s)\n' "$((SECONDS - START))" "$rc"
+}
+trap finish EXIT
 
 step "test IdP dependencies (npm ci in testing/idp)"
 bash testing/idp/install.sh

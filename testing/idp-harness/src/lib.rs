@@ -44,15 +44,22 @@ use url::Url;
 
 /// Line prefix the IdP prints on stdout once it listens.
 const READY_PREFIX: &str = "READY ";
-/// How long one start attempt may take to print the ready line. The IdP starts in well under a
-/// second on an idle machine. Fresh-clone CI runs saw, three times, a node process that printed
-/// its import-time warning and then nothing for 15, 30 and 60 s, while the other starts of the same
-/// runs came up normally: a stuck start, not a slow one. So a silent attempt is killed and a fresh
-/// process is started ([`START_ATTEMPTS`] in all); each attempt's stage markers on stderr
-/// (`idp: keys`, `idp: listening`, `idp: ready`) and its process state go into the error.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// Start attempts before giving up with [`HarnessError::StartTimeout`].
-const START_ATTEMPTS: u32 = 3;
+/// How long each start attempt may take to print the ready line, attempt by attempt. The IdP
+/// starts in well under a second on an idle machine. Fresh-clone CI runs saw a node process
+/// print its import-time warning and then nothing (for 15, 30 and 60 s, as long as they were
+/// allowed), while the other starts of the same runs came up normally: a stuck start, not a slow
+/// one. So a silent attempt is killed and a fresh process is started; the bounds grow in case the
+/// machine really is that slow. Each silent attempt's stage markers on stderr (`idp: keys`,
+/// `idp: listening`, `idp: ready`) and its process state go into the error and into
+/// [`RETRY_LOG`], which `scripts/test.sh` prints at the end of a run.
+const START_TIMEOUTS: [Duration; 3] = [
+    Duration::from_secs(10),
+    Duration::from_secs(20),
+    Duration::from_secs(40),
+];
+/// File (in the system's temporary directory) to which every silent start attempt is appended,
+/// so a run that passed thanks to a retry still shows what the stuck process was doing.
+pub const RETRY_LOG: &str = "mcp-auth-idp-start-retries.log";
 /// IdPs of one test binary start one at a time. Tests run on parallel threads, and several node
 /// processes loading modules and generating RSA keys at once on 2 shared cores each took longer
 /// than all of them one after the other (a CI run saw one start take over 30 s that way).
@@ -257,7 +264,8 @@ struct Registration {
 impl TestIdp {
     /// Starts the IdP on a free 127.0.0.1 port, issuing tokens for `resources` (the first one is
     /// the default resource for requests without `resource`). Installs the npm dependencies on
-    /// first use. A start that stays silent for 30 s is killed and retried (three attempts);
+    /// first use. A start that stays silent is killed and retried (three attempts, silent for
+    /// 10, 20 and 40 s at most);
     /// fails with each attempt's stderr when none comes up (starts in one test binary are
     /// serialized, and the bound counts from this start's turn).
     pub async fn start(resources: Vec<ResourceSpec>) -> Result<TestIdp, HarnessError> {
@@ -606,8 +614,8 @@ async fn ensure_installed() -> Result<(), HarnessError> {
 }
 
 /// Starts `node server.mjs PORT` and waits for its ready line, one start at a time per process
-/// ([`START_GATE`]). An attempt that stays silent for [`START_TIMEOUT`] is killed and retried with
-/// a fresh process, up to [`START_ATTEMPTS`] times; the bound counts from this start's turn.
+/// ([`START_GATE`]). An attempt that stays silent for its bound ([`START_TIMEOUTS`]) is killed and
+/// retried with a fresh process; the bounds count from this start's turn.
 async fn spawn(
     resources_json: &str,
     port: u16,
@@ -615,8 +623,8 @@ async fn spawn(
     // The gate is never closed, so acquiring cannot fail; a failure would only mean no gating.
     let _turn = START_GATE.acquire().await.ok();
     let mut silent = String::new();
-    for attempt in 1..=START_ATTEMPTS {
-        match spawn_once(resources_json, port).await? {
+    for (attempt, bound) in (1..).zip(START_TIMEOUTS) {
+        match spawn_once(resources_json, port, bound).await? {
             Ok(started) => {
                 if !silent.is_empty() {
                     eprintln!("test IdP ready on attempt {attempt}; before that:\n{silent}");
@@ -624,25 +632,39 @@ async fn spawn(
                 return Ok(started);
             }
             Err(report) => {
-                eprintln!(
-                    "test IdP start attempt {attempt} silent for {START_TIMEOUT:?}: {report}"
-                );
-                silent.push_str(&format!("attempt {attempt}: {report}\n"));
+                let line = format!("attempt {attempt}, silent for {bound:?}: {report}\n");
+                eprint!("test IdP start {line}");
+                log_retry(&line);
+                silent.push_str(&line);
             }
         }
     }
     Err(HarnessError::StartTimeout {
-        timeout: START_TIMEOUT * START_ATTEMPTS,
+        timeout: START_TIMEOUTS.iter().sum(),
         stderr: silent,
     })
 }
 
+/// Appends `line` to [`RETRY_LOG`]; best effort (a diagnostic, never a reason to fail a test).
+fn log_retry(line: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join(RETRY_LOG))
+    {
+        let _ = write!(f, "[{test}] {line}");
+    }
+}
+
 /// One start attempt: `Ok(Ok(..))` once ready, `Ok(Err(report))` when the process stayed silent
-/// for [`START_TIMEOUT`] (it is killed; `report` holds its state and stderr), `Err` when it
-/// could not be started or exited early.
+/// for `bound` (it is killed; `report` holds its state and stderr), `Err` when it could not be
+/// started or exited early.
 async fn spawn_once(
     resources_json: &str,
     port: u16,
+    bound: Duration,
 ) -> Result<Result<(Child, u16, Arc<Mutex<String>>), String>, HarnessError> {
     let mut command = Command::new("node");
     command
@@ -672,7 +694,7 @@ async fn spawn_once(
         return Err(HarnessError::Protocol("no stdout pipe".into()));
     };
 
-    match tokio::time::timeout(START_TIMEOUT, wait_ready(stdout)).await {
+    match tokio::time::timeout(bound, wait_ready(stdout)).await {
         Ok(Ok(ready_port)) => Ok(Ok((child, ready_port, stderr))),
         Ok(Err(())) => {
             let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
@@ -705,7 +727,34 @@ fn process_state(pid: u32) -> String {
         .find_map(|l| l.strip_prefix("State:"))
         .map_or("unknown", str::trim);
     let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    format!("pid {pid} state {state}, wchan {wchan:?}")
+    let mut out = format!("pid {pid} state {state}, wchan {wchan:?}");
+    // Each thread of the process (node's main thread, libuv's pool, V8's workers) and where it
+    // waits; the main thread's kernel stack too (`stack` is readable by root only, as on CI).
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let state = read("status")
+                .lines()
+                .find_map(|l| l.strip_prefix("State:").map(|s| s.trim().to_owned()))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "\n  thread {} {:?} {state} wchan {:?}",
+                task.file_name().to_string_lossy(),
+                read("comm").trim(),
+                read("wchan"),
+            ));
+            let stack = if task.file_name().to_string_lossy() == pid.to_string() {
+                read("stack")
+            } else {
+                String::new()
+            };
+            if !stack.is_empty() {
+                out.push_str(&format!("\n    {}", stack.trim().replace('\n', "\n    ")));
+            }
+        }
+    }
+    out
 }
 
 /// Reads stdout until the ready line and returns the port it announces; keeps draining stdout
