@@ -818,17 +818,7 @@ async fn an_rs256_proof_is_refused_when_the_environment_lists_other_algorithms()
 
     // The client's RSA key: one of a fresh development issuer's keys, without kid/alg/use.
     let client = DevIssuer::generate_fresh("client");
-    let kid = client.kid(DevAlg::RS256).to_owned();
-    let mut jwk = client.jwks_json()["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == json!(kid))
-        .unwrap()
-        .clone();
-    for m in ["kid", "alg", "use"] {
-        jwk.as_object_mut().unwrap().remove(m);
-    }
+    let jwk = client.public_jwk(DevAlg::RS256);
     let jkt = b64(&mcp_auth_core::dpop::jwk_thumbprint(jwk.as_object().unwrap()).unwrap());
     let token = idp.mint(user(&resource).claim("cnf", json!({"jkt": jkt})));
     let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk});

@@ -356,6 +356,31 @@ impl DevIssuer {
         self.keys.jwks.clone()
     }
 
+    /// The public key for `alg` as a bare JWK (its JWKS entry without `kid`, `alg` and `use`):
+    /// what a DPoP client puts in a proof's `jwk` header (RFC 9449 §4.2) when this issuer's keys
+    /// stand in for a client's.
+    ///
+    /// ```
+    /// use mcp_auth_jwt::dev::{DevAlg, DevIssuer};
+    /// let jwk = DevIssuer::generate("https://idp.test").public_jwk(DevAlg::ES256);
+    /// assert_eq!(jwk["kty"], "EC");
+    /// assert!(jwk.get("kid").is_none() && jwk.get("d").is_none());
+    /// ```
+    pub fn public_jwk(&self, alg: DevAlg) -> Value {
+        let kid = self.kid(alg);
+        let mut jwk = self.keys.jwks["keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(members) = jwk.as_object_mut() {
+            for m in ["kid", "alg", "use"] {
+                members.remove(m);
+            }
+        }
+        jwk
+    }
+
     /// An axum router serving the JWKS at `path` (with `Cache-Control: public, max-age=300`).
     pub fn jwks_router(&self, path: &str) -> Router {
         let body = self.keys.jwks.to_string();

@@ -43,17 +43,7 @@ struct Client {
 impl Client {
     fn new(alg: DevAlg) -> Client {
         let keys = DevIssuer::generate_fresh("client");
-        let kid = keys.kid(alg).to_owned();
-        let mut jwk = keys.jwks_json()["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == json!(kid))
-            .unwrap()
-            .clone();
-        for m in ["kid", "alg", "use"] {
-            jwk.as_object_mut().unwrap().remove(m);
-        }
+        let jwk = keys.public_jwk(alg);
         Client { keys, alg, jwk }
     }
 
