@@ -17,21 +17,12 @@ const SCOPES: [&str; 2] = ["todo:read", "todo:write"];
 const OTHER: &str = "http://127.0.0.1:9/other-mcp";
 const ALGS: &str = "ES256 ES384 EdDSA PS256 RS256";
 
-fn meta(resource: &str) -> String {
-    let u = url::Url::parse(resource).unwrap();
-    format!(
-        "{}/.well-known/oauth-protected-resource{}",
-        u.origin().ascii_serialization(),
-        u.path()
-    )
-}
-
 /// `DPoP error="…", error_description="…", scope="todo:read", resource_metadata="…", algs="…"`.
 fn dpop_challenge(resource: &str, error: &str, description: &str) -> String {
     format!(
         "DPoP error=\"{error}\", error_description=\"{description}\", scope=\"todo:read\", \
          resource_metadata=\"{}\", algs=\"{ALGS}\"",
-        meta(resource)
+        support::metadata_url(resource)
     )
 }
 
@@ -77,14 +68,7 @@ async fn start_todo(port: u16, env: &[(&str, &str)]) -> Todo {
 /// the same token refused as Bearer, a plain bearer token still welcome (`allowed`), the 403 on
 /// the DPoP scheme, and session binding to the key.
 async fn flow(idp: &TestIdp, resource: &str, todo: &Todo, session_mode: bool, jwt: bool) {
-    let prm: Value = support::http()
-        .get(todo.printed("metadata"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm: Value = support::get_json(&todo.printed("metadata")).await;
     assert_eq!(
         prm["dpop_signing_alg_values_supported"],
         json!(["ES256", "ES384", "EdDSA", "PS256", "RS256"])
@@ -129,7 +113,7 @@ async fn flow(idp: &TestIdp, resource: &str, todo: &Todo, session_mode: bool, jw
             "Bearer error=\"invalid_token\", error_description=\"The access token is bound to a \
              key and must be sent with the DPoP scheme and a proof\", scope=\"todo:read\", \
              resource_metadata=\"{}\"",
-            meta(resource)
+            support::metadata_url(resource)
         )
     );
 
@@ -168,7 +152,7 @@ async fn flow(idp: &TestIdp, resource: &str, todo: &Todo, session_mode: bool, jw
         format!(
             "DPoP error=\"insufficient_scope\", error_description=\"The access token lacks a \
              required scope\", scope=\"todo:write\", resource_metadata=\"{}\", algs=\"{ALGS}\"",
-            meta(resource)
+            support::metadata_url(resource)
         )
     );
 }
@@ -402,7 +386,7 @@ async fn every_proof_rule_is_enforced_on_the_wire() {
                 401,
                 format!(
                     "Bearer error=\"invalid_token\", error_description=\"The access token is bound to a key and must be sent with the DPoP scheme and a proof\", scope=\"todo:read\", resource_metadata=\"{}\"",
-                    meta(r)
+                    support::metadata_url(r)
                 ),
             ),
         ),
@@ -543,14 +527,7 @@ async fn required_mode_and_algorithms_from_the_environment() {
         ],
     )
     .await;
-    let prm: Value = support::http()
-        .get(todo.printed("metadata"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm: Value = support::get_json(&todo.printed("metadata")).await;
     assert_eq!(
         prm["dpop_signing_alg_values_supported"],
         json!(["ES256", "EdDSA"])
@@ -559,7 +536,7 @@ async fn required_mode_and_algorithms_from_the_environment() {
 
     let no_credentials = format!(
         "DPoP scope=\"todo:read\", resource_metadata=\"{}\", algs=\"ES256 EdDSA\"",
-        meta(&resource)
+        support::metadata_url(&resource)
     );
     let none = post(&resource, None, &[]).await;
     assert_eq!(
@@ -732,14 +709,7 @@ fn user(resource: &str) -> TokenSpec {
 }
 
 async fn metadata(todo: &Todo) -> Value {
-    support::http()
-        .get(todo.printed("metadata"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::get_json(&todo.printed("metadata")).await
 }
 
 /// `MCP_AUTH_DPOP=off` from the environment: nothing about DPoP is advertised, a DPoP-bound token
@@ -776,7 +746,7 @@ async fn dpop_off_from_the_environment_refuses_bound_tokens_on_both_schemes() {
             401,
             format!(
                 "Bearer scope=\"todo:read\", resource_metadata=\"{}\"",
-                meta(&resource)
+                support::metadata_url(&resource)
             )
         )
     );
@@ -788,7 +758,7 @@ async fn dpop_off_from_the_environment_refuses_bound_tokens_on_both_schemes() {
             format!(
                 "Bearer error=\"invalid_token\", error_description=\"Sender-constrained access \
                  tokens are not supported\", scope=\"todo:read\", resource_metadata=\"{}\"",
-                meta(&resource)
+                support::metadata_url(&resource)
             )
         )
     );
@@ -838,7 +808,7 @@ async fn an_rs256_proof_is_refused_when_the_environment_lists_other_algorithms()
                 "DPoP error=\"invalid_dpop_proof\", error_description=\"The DPoP proof algorithm \
                  is not accepted\", scope=\"todo:read\", resource_metadata=\"{}\", \
                  algs=\"ES256 EdDSA\"",
-                meta(&resource)
+                support::metadata_url(&resource)
             )
         )
     );

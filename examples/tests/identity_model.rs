@@ -231,14 +231,7 @@ async fn several_issuers_each_with_its_own_discovery() {
         0,
         "nothing discovered from a token"
     );
-    let meta: Value = support::http()
-        .get(todo.info["metadata"].clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = support::get_json(&todo.info["metadata"]).await;
     assert_eq!(meta["authorization_servers"], json!([a.origin, b.origin]));
     todo.stop().await;
 }

@@ -17,14 +17,7 @@ async fn custom_routes_adds_a_route_and_keeps_the_metadata_and_auth() {
     )
     .await;
     let url = app.url();
-    let status: serde_json::Value = support::http()
-        .get(app.printed("status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = support::get_json(&app.printed("status")).await;
     assert_eq!(status, serde_json::json!({"status": "ok", "resource": url}));
     let base = url.trim_end_matches("/mcp");
     let meta = support::http()

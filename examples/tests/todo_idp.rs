@@ -33,14 +33,7 @@ async fn jwt_mode_against_the_real_idp() {
     assert_eq!(todo.url(), resource);
 
     // The metadata points clients at the IdP.
-    let meta: serde_json::Value = support::http()
-        .get(todo.printed("metadata"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: serde_json::Value = support::get_json(&todo.printed("metadata")).await;
     assert_eq!(
         meta["authorization_servers"],
         serde_json::json!([idp.issuer()])

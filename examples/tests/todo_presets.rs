@@ -81,17 +81,7 @@ async fn status(todo: &Todo, token: &str) -> u16 {
 }
 
 async fn metadata(todo: &Todo) -> Value {
-    let url = todo
-        .url()
-        .replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
-    support::http()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::get_json(&support::metadata_url(&todo.url())).await
 }
 
 #[tokio::test]

@@ -39,14 +39,8 @@ async fn exercise(todo: &Todo, token: &str, upstream_issuer: &str) {
         serde_json::from_str(&mcp.call_ok("whoami", serde_json::json!({})).await).unwrap();
     assert_eq!(who["subject"], "vendor-user");
     let base = todo.url().trim_end_matches("/mcp").to_owned();
-    let forwarded: serde_json::Value = support::http()
-        .get(format!("{base}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let forwarded: serde_json::Value =
+        support::get_json(&format!("{base}/.well-known/oauth-authorization-server")).await;
     assert_eq!(forwarded["issuer"], upstream_issuer, "forwarded unchanged");
 }
 

@@ -307,6 +307,11 @@ pub async fn body_message(resp: reqwest::Response) -> serde_json::Value {
     }
 }
 
+/// GETs `url` and parses the body as JSON (panics, failing the test, on any error).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// The WWW-Authenticate header of a response.
 pub fn www(resp: &reqwest::Response) -> String {
     resp.headers()
