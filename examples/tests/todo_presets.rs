@@ -62,6 +62,31 @@ async fn vendor_with(issuer_path: &str, jwks_path: &str, extra: Router) -> Vendo
     }
 }
 
+/// An Entra v2 access token of tenant `tid` for the API `client` (`aud` is its client id).
+fn entra_v2_token(v: &Vendor, client: &str, tid: &str) -> String {
+    v.dev.mint(
+        TokenSpec::new("entra-oid")
+            .audience(client)
+            .typ(Some("JWT"))
+            .claim("scp", json!("todo:read"))
+            .claim("azp", json!("client-app"))
+            .claim("tid", json!(tid)),
+    )
+}
+
+/// An Entra v1 access token (`sts.windows.net`-style issuer under the local authority host) of
+/// tenant `tid` whose `aud` is the App ID URI `app_id_uri`.
+fn entra_v1_token(v: &Vendor, tid: &str, app_id_uri: &str) -> String {
+    v.dev.mint(
+        TokenSpec::new("entra-oid-v1")
+            .issuer(format!("{}/{tid}/", v.origin))
+            .audience(app_id_uri)
+            .claim("scp", json!("todo:read"))
+            .claim("appid", json!("legacy-client"))
+            .claim("tid", json!(tid)),
+    )
+}
+
 /// Initializes an MCP session with `token` and checks who the server sees.
 async fn whoami(todo: &Todo, token: &str) -> Value {
     let mut mcp = Mcp::new(&todo.url(), token);
@@ -153,16 +178,7 @@ async fn entra_by_environment_only() {
         "{}",
         support::www(&none)
     );
-    let v2 = |tid: &str| {
-        v.dev.mint(
-            TokenSpec::new("entra-oid")
-                .audience(client)
-                .typ(Some("JWT"))
-                .claim("scp", json!("todo:read"))
-                .claim("azp", json!("client-app"))
-                .claim("tid", json!(tid)),
-        )
-    };
+    let v2 = |tid: &str| entra_v2_token(&v, client, tid);
     assert_eq!(whoami(&todo, &v2(tenant)).await["subject"], "entra-oid");
     // The policy checks the bare scope and its 403 names the prefixed one.
     let app_only = v.dev.mint(
@@ -180,14 +196,7 @@ async fn entra_by_environment_only() {
         "{}",
         support::www(&refused)
     );
-    let v1 = v.dev.mint(
-        TokenSpec::new("entra-oid-v1")
-            .issuer(format!("{}/{tenant}/", v.origin))
-            .audience(r.as_str())
-            .claim("scp", json!("todo:read"))
-            .claim("appid", json!("legacy-client"))
-            .claim("tid", json!(tenant)),
-    );
+    let v1 = entra_v1_token(&v, tenant, &r);
     assert_eq!(whoami(&todo, &v1).await["subject"], "entra-oid-v1");
     assert_eq!(
         status(&todo, &v2("72f988bf-86f1-41af-91ab-2d7cd011db47")).await,
@@ -279,22 +288,8 @@ async fn entra_on_behalf_of_by_environment_only() {
     .await;
     assert_eq!(todo.printed("downstream"), format!("{NOTES} (OnBehalfOf)"));
     let r = todo.url();
-    let v2 = v.dev.mint(
-        TokenSpec::new("entra-oid")
-            .audience(client)
-            .typ(Some("JWT"))
-            .claim("scp", json!("todo:read"))
-            .claim("azp", json!("client-app"))
-            .claim("tid", json!(tenant)),
-    );
-    let v1 = v.dev.mint(
-        TokenSpec::new("entra-oid-v1")
-            .issuer(format!("{}/{tenant}/", v.origin))
-            .audience(r.as_str())
-            .claim("scp", json!("todo:read"))
-            .claim("appid", json!("legacy-client"))
-            .claim("tid", json!(tenant)),
-    );
+    let v2 = entra_v2_token(&v, client, tenant);
+    let v1 = entra_v1_token(&v, tenant, &r);
     for (i, token) in [&v2, &v1].into_iter().enumerate() {
         let mut mcp = Mcp::new(&r, token);
         mcp.initialize().await;
