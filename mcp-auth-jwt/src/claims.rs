@@ -2,21 +2,88 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcp_auth_core::claims::{UniqueObject, parse_unique_object};
-use serde::Deserialize;
+use std::borrow::Cow;
+
+use mcp_auth_core::claims::parse_unique_object;
+use serde::{Deserialize, de};
 use serde_json::{Map, Value};
 
 /// The header members we act on. Other members (`jku`, `x5u`, `jwk`, `x5c`, ...) are ignored:
-/// keys come only from the configured sources. Duplicate members make the header malformed.
-#[derive(Debug, Deserialize)]
+/// keys come only from the configured sources. Duplicate members, whichever they are, make the
+/// header malformed (RFC 7515 §4). `kid`, `typ` and `crit` set to `null` count as absent.
+#[derive(Debug)]
 pub(crate) struct Header {
     pub(crate) alg: String,
-    #[serde(default)]
     pub(crate) kid: Option<String>,
-    #[serde(default)]
     pub(crate) typ: Option<String>,
-    #[serde(default)]
     pub(crate) crit: Option<Value>,
+}
+
+/// A member name, borrowed from the decoded header unless it holds escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+// Read in one pass, without building a map of the whole header first (this runs for every
+// never-seen token, before its signature is checked).
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Header;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+                let mut names: Vec<Cow<'de, str>> = Vec::with_capacity(4);
+                let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, None);
+                while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+                    match name.as_ref() {
+                        "alg" => alg = Some(map.next_value::<String>()?),
+                        "kid" => kid = map.next_value::<Option<String>>()?,
+                        "typ" => typ = map.next_value::<Option<String>>()?,
+                        "crit" => crit = map.next_value::<Option<Value>>()?,
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                    names.push(name);
+                }
+                // Sorted, any duplicate sits next to its twin: n log n whatever the header holds.
+                names.sort_unstable();
+                if names.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(de::Error::custom("duplicate member"));
+                }
+                Ok(Header {
+                    alg: alg.ok_or_else(|| de::Error::missing_field("alg"))?,
+                    kid,
+                    typ,
+                    crit,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Decodes one base64url segment (no padding, URL alphabet only).
@@ -36,9 +103,7 @@ pub(crate) fn split(token: &str) -> Option<(&str, &str, &str)> {
 
 /// Parses the header segment; checks the header has unique members too.
 pub(crate) fn parse_header(segment: &str) -> Option<Header> {
-    let bytes = b64url(segment)?;
-    let UniqueObject(map) = serde_json::from_slice(&bytes).ok()?;
-    serde_json::from_value(Value::Object(map)).ok()
+    serde_json::from_slice(&b64url(segment)?).ok()
 }
 
 /// Parses the payload segment into its claims.
@@ -57,6 +122,46 @@ mod tests {
         assert!(parse_unique_object(b"[1]").is_none());
         let dup_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","alg":"none"}"#);
         assert!(parse_header(&dup_header).is_none());
+    }
+
+    fn header(json: &str) -> Option<Header> {
+        parse_header(&URL_SAFE_NO_PAD.encode(json))
+    }
+
+    #[test]
+    fn header_members() {
+        let h = header(r#"{"alg":"RS256","kid":"k1","typ":"at+jwt","x5u":"https://x"}"#).unwrap();
+        assert_eq!(
+            (h.alg.as_str(), h.kid.as_deref(), h.typ.as_deref()),
+            ("RS256", Some("k1"), Some("at+jwt"))
+        );
+        assert!(h.crit.is_none());
+        let h = header(r#"{"alg":"RS256","kid":null,"typ":null,"crit":["exp"]}"#).unwrap();
+        assert!(h.kid.is_none() && h.typ.is_none());
+        assert_eq!(h.crit, Some(serde_json::json!(["exp"])));
+        // `null` is no value for `crit` either: absent, as it always was.
+        assert!(
+            header(r#"{"alg":"RS256","crit":null}"#)
+                .unwrap()
+                .crit
+                .is_none()
+        );
+        for bad in [
+            r#"{"kid":"k1"}"#,
+            r#"{"alg":null}"#,
+            r#"{"alg":"RS256","kid":7}"#,
+            r#"{"alg":"RS256","typ":["JWT"]}"#,
+            r#"{"alg":"RS256","x5u":"a","x5u":"b"}"#,
+            r#"{"alg":"RS256","\u0061lg":"none"}"#,
+            r#"{"alg":"RS256","kid":"a","kid":"a"}"#,
+            r#"{"alg":"RS256"} x"#,
+            r#"["alg"]"#,
+            r#"{"alg":"RS256","x":{"a":1,}}"#,
+        ] {
+            assert!(header(bad).is_none(), "{bad}");
+        }
+        // Duplicates inside a member's value are the value's business, not the header's.
+        assert!(header(r#"{"alg":"RS256","x":{"a":1,"a":2}}"#).is_some());
     }
 
     #[test]
