@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # CI builds everything once from cold: incremental compilation only costs time and disk there,
 # and line tables keep file:line in panics and backtraces while the linker handles far less
-# debug info for the ~90 test binaries (the run must stay under 20 minutes on 2 cores).
+# debug info for the 64 test binaries (the run must stay under 20 minutes on 2 cores).
 if [[ "${CI:-}" == true ]]; then
     export CARGO_INCREMENTAL=0
     export CARGO_PROFILE_DEV_DEBUG=line-tables-only
