@@ -1,9 +1,9 @@
 //! JOSE header and claims parsing: strict base64url, duplicate members refused.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::borrow::Cow;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_auth_core::claims::parse_unique_object;
 use serde::{Deserialize, de};
 use serde_json::{Map, Value};
