@@ -357,14 +357,86 @@ pub enum ParseError {
     Invalid,
 }
 
-#[derive(Deserialize)]
+/// The members of a JSON-RPC object the policy reads. `null` counts as absent; a second `id`,
+/// `method` or `params` is an error, as is a `method` that is not a string; other members
+/// (`jsonrpc` among them) are skipped.
 struct Envelope<'a> {
-    #[serde(default)]
     id: Option<de::IgnoredAny>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    method: Option<Str<'a>>,
     params: Option<Params<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = Envelope<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut env = Envelope {
+                    id: None,
+                    method: None,
+                    params: None,
+                };
+                let (mut id, mut method, mut params) = (false, false, false);
+                fn once<E: de::Error>(seen: &mut bool, name: &'static str) -> Result<(), E> {
+                    if std::mem::replace(seen, true) {
+                        return Err(E::duplicate_field(name));
+                    }
+                    Ok(())
+                }
+                // Keys are borrowed from the body unless escaped (no allocation per key).
+                while let Some(key) = map.next_key::<MaybeStr<'_>>()? {
+                    match key.as_str() {
+                        "id" => {
+                            once(&mut id, "id")?;
+                            env.id = map.next_value()?;
+                        }
+                        "method" => {
+                            once(&mut method, "method")?;
+                            env.method = map.next_value()?;
+                        }
+                        "params" => {
+                            once(&mut params, "params")?;
+                            env.params = map.next_value()?;
+                        }
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(env)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A JSON string, borrowed from the body unless it holds escapes; any other type is an error.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
 }
 
 /// A member of `params` the policy may decide on: absent, a value, or unusable (a second
@@ -404,6 +476,16 @@ struct Params<'a> {
 enum MaybeStr<'a> {
     Str(Cow<'a, str>),
     Other,
+}
+
+impl MaybeStr<'_> {
+    /// The string, or `""` for any other value (which no member name matches).
+    fn as_str(&self) -> &str {
+        match self {
+            MaybeStr::Str(s) => s,
+            MaybeStr::Other => "",
+        }
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
@@ -494,11 +576,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
                 };
                 // Keys are borrowed from the body unless escaped (no allocation per key).
                 while let Some(key) = map.next_key::<MaybeStr<'_>>()? {
-                    let key = match &key {
-                        MaybeStr::Str(k) => k.as_ref(),
-                        MaybeStr::Other => "",
-                    };
-                    match key {
+                    match key.as_str() {
                         "name" => string(&mut map, &mut p.name)?,
                         "uri" => string(&mut map, &mut p.uri)?,
                         "ref" => raw(&mut map, &mut p.reference)?,
@@ -566,7 +644,9 @@ pub fn parse_operation(body: &[u8]) -> Result<Operation, ParseError> {
     if !starts_with_object(body) {
         return Err(ParseError::NotAnObject);
     }
-    let env: Envelope<'_> = serde_json::from_slice(body).map_err(|_| ParseError::Invalid)?;
+    // UTF-8 checked once for the whole body, not string by string as `from_slice` would.
+    let text = std::str::from_utf8(body).map_err(|_| ParseError::Invalid)?;
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|_| ParseError::Invalid)?;
     let Some(method) = env.method else {
         return Ok(Operation::Response);
     };
@@ -581,7 +661,7 @@ pub fn parse_operation(body: &[u8]) -> Result<Operation, ParseError> {
     fn read<'de, T: Deserialize<'de>>(raw: &'de RawValue) -> Result<T, ParseError> {
         serde_json::from_str(raw.get()).map_err(|_| ParseError::Invalid)
     }
-    let m = method.as_ref();
+    let m = method.0.as_ref();
     Ok(match m {
         "tools/call" => Operation::ToolCall(params()?.name.get()?.into_owned()),
         "prompts/get" => Operation::PromptGet(params()?.name.get()?.into_owned()),
@@ -1953,6 +2033,48 @@ mod tests {
             ),
             Ok(Operation::CompleteResource("x://{id}".into()))
         );
+    }
+
+    #[test]
+    fn envelope_members() {
+        let op = |b: &[u8]| parse_operation(b);
+        // Escaped names and values read as what they stand for.
+        assert_eq!(
+            op(br#"{"id":1,"m\u0065thod":"tools\/call","params":{"name":"a"}}"#),
+            Ok(Operation::ToolCall("a".into()))
+        );
+        // `null` is absent: no method is a response, no id a notification.
+        assert_eq!(
+            op(br#"{"id":1,"method":null,"result":{}}"#),
+            Ok(Operation::Response)
+        );
+        assert_eq!(
+            op(br#"{"id":null,"method":"notifications/x"}"#),
+            Ok(Operation::Housekeeping("notifications/x".into()))
+        );
+        // Members the policy does not read are skipped, twice or not.
+        assert_eq!(
+            op(br#"{"jsonrpc":"2.0","jsonrpc":1,"id":1,"method":"tools/list"}"#),
+            Ok(Operation::List(ListKind::Tools))
+        );
+        for body in [
+            &br#"{"id":1,"id":2,"method":"tools/list"}"#[..],
+            br#"{"id":1,"method":7}"#,
+            br#"{"id":1,"method":["tools/list"]}"#,
+            br#"{"id":1,"method":"tools/list","method":null}"#,
+            br#"{"id":1,"method":"tools/call","params":{"name":"a"},"params":null}"#,
+            // Invalid UTF-8 in a skipped string, and in the name itself.
+            b"{\"id\":1,\"method\":\"tools/list\",\"x\":\"\xff\"}",
+            b"{\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"a\xc3\"}}",
+            br#"{"id":1,"method":"tools/call","params":{"name":"\ud800"}}"#,
+        ] {
+            assert_eq!(
+                op(body),
+                Err(ParseError::Invalid),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
