@@ -214,9 +214,26 @@ fn record_caller(span: &tracing::Span, token: &AccessToken, identity: bool) {
 
 /// What the request's headers say about credentials.
 enum Credentials<'a> {
-    /// A token, and whether it came on the DPoP scheme.
-    Token(&'a str, bool),
+    /// A token within the size limit (its syntax not yet checked), and whether it came on the
+    /// DPoP scheme.
+    Token(&'a [u8], bool),
     Reject(Response<Body>),
+}
+
+/// What the verifier's cache said about a token: its result, or the token as text (syntax
+/// checked) to verify.
+enum Lookup<'a> {
+    /// The result, and how long the lookup took.
+    Hit(AccessToken, std::time::Duration),
+    Miss(&'a str),
+}
+
+/// The token as text, when it is an RFC 6750 `b64token`.
+fn b64token_text(token: &[u8]) -> Option<&str> {
+    if !is_b64token(token) {
+        return None;
+    }
+    std::str::from_utf8(token).ok()
 }
 
 /// Whether `b` may appear before the `=` padding of an RFC 6750 `b64token`. Written as
@@ -254,8 +271,11 @@ fn query_has_token(uri: &Uri) -> bool {
 
 /// A short, non-reversible tag of a token for logs (first 8 hex digits of its BLAKE3 hash).
 pub fn token_tag(token: &str) -> String {
-    let hash = blake3::hash(token.as_bytes());
-    hash.to_hex()[..8].to_owned()
+    tag(token.as_bytes())
+}
+
+fn tag(token: &[u8]) -> String {
+    blake3::hash(token).to_hex()[..8].to_owned()
 }
 
 impl Shared {
@@ -389,14 +409,7 @@ impl Shared {
             tracing::debug!(reason = "too_large", len = token.len(), "request rejected");
             return Credentials::Reject(self.invalid(InvalidToken::TooLarge, dpop));
         }
-        if !is_b64token(token) {
-            tracing::debug!(reason = "malformed_header", "request rejected");
-            return Credentials::Reject(self.invalid(InvalidToken::Malformed, dpop));
-        }
-        match std::str::from_utf8(token) {
-            Ok(t) => Credentials::Token(t, dpop),
-            Err(_) => Credentials::Reject(self.invalid(InvalidToken::Malformed, dpop)),
-        }
+        Credentials::Token(token, dpop)
     }
 
     /// Authenticates `req`: the token (and whether it came with a DPoP proof) on success, the
@@ -414,6 +427,20 @@ impl Shared {
             Credentials::Token(t, dpop) => (t, dpop),
             Credentials::Reject(resp) => return Err(resp),
         };
+        // A token the verifier already holds a result for is bytes-equal to one that passed
+        // `b64token_text` and verification before (the `verify_cached` contract): a repeated token
+        // skips both walks over its bytes and the verifier's future.
+        let started = std::time::Instant::now();
+        let lookup = match self.verifier.verify_cached(token) {
+            Some(hit) => Lookup::Hit(hit, started.elapsed()),
+            None => match b64token_text(token) {
+                Some(text) => Lookup::Miss(text),
+                None => {
+                    tracing::debug!(reason = "malformed_header", "request rejected");
+                    return Err(self.invalid(InvalidToken::Malformed, dpop));
+                }
+            },
+        };
         // The proof's own rules first: a bad proof costs no IdP call and no token verification.
         // The clock is read for DPoP proofs only (a bearer request needs no time here: the
         // verifier decides expiry).
@@ -422,15 +449,21 @@ impl Shared {
             match self.dpop.check_proof(headers, method, path, now) {
                 Ok(p) => Some(p),
                 Err(reason) => {
-                    tracing::debug!(reason = reason.code(), token = %token_tag(token), "DPoP proof rejected");
+                    tracing::debug!(reason = reason.code(), token = %tag(token), "DPoP proof rejected");
                     return Err(self.bad_proof(reason));
                 }
             }
         } else {
             None
         };
-        let started = std::time::Instant::now();
-        let result = self.verifier.verify(token).await;
+        let (result, took) = match lookup {
+            Lookup::Hit(hit, took) => (Ok(hit), took),
+            Lookup::Miss(text) => {
+                let started = std::time::Instant::now();
+                let result = self.verifier.verify(text).await;
+                (result, started.elapsed())
+            }
+        };
         crate::telemetry::verify_duration(
             match &result {
                 Ok(_) => "ok",
@@ -438,13 +471,13 @@ impl Shared {
                 Err(VerifyError::Unavailable { .. }) => "unavailable",
                 Err(VerifyError::Internal(_)) => "internal",
             },
-            started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
         );
         let verified = match result {
             Ok(v) => v,
             Err(VerifyError::Invalid(reason)) => {
                 if tracing::enabled!(tracing::Level::DEBUG) {
-                    tracing::debug!(reason = reason.code(), token = %token_tag(token), "token rejected");
+                    tracing::debug!(reason = reason.code(), token = %tag(token), "token rejected");
                 }
                 return Err(self.invalid(reason, dpop));
             }
@@ -475,11 +508,11 @@ impl Shared {
                 } else {
                     InvalidToken::DpopBound
                 };
-                tracing::debug!(reason = reason.code(), token = %token_tag(token), "token rejected");
+                tracing::debug!(reason = reason.code(), token = %tag(token), "token rejected");
                 return Err(self.invalid(reason, false));
             }
             (true, false) => {
-                tracing::debug!(reason = "not_dpop_bound", token = %token_tag(token), "token rejected");
+                tracing::debug!(reason = "not_dpop_bound", token = %tag(token), "token rejected");
                 return Err(self.invalid(InvalidToken::NotDpopBound, true));
             }
             _ => {}
@@ -488,7 +521,7 @@ impl Shared {
         // disagree with it. Identity was too, but a custom verifier may hand over a token that
         // names no one, and nothing downstream may key sessions or data on a missing value.
         if verified.principal().is_none() {
-            tracing::debug!(reason = "missing_claim", token = %token_tag(token),
+            tracing::debug!(reason = "missing_claim", token = %tag(token),
                 "token names neither a subject nor a client");
             return Err(self.invalid(InvalidToken::MissingClaim, dpop));
         }
@@ -518,10 +551,14 @@ impl Shared {
             }
         }
         if let (Some(proof), Some(jkt)) = (&proof, verified.dpop_thumbprint()) {
-            match self.dpop.bind(proof, token, jkt, now).await {
+            // Bytes-equal to a verified token, so text; refused if it ever were not.
+            let Ok(text) = std::str::from_utf8(token) else {
+                return Err(self.invalid(InvalidToken::Malformed, dpop));
+            };
+            match self.dpop.bind(proof, text, jkt, now).await {
                 Ok(Ok(())) => {}
                 Ok(Err(reason)) => {
-                    tracing::debug!(reason = reason.code(), token = %token_tag(token), "DPoP proof rejected");
+                    tracing::debug!(reason = reason.code(), token = %tag(token), "DPoP proof rejected");
                     return Err(self.bad_proof(reason));
                 }
                 Err(_) => return Err(self.replay_unavailable()),

@@ -46,6 +46,20 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` (the bearer string, already checked for size and syntax by the layer).
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError>;
 
+    /// The result this verifier already holds for exactly these bytes, answered at once without
+    /// I/O (its cache of verified tokens); `None` (the default) when it keeps no such cache or
+    /// holds nothing for them. The bearer layer asks this first and, on `None`, checks the
+    /// token's syntax and calls [`verify`](Self::verify).
+    ///
+    /// Because the layer asks before its syntax checks, answer only for bytes equal (compared in
+    /// constant time) to a token [`verify`](Self::verify) accepted that is also an RFC 6750
+    /// `b64token` ([`crate::token::is_b64token`]), and make again every check `verify` makes on
+    /// a repeated token (expiry, a key still trusted).
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        let _ = token;
+        None
+    }
+
     /// The audience values this verifier accepts, when it checks audiences itself; `None` (the
     /// default) when it does not say. A provider's `build()` fails when the protected resource
     /// accepts a value (R itself, or an alias) that this list lacks, so the verifier never refuses
@@ -107,6 +121,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
         (**self).verify(token)
     }
 
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        (**self).verify_cached(token)
+    }
+
     fn accepted_audiences(&self) -> Option<Vec<String>> {
         (**self).accepted_audiences()
     }
@@ -139,6 +157,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Box<T> {
         Self: 'f,
     {
         (**self).verify(token)
+    }
+
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        (**self).verify_cached(token)
     }
 
     fn accepted_audiences(&self) -> Option<Vec<String>> {

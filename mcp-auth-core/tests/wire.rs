@@ -807,3 +807,85 @@ async fn an_allowlisted_client_stands_in_for_a_missing_audience_per_resource() {
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     srv.stop().await;
 }
+
+/// A verifier that remembers what it verified, like a token cache, and answers the layer's
+/// `verify_cached` from it.
+struct Remembering {
+    inner: Arc<FakeVerifier>,
+    seen: std::sync::Mutex<Vec<(String, AccessToken)>>,
+}
+
+#[mcp_auth_core::async_trait]
+impl mcp_auth_core::TokenVerifier for Remembering {
+    async fn verify(&self, token: &str) -> Result<AccessToken, mcp_auth_core::VerifyError> {
+        let verified = self.inner.verify(token).await?;
+        if mcp_auth_core::token::is_b64token(token.as_bytes()) {
+            let mut seen = self.seen.lock().unwrap();
+            seen.push((token.to_owned(), verified.clone()));
+        }
+        Ok(verified)
+    }
+
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .find(|(t, _)| mcp_auth_core::token::constant_time_eq(t.as_bytes(), token))
+            .map(|(_, a)| a.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_cached_token_skips_verify_but_not_the_layers_checks() {
+    let fake = fake();
+    let verifier = Arc::new(Remembering {
+        inner: fake.clone(),
+        seen: Default::default(),
+    });
+    let p = RemoteAuthProvider::builder(verifier)
+        .resource_url(R)
+        .authorization_server("https://idp.example.com")
+        .required_scopes(["todo:write"])
+        .build()
+        .unwrap();
+    let (srv, hits) = start(&p).await;
+    let c = client();
+    let send = |token: String| {
+        c.post(srv.url("/mcp"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+    };
+    let writer = mint(&["todo:write"], R);
+    let reader = mint(&["todo:read"], R);
+    let elsewhere = mint(&["todo:write"], "https://other.example.com/mcp");
+    for round in 0..2 {
+        // The second round is answered by `verify_cached`: `verify` ran once per token.
+        let ok = send(writer.clone()).await.unwrap();
+        assert_eq!(ok.status(), 200, "round {round}");
+        let weak = send(reader.clone()).await.unwrap();
+        assert_eq!(weak.status(), 403, "round {round}");
+        assert!(
+            www(&weak).contains("error=\"insufficient_scope\""),
+            "{}",
+            www(&weak)
+        );
+        let other = send(elsewhere.clone()).await.unwrap();
+        assert_eq!(other.status(), 401, "round {round}");
+        assert!(
+            www(&other).contains("error=\"invalid_token\""),
+            "{}",
+            www(&other)
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 3, "round {round}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // Not cached and not a b64token: refused by the layer's syntax check, never verified.
+    let bad = send("abc!def".into()).await.unwrap();
+    assert_eq!(bad.status(), 401);
+    assert_eq!(
+        www(&bad),
+        "Bearer error=\"invalid_token\", error_description=\"The access token is malformed\", \
+         scope=\"todo:write\", resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp\""
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+    srv.stop().await;
+}

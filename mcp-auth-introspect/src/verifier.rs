@@ -768,7 +768,7 @@ impl IntrospectionVerifier {
         self.inner.endpoint().await.cloned()
     }
 
-    async fn verify_cached(
+    async fn verify_with_cache(
         &self,
         cache: &Cache<[u8; 32], Entry>,
         token: &str,
@@ -1157,7 +1157,7 @@ impl Inner {
 impl TokenVerifier for IntrospectionVerifier {
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         match &self.inner.cache {
-            Some(cache) => self.verify_cached(cache, token).await,
+            Some(cache) => self.verify_with_cache(cache, token).await,
             None => {
                 let key: [u8; 32] = blake3::hash(token.as_bytes()).into();
                 let (mapped, _) = self.inner.introspect_bounded(token, &key).await?;

@@ -379,6 +379,24 @@ fn check_signature(sig: &str, message: &str, key: &Key, alg: Algorithm) -> bool 
     key.material.verify(alg, message.as_bytes(), sig)
 }
 
+impl JwtVerifier {
+    /// The cached result for `token` (index `key`), counted as a hit or a miss. A hit counts only
+    /// while its key is still usable: once the key set has passed its stale bound (the IdP
+    /// unreachable for that long), nothing verifies.
+    fn cache_hit(&self, cache: &TokenCache, key: &u64, token: &[u8]) -> Option<AccessToken> {
+        let inner = &*self.inner;
+        if let Some((hit, fp)) = cache.get(key, token)
+            && (inner.static_keys.iter().any(|k| k.fingerprint == fp)
+                || inner.stores.any_holds_usable(&fp))
+        {
+            mcp_auth_core::telemetry::cache_lookup("jwt", "process", true);
+            return Some(hit);
+        }
+        mcp_auth_core::telemetry::cache_lookup("jwt", "process", false);
+        None
+    }
+}
+
 #[async_trait]
 impl TokenVerifier for JwtVerifier {
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
@@ -392,17 +410,10 @@ impl TokenVerifier for JwtVerifier {
         }
         let cache_key = match &inner.cache {
             Some(cache) => {
-                let key = cache.key(token);
-                // A hit counts only while its key is still usable: once the key set has passed
-                // its stale bound (the IdP unreachable for that long), nothing verifies.
-                if let Some((hit, fp)) = cache.get(&key, token)
-                    && (inner.static_keys.iter().any(|k| k.fingerprint == fp)
-                        || inner.stores.any_holds_usable(&fp))
-                {
-                    mcp_auth_core::telemetry::cache_lookup("jwt", "process", true);
+                let key = cache.key(token.as_bytes());
+                if let Some(hit) = self.cache_hit(cache, &key, token.as_bytes()) {
                     return Ok(hit);
                 }
-                mcp_auth_core::telemetry::cache_lookup("jwt", "process", false);
                 Some(key)
             }
             None => None,
@@ -413,13 +424,20 @@ impl TokenVerifier for JwtVerifier {
         }
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
             // A key rotated out while this verification ran must not leave a cache entry behind.
+            // Only a `b64token` is kept: the bearer layer asks the cache before its own syntax
+            // check (`verify_cached`), so a hit must stand for a token that passes it.
             let trusted = inner.static_keys.iter().any(|k| k.fingerprint == fp)
                 || inner.stores.all().iter().any(|s| s.holds(&fp));
-            if trusted {
+            if trusted && mcp_auth_core::token::is_b64token(token.as_bytes()) {
                 cache.insert(key, token, access.clone(), exp, fp);
             }
         }
         Ok(access)
+    }
+
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        let cache = self.inner.cache.as_ref()?;
+        self.cache_hit(cache, &cache.key(token), token)
     }
 
     fn is_ready(&self) -> bool {

@@ -455,6 +455,63 @@ async fn algorithm_outside_the_allowlist() {
     assert!(v.verify(&d.mint(spec())).await.is_ok());
 }
 
+/// The bearer layer asks `verify_cached` before its own syntax checks: it answers only for the
+/// exact bytes of a token that verified, and only while that token is still valid.
+#[tokio::test]
+async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
+    let d = dev();
+    let v = d
+        .verifier_builder()
+        .audience(AUD)
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let exp = now() + 2;
+    let t = d.mint(spec().claim("exp", json!(exp)));
+    assert!(
+        v.verify_cached(t.as_bytes()).is_none(),
+        "nothing before a verification"
+    );
+    let verified = v.verify(&t).await.unwrap();
+    let hit = v
+        .verify_cached(t.as_bytes())
+        .expect("answered after a verification");
+    assert_eq!(hit.subject(), Some("alice"));
+    assert_eq!(hit.scopes(), verified.scopes());
+    // Same tail (the cache's index), another first byte: compared in full, not answered.
+    let mut forged = t.clone().into_bytes();
+    forged[0] = if forged[0] == b'e' { b'f' } else { b'e' };
+    assert!(v.verify_cached(&forged).is_none());
+    // Trailing bytes the layer would trim or refuse are not the token either.
+    assert!(v.verify_cached(format!("{t} ").as_bytes()).is_none());
+    // A refused token is never remembered.
+    let elsewhere = d.mint(spec().audience("https://other.example.com/mcp"));
+    assert_eq!(reason(&v, &elsewhere).await, InvalidToken::Audience);
+    assert!(v.verify_cached(elsewhere.as_bytes()).is_none());
+    // Past `exp`, the lookup answers nothing (the verifier then refuses it as expired).
+    bounded(async {
+        while now() <= exp {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        v.verify_cached(t.as_bytes()).is_none(),
+        "answered after exp"
+    );
+    assert_eq!(reason(&v, &t).await, InvalidToken::Expired);
+    // Without a token cache there is nothing to answer from.
+    let uncached = d
+        .verifier_builder()
+        .audience(AUD)
+        .token_cache(false, 0)
+        .build()
+        .unwrap();
+    let fresh = d.mint(spec());
+    uncached.verify(&fresh).await.unwrap();
+    assert!(uncached.verify_cached(fresh.as_bytes()).is_none());
+}
+
 #[tokio::test]
 async fn cached_token_still_expires() {
     let m = MetricsCapture::new();

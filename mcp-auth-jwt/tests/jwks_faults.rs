@@ -250,6 +250,8 @@ async fn token_cache_hits_stop_past_the_stale_bound() {
         tokio::time::sleep_until((fetched + Duration::from_millis(1600)).into()).await;
         let err = v.verify(&t).await.unwrap_err();
         assert!(err.is_unavailable(), "{err:?}");
+        // The bearer layer's lookup answers nothing either.
+        assert!(v.verify_cached(t.as_bytes()).is_none());
     })
     .await;
 }
@@ -430,6 +432,7 @@ async fn rotation_new_key_works_and_removed_key_and_its_cached_tokens_stop() {
             invalid(v.verify(&old_token).await),
             InvalidToken::UnknownKey
         );
+        assert!(v.verify_cached(old_token.as_bytes()).is_none());
         assert_eq!(v.jwks_key_count(), 3);
     })
     .await;
