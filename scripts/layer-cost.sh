@@ -9,7 +9,8 @@
 #   bearer layer   mcp_auth_core::layer::BearerAuth's future (its own work, the policy layer
 #                  excluded; n/a when the build folds it into tracing's `Instrumented` wrapper)
 #   policy layer   mcp_auth_core::policy::PolicyFuture (its own work, the MCP service excluded)
-#   of which       token verification (cache hit), header checks, JSON-RPC body parse
+#   of which       token verification (the verifier's cache answering `verify_cached`),
+#                  header checks, JSON-RPC body parse
 #   MCP service    rmcp's streamable HTTP service and the todo tools
 # and the auth share: (bearer + policy) / connection. The same app unprotected, built by the same
 # code (examples/loadbench `serve --mode unprotected`, the baseline of scripts/load-bench.sh), is
@@ -95,7 +96,8 @@ measure() { # mode stateless(0/1) [load flags...]; modes named unprotected-* ser
         exit 1
     fi
     local a=$OUT/$mode.annotate
-    callgrind_annotate --inclusive=yes "$cg" 2>/dev/null | sed 's/ \{2,\}/ /g' >"$a"
+    # Every function, however small its share (the default cut hides the layers' parts).
+    callgrind_annotate --inclusive=yes --threshold=100 "$cg" 2>/dev/null | sed 's/ \{2,\}/ /g' >"$a"
     local conn bearer policy service verify creds parse
     conn=$(incl "$a" 'Dispatcher<D,Bs,I,T>::poll_catch')
     service=$(incl "$a" 'SharedMcpService<S,M> as tower_service::Service<http::request::Request<axum_core::body::Body>>>::call::{{closure}}')
@@ -112,7 +114,9 @@ measure() { # mode stateless(0/1) [load flags...]; modes named unprotected-* ser
     bearer=$(incl "$a" 'BearerAuth<S> as tower_service::Service<http::request::Request<B>>>::call::{{closure}}')
     policy=$(incl "$a" 'McpPolicyService<S> as tower_service::Service<http::request::Request<B>>>::call::{{closure}}' \
         'mcp_auth_core::policy::PolicyFuture<S,B> as core::future::future::Future>::poll')
-    verify=$(incl "$a" 'as mcp_auth_core::verifier::TokenVerifier>::verify::{{closure}}')
+    # A repeated token is answered by the verifier's `verify_cached`; `verify` when it has none.
+    verify=$(incl "$a" 'as mcp_auth_core::verifier::TokenVerifier>::verify_cached' \
+        'as mcp_auth_core::verifier::TokenVerifier>::verify::{{closure}}')
     creds=$(incl "$a" 'mcp_auth_core::layer::Shared::credentials')
     parse=$(incl "$a" 'mcp_auth_core::policy::parse_operation ')
     awk -v m="$mode" -v n="$n" -v c="$conn" -v b="$bearer" -v p="$policy" -v s="$service" \

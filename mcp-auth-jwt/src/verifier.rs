@@ -380,10 +380,16 @@ fn check_signature(sig: &str, message: &str, key: &Key, alg: Algorithm) -> bool 
 }
 
 impl JwtVerifier {
-    /// The cached result for `token` (index `key`), counted as a hit or a miss. A hit counts only
-    /// while its key is still usable: once the key set has passed its stale bound (the IdP
-    /// unreachable for that long), nothing verifies.
-    fn cache_hit(&self, cache: &TokenCache, key: &u64, token: &[u8]) -> Option<AccessToken> {
+    /// The cached result for `token` (index `key`), counted as a hit (and, with `count_miss`, as
+    /// a miss). A hit counts only while its key is still usable: once the key set has passed its
+    /// stale bound (the IdP unreachable for that long), nothing verifies.
+    fn cache_hit(
+        &self,
+        cache: &TokenCache,
+        key: &u64,
+        token: &[u8],
+        count_miss: bool,
+    ) -> Option<AccessToken> {
         let inner = &*self.inner;
         if let Some((hit, fp)) = cache.get(key, token)
             && (inner.static_keys.iter().any(|k| k.fingerprint == fp)
@@ -392,7 +398,9 @@ impl JwtVerifier {
             mcp_auth_core::telemetry::cache_lookup("jwt", "process", true);
             return Some(hit);
         }
-        mcp_auth_core::telemetry::cache_lookup("jwt", "process", false);
+        if count_miss {
+            mcp_auth_core::telemetry::cache_lookup("jwt", "process", false);
+        }
         None
     }
 }
@@ -411,7 +419,7 @@ impl TokenVerifier for JwtVerifier {
         let cache_key = match &inner.cache {
             Some(cache) => {
                 let key = cache.key(token.as_bytes());
-                if let Some(hit) = self.cache_hit(cache, &key, token.as_bytes()) {
+                if let Some(hit) = self.cache_hit(cache, &key, token.as_bytes(), true) {
                     return Ok(hit);
                 }
                 Some(key)
@@ -437,7 +445,9 @@ impl TokenVerifier for JwtVerifier {
 
     fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
         let cache = self.inner.cache.as_ref()?;
-        self.cache_hit(cache, &cache.key(token), token)
+        // A miss is counted once, by `verify`, which the layer calls next for a token that
+        // passes its syntax check.
+        self.cache_hit(cache, &cache.key(token), token, false)
     }
 
     fn is_ready(&self) -> bool {

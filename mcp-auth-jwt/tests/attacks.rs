@@ -459,6 +459,14 @@ async fn algorithm_outside_the_allowlist() {
 /// exact bytes of a token that verified, and only while that token is still valid.
 #[tokio::test]
 async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
+    let lookups = || {
+        (
+            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "miss")]),
+            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
+        )
+    };
     let d = dev();
     let v = d
         .verifier_builder()
@@ -473,9 +481,12 @@ async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
         "nothing before a verification"
     );
     let verified = v.verify(&t).await.unwrap();
+    // The layer's lookup, then `verify`: one miss counted, by `verify`.
+    assert_eq!(lookups(), (1, 0), "{m:?}");
     let hit = v
         .verify_cached(t.as_bytes())
         .expect("answered after a verification");
+    assert_eq!(lookups(), (1, 1), "{m:?}");
     assert_eq!(hit.subject(), Some("alice"));
     assert_eq!(hit.scopes(), verified.scopes());
     // Same tail (the cache's index), another first byte: compared in full, not answered.
