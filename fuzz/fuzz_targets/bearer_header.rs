@@ -18,19 +18,28 @@ use tower::{ServiceExt, service_fn};
 /// Accepts exactly one token, refuses everything else as malformed.
 struct OneToken;
 
+fn accepted() -> AccessToken {
+    AccessToken::builder()
+        .subject("s")
+        .audience("http://127.0.0.1:1/mcp")
+        .scopes(["todo:read"])
+        .build()
+}
+
 #[async_trait]
 impl TokenVerifier for OneToken {
     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         assert!(is_b64token(token.as_bytes()), "the layer passed on a non-b64token");
         if token == "valid-token" {
-            Ok(AccessToken::builder()
-                .subject("s")
-                .audience("http://127.0.0.1:1/mcp")
-                .scopes(["todo:read"])
-                .build())
+            Ok(accepted())
         } else {
             Err(InvalidToken::Malformed.into())
         }
+    }
+
+    // Asked first, with any bytes within the size limit: the cached path is fuzzed too.
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        (token == b"valid-token").then(accepted)
     }
 }
 

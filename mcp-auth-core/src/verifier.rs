@@ -55,6 +55,40 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// constant time) to a token [`verify`](Self::verify) accepted that is also an RFC 6750
     /// `b64token` ([`crate::token::is_b64token`]), and make again every check `verify` makes on
     /// a repeated token (expiry, a key still trusted).
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    ///
+    /// use mcp_auth_core::token::{constant_time_eq, is_b64token};
+    /// use mcp_auth_core::{AccessToken, TokenVerifier, VerifyError, async_trait};
+    ///
+    /// /// Remembers the last token it accepted, until that token expires.
+    /// struct RememberLast {
+    ///     last: Mutex<Option<(String, AccessToken)>>,
+    /// }
+    ///
+    /// # fn check(_: &str) -> Result<AccessToken, VerifyError> {
+    /// #     Ok(AccessToken::builder().subject("demo").expires_at_unix(u64::MAX).build())
+    /// # }
+    /// #[async_trait]
+    /// impl TokenVerifier for RememberLast {
+    ///     async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
+    ///         let access = check(token)?; // signature, issuer, audience, expiry...
+    ///         if is_b64token(token.as_bytes()) {
+    ///             *self.last.lock().unwrap() = Some((token.to_owned(), access.clone()));
+    ///         }
+    ///         Ok(access)
+    ///     }
+    ///
+    ///     fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+    ///         let last = self.last.lock().unwrap();
+    ///         let (seen, access) = last.as_ref()?;
+    ///         let now = mcp_auth_core::claims::unix_now();
+    ///         let live = access.expires_at_unix().is_some_and(|exp| exp > now);
+    ///         (live && constant_time_eq(seen.as_bytes(), token)).then(|| access.clone())
+    ///     }
+    /// }
+    /// ```
     fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
         let _ = token;
         None
