@@ -596,9 +596,10 @@ impl<'de> Deserialize<'de> for UniqueObject {
 /// assert!(parse_unique_object(b"[1]").is_none());
 /// ```
 pub fn parse_unique_object(bytes: &[u8]) -> Option<Map<String, Value>> {
-    serde_json::from_slice::<UniqueObject>(bytes)
-        .ok()
-        .map(|o| o.0)
+    // UTF-8 checked once for the whole text, not string by string as `from_slice` would: the
+    // same texts are accepted.
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<UniqueObject>(text).ok().map(|o| o.0)
 }
 
 #[cfg(test)]

@@ -103,7 +103,9 @@ pub(crate) fn split(token: &str) -> Option<(&str, &str, &str)> {
 
 /// Parses the header segment; checks the header has unique members too.
 pub(crate) fn parse_header(segment: &str) -> Option<Header> {
-    serde_json::from_slice(&b64url(segment)?).ok()
+    let bytes = b64url(segment)?;
+    // UTF-8 checked once, as in `parse_unique_object`.
+    serde_json::from_str(std::str::from_utf8(&bytes).ok()?).ok()
 }
 
 /// Parses the payload segment into its claims.
@@ -122,6 +124,26 @@ mod tests {
         assert!(parse_unique_object(b"[1]").is_none());
         let dup_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","alg":"none"}"#);
         assert!(parse_header(&dup_header).is_none());
+    }
+
+    #[test]
+    fn invalid_text_is_refused() {
+        // Invalid UTF-8 inside a string, outside one, and a lone surrogate escape.
+        for bytes in [
+            &b"{\"sub\":\"a\xff\"}"[..],
+            b"{\"sub\":\"a\"}\xc3",
+            br#"{"sub":"\ud800"}"#,
+        ] {
+            assert!(parse_unique_object(bytes).is_none(), "{bytes:?}");
+            let segment = URL_SAFE_NO_PAD.encode(bytes);
+            assert!(parse_claims(&segment).is_none(), "{bytes:?}");
+        }
+        assert_eq!(
+            parse_unique_object("{\"name\":\"Zoë \\u00e9\"}".as_bytes()).unwrap()["name"],
+            "Zoë é"
+        );
+        let h = URL_SAFE_NO_PAD.encode(b"{\"alg\":\"RS256\",\"kid\":\"k\xff\"}");
+        assert!(parse_header(&h).is_none());
     }
 
     fn header(json: &str) -> Option<Header> {
