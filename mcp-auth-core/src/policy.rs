@@ -388,8 +388,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                     Ok(())
                 }
                 // Keys are borrowed from the body unless escaped (no allocation per key).
-                while let Some(key) = map.next_key::<MaybeStr<'_>>()? {
-                    match key.as_str() {
+                while let Some(Str(key)) = map.next_key::<Str<'_>>()? {
+                    match key.as_ref() {
                         "id" => {
                             once(&mut id, "id")?;
                             env.id = map.next_value()?;
@@ -414,30 +414,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
     }
 }
 
-/// A JSON string, borrowed from the body unless it holds escapes; any other type is an error.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
+/// A JSON string, borrowed from the body unless it holds escapes (serde borrows a `Cow` field
+/// of a newtype, not one inside an `Option`); any other type is an error.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// A member of `params` the policy may decide on: absent, a value, or unusable (a second
 /// occurrence, or a JSON type other than the one expected). Unusable counts only for the methods
@@ -476,16 +456,6 @@ struct Params<'a> {
 enum MaybeStr<'a> {
     Str(Cow<'a, str>),
     Other,
-}
-
-impl MaybeStr<'_> {
-    /// The string, or `""` for any other value (which no member name matches).
-    fn as_str(&self) -> &str {
-        match self {
-            MaybeStr::Str(s) => s,
-            MaybeStr::Other => "",
-        }
-    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
@@ -575,8 +545,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
                     ..Params::default()
                 };
                 // Keys are borrowed from the body unless escaped (no allocation per key).
-                while let Some(key) = map.next_key::<MaybeStr<'_>>()? {
-                    match key.as_str() {
+                while let Some(Str(key)) = map.next_key::<Str<'_>>()? {
+                    match key.as_ref() {
                         "name" => string(&mut map, &mut p.name)?,
                         "uri" => string(&mut map, &mut p.uri)?,
                         "ref" => raw(&mut map, &mut p.reference)?,
@@ -2033,6 +2003,17 @@ mod tests {
             ),
             Ok(Operation::CompleteResource("x://{id}".into()))
         );
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let read = |json: &'static str| serde_json::from_str::<Str<'static>>(json).unwrap().0;
+        assert!(matches!(
+            read(r#""tools/call""#),
+            Cow::Borrowed("tools/call")
+        ));
+        assert!(matches!(read(r#""tools\/call""#), Cow::Owned(s) if s == "tools/call"));
+        assert!(serde_json::from_str::<Str<'_>>("7").is_err());
     }
 
     #[test]
