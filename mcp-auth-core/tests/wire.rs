@@ -859,22 +859,19 @@ async fn a_cached_token_skips_verify_but_not_the_layers_checks() {
     let elsewhere = mint(&["todo:write"], "https://other.example.com/mcp");
     for round in 0..2 {
         // The second round is answered by `verify_cached`: `verify` ran once per token.
-        let ok = send(writer.clone()).await.unwrap();
-        assert_eq!(ok.status(), 200, "round {round}");
-        let weak = send(reader.clone()).await.unwrap();
-        assert_eq!(weak.status(), 403, "round {round}");
-        assert!(
-            www(&weak).contains("error=\"insufficient_scope\""),
-            "{}",
-            www(&weak)
-        );
-        let other = send(elsewhere.clone()).await.unwrap();
-        assert_eq!(other.status(), 401, "round {round}");
-        assert!(
-            www(&other).contains("error=\"invalid_token\""),
-            "{}",
-            www(&other)
-        );
+        for (token, status, error) in [
+            (&writer, 200, None),
+            (&reader, 403, Some("insufficient_scope")),
+            (&elsewhere, 401, Some("invalid_token")),
+        ] {
+            let resp = send(token.clone()).await.unwrap();
+            assert_eq!(resp.status(), status, "round {round}");
+            let challenge = www(&resp);
+            match error {
+                Some(e) => assert!(challenge.contains(&format!("error=\"{e}\"")), "{challenge}"),
+                None => assert_eq!(challenge, "", "round {round}"),
+            }
+        }
         assert_eq!(fake.calls.load(Ordering::SeqCst), 3, "round {round}");
     }
     assert_eq!(hits.load(Ordering::SeqCst), 2);

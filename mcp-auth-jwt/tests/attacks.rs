@@ -455,25 +455,42 @@ async fn algorithm_outside_the_allowlist() {
     assert!(v.verify(&d.mint(spec())).await.is_ok());
 }
 
+/// The JWT token cache's (misses, hits) counted so far.
+fn lookups(m: &MetricsCapture) -> (u64, u64) {
+    (
+        m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "miss")]),
+        m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
+    )
+}
+
+/// A verifier without leeway: a token is expired the second after its `exp`.
+fn no_leeway(d: &DevIssuer) -> JwtVerifier {
+    d.verifier_builder()
+        .audience(AUD)
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+/// Returns once the clock (which the cache and the verifier read) is past `exp` (at most a few
+/// seconds for the tokens here).
+async fn past(exp: u64) {
+    bounded(async {
+        while now() <= exp {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
 /// The bearer layer asks `verify_cached` before its own syntax checks: it answers only for the
 /// exact bytes of a token that verified, and only while that token is still valid.
 #[tokio::test]
 async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
     let m = MetricsCapture::new();
     let _recording = m.install();
-    let lookups = || {
-        (
-            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "miss")]),
-            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
-        )
-    };
     let d = dev();
-    let v = d
-        .verifier_builder()
-        .audience(AUD)
-        .leeway(Duration::ZERO)
-        .build()
-        .unwrap();
+    let v = no_leeway(&d);
     let exp = now() + 2;
     let t = d.mint(spec().claim("exp", json!(exp)));
     assert!(
@@ -482,11 +499,11 @@ async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
     );
     let verified = v.verify(&t).await.unwrap();
     // The layer's lookup, then `verify`: one miss counted, by `verify`.
-    assert_eq!(lookups(), (1, 0), "{m:?}");
+    assert_eq!(lookups(&m), (1, 0), "{m:?}");
     let hit = v
         .verify_cached(t.as_bytes())
         .expect("answered after a verification");
-    assert_eq!(lookups(), (1, 1), "{m:?}");
+    assert_eq!(lookups(&m), (1, 1), "{m:?}");
     assert_eq!(hit.subject(), Some("alice"));
     assert_eq!(hit.scopes(), verified.scopes());
     // Same tail (the cache's index), another first byte: compared in full, not answered.
@@ -500,12 +517,7 @@ async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
     assert_eq!(reason(&v, &elsewhere).await, InvalidToken::Audience);
     assert!(v.verify_cached(elsewhere.as_bytes()).is_none());
     // Past `exp`, the lookup answers nothing (the verifier then refuses it as expired).
-    bounded(async {
-        while now() <= exp {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    past(exp).await;
     assert!(
         v.verify_cached(t.as_bytes()).is_none(),
         "answered after exp"
@@ -530,39 +542,22 @@ async fn cached_token_still_expires() {
     // One verifier throughout, without leeway: a cache entry that outlived `exp` would answer
     // with the token accepted after it expired.
     let d = dev();
-    let v = d
-        .verifier_builder()
-        .audience(AUD)
-        .leeway(Duration::ZERO)
-        .build()
-        .unwrap();
+    let v = no_leeway(&d);
     // At least a second of validity left for the two verifications below.
     let exp = now() + 2;
     let t = d.mint(spec().claim("exp", json!(exp)));
     assert!(v.verify(&t).await.is_ok());
     assert!(v.verify(&t).await.is_ok());
     assert_eq!(
-        (
-            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "miss")]),
-            m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")])
-        ),
+        lookups(&m),
         (1, 1),
         "verified once, then answered from the cache: {m:?}"
     );
     // The cache (like the verifier) reads the system clock: wait until `exp` has passed (at
     // most 3 s; `exp` itself is still accepted by a zero leeway).
-    bounded(async {
-        while now() <= exp {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    past(exp).await;
     assert_eq!(reason(&v, &t).await, InvalidToken::Expired);
-    assert_eq!(
-        m.counter(CACHE_LOOKUPS, &[("cache", "jwt"), ("result", "hit")]),
-        1,
-        "no cache hit after exp: {m:?}"
-    );
+    assert_eq!(lookups(&m).1, 1, "no cache hit after exp: {m:?}");
 }
 
 #[test]
