@@ -360,58 +360,14 @@ pub enum ParseError {
 /// The members of a JSON-RPC object the policy reads. `null` counts as absent; a second `id`,
 /// `method` or `params` is an error, as is a `method` that is not a string; other members
 /// (`jsonrpc` among them) are skipped.
+#[derive(Deserialize)]
 struct Envelope<'a> {
+    #[serde(default)]
     id: Option<de::IgnoredAny>,
+    #[serde(borrow, default)]
     method: Option<Str<'a>>,
+    #[serde(borrow, default)]
     params: Option<Params<'a>>,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
-            type Value = Envelope<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON-RPC object")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut env = Envelope {
-                    id: None,
-                    method: None,
-                    params: None,
-                };
-                let (mut id, mut method, mut params) = (false, false, false);
-                fn once<E: de::Error>(seen: &mut bool, name: &'static str) -> Result<(), E> {
-                    if std::mem::replace(seen, true) {
-                        return Err(E::duplicate_field(name));
-                    }
-                    Ok(())
-                }
-                // Keys are borrowed from the body unless escaped (no allocation per key).
-                while let Some(Str(key)) = map.next_key::<Str<'_>>()? {
-                    match key.as_ref() {
-                        "id" => {
-                            once(&mut id, "id")?;
-                            env.id = map.next_value()?;
-                        }
-                        "method" => {
-                            once(&mut method, "method")?;
-                            env.method = map.next_value()?;
-                        }
-                        "params" => {
-                            once(&mut params, "params")?;
-                            env.params = map.next_value()?;
-                        }
-                        _ => {
-                            map.next_value::<de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(env)
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 /// A JSON string, borrowed from the body unless it holds escapes (serde borrows a `Cow` field
