@@ -19,6 +19,12 @@
 # the layers cost wherever the work lands (the layers' `call` is inlined into its caller).
 # The tuned configuration (stateless, JSON answers: the load bench's jwt-json-cached-token against
 # unprotected-json, both served by loadbench) is counted the same way.
+# The floor: `trivial-stateless` is the whole auth stack (CORS, bearer and policy layers, in-tool
+# checks) around a verifier that costs nothing (examples/loadbench `serve --mode trivial`, SSE,
+# stateless). Against unprotected-stateless it gives the best ratio any verifier could reach with
+# these layers. For scale, the unprotected lines also give rmcp's own parse of the body
+# (`serde_json::from_slice` into its JSON-RPC message), which every request pays with or without
+# auth.
 # Needs valgrind (`apt-get install valgrind`).
 # Knobs: LAYER_COST_DURATION (s, 8), LAYER_COST_PORT (18190; the issuer uses +1).
 set -euo pipefail
@@ -58,7 +64,11 @@ measure() { # mode stateless(0/1) [load flags...]; modes named unprotected-* ser
     shift 2
     local cg=$OUT/$mode.cg
     local vg=(valgrind --tool=callgrind --dump-instr=no "--callgrind-out-file=$cg")
-    if [[ $mode == *json ]]; then
+    if [[ $mode == trivial-* ]]; then
+        # The whole stack around a verifier that costs nothing, served by loadbench.
+        env -i "PATH=$PATH" RUST_LOG=warn "${vg[@]}" "$BIN" serve --mode trivial --sse \
+            --bind "127.0.0.1:$PORT" >"$OUT/$mode.log" 2>&1 &
+    elif [[ $mode == *json ]]; then
         # The tuned configuration of the load bench: stateless, JSON answers, served by loadbench.
         local flags=(--mode jwt --jwks-uri "http://127.0.0.1:$ISS_PORT/.well-known/jwks.json"
             --issuer "http://127.0.0.1:$ISS_PORT")
@@ -104,8 +114,12 @@ measure() { # mode stateless(0/1) [load flags...]; modes named unprotected-* ser
     CONN[$mode]=$(awk -v c="$conn" -v n="$n" 'BEGIN { printf "%.0f", c / n }')
     OUTSIDE[$mode]=$(awk -v c="$conn" -v s="$service" -v n="$n" 'BEGIN { printf "%.0f", (c - s) / n }')
     if [[ $mode == unprotected-* ]]; then
-        printf "%-22s %6d requests | per request: connection %7.0f  MCP service %7.0f\n" \
-            "$mode" "$n" "${CONN[$mode]}" "$(awk -v s="$service" -v n="$n" 'BEGIN { printf "%.0f", s / n }')"
+        # rmcp's parse is the only `from_slice` on a request's path (the policy parses text).
+        local rmcp_parse
+        rmcp_parse=$(incl "$a" 'serde_json::de::from_slice')
+        printf "%-22s %6d requests | per request: connection %7.0f  MCP service %7.0f  (of which rmcp's body parse %6.0f)\n" \
+            "$mode" "$n" "${CONN[$mode]}" "$(awk -v s="$service" -v n="$n" 'BEGIN { printf "%.0f", s / n }')" \
+            "$(awk -v s="$rmcp_parse" -v n="$n" 'BEGIN { printf "%.0f", s / n }')"
         return
     fi
     # The layers' futures: the bearer layer's async body (folded into tracing's `Instrumented`
@@ -134,9 +148,12 @@ measure sessions 0 --sessions
 measure unprotected-sessions 0 --sessions
 measure json 1
 measure unprotected-json 1
+measure trivial-stateless 1
 echo "== the auth stack against the same app unprotected (instructions per request)"
 for m in stateless sessions json; do
     awk -v m="$m" -v a="${CONN[$m]}" -v u="${CONN[unprotected-$m]}" \
         -v ao="${OUTSIDE[$m]}" -v uo="${OUTSIDE[unprotected-$m]}" 'BEGIN {
         printf "%-10s connection %7.0f vs %7.0f: auth adds %6.0f (outside the MCP service %6.0f), unprotected/authenticated %.3f\n", m, a, u, a - u, ao - uo, u / a }'
 done
+awk -v t="${CONN[trivial-stateless]}" -v s="${CONN[stateless]}" -v u="${CONN[unprotected-stateless]}" 'BEGIN {
+    printf "floor      connection %7.0f vs %7.0f: the stack around a verifier that costs nothing adds %6.0f, unprotected/authenticated %.3f (the todo binary: %.3f)\n", t, u, t - u, u / t, u / s }'

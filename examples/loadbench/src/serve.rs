@@ -138,12 +138,19 @@ fn identity(resource: &str) -> AccessToken {
         .build()
 }
 
-/// A verifier that accepts any token as one prebuilt identity (an `Arc` clone).
+/// A verifier that accepts any token as one prebuilt identity (an `Arc` clone). It answers the
+/// layer's `verify_cached` too, for every `b64token` (the bytes its `verify` would be handed and
+/// accept), so the trivial mode is the cheapest verifier the trait's contract allows: the floor
+/// of the layers' own cost.
 struct Fixed(AccessToken);
 
 #[mcp_auth_core::async_trait]
 impl TokenVerifier for Fixed {
     async fn verify(&self, _token: &str) -> Result<AccessToken, mcp_auth_core::VerifyError> {
         Ok(self.0.clone())
+    }
+
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        mcp_auth_core::token::is_b64token(token).then(|| self.0.clone())
     }
 }
