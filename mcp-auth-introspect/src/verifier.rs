@@ -743,6 +743,16 @@ fn parse_url(setting: Setting, raw: &str) -> Result<Url, BuildError> {
 
 use mcp_auth_core::claims::unix_now as now_unix;
 
+/// `fut`'s output when it is ready at its first poll; `None` when it would have to wait (it is
+/// dropped then: moka's futures may be dropped at any await).
+fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    match fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
 fn unavailable(retry_after: Option<Duration>) -> VerifyError {
     VerifyError::Unavailable {
         retry_after: retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
@@ -1167,6 +1177,28 @@ impl TokenVerifier for IntrospectionVerifier {
                 }
             }
         }
+    }
+
+    /// The process cache's result for exactly these bytes, for the bearer layer's lookup before
+    /// its own checks: only an active result (a refusal is left to [`verify`](Self::verify),
+    /// which answers it from the cache the same way), only for a `b64token`, and not past the
+    /// token's `exp` (the check `verify` makes on a cached result). The cache's key is the
+    /// BLAKE3 hash of the token, so a lookup compares hashes, never the token itself. The
+    /// shared store is not asked (that is I/O), and neither is the IdP.
+    ///
+    /// moka's cache answers through a future; it is polled once here. Should it have to wait
+    /// (its housekeeping busy on another thread), this answers `None` and the layer takes the
+    /// `verify` path, which waits for it.
+    fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
+        let cache = self.inner.cache.as_ref()?;
+        if !mcp_auth_core::token::is_b64token(token) {
+            return None;
+        }
+        let key: [u8; 32] = blake3::hash(token).into();
+        let entry = poll_once(cache.get(&key))??;
+        let token = self.inner.entry_result(entry).ok()?;
+        telemetry::cache_lookup("introspection", "process", true);
+        Some(token)
     }
 
     fn is_ready(&self) -> bool {

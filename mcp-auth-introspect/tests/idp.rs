@@ -111,15 +111,28 @@ async fn revoked_token_is_refused_once_its_cache_entry_expires() {
     let tok = bounded(idp.client_credentials(R, "todo:read"))
         .await
         .unwrap();
+    let raw = tok.access_token.as_bytes();
+    // The bearer layer's synchronous lookup knows nothing before a verification.
+    assert!(v.verify_cached(raw).is_none());
     bounded(v.verify(&tok.access_token)).await.unwrap();
     let calls = bounded(idp.introspection_count()).await.unwrap();
+    let hit = v
+        .verify_cached(raw)
+        .expect("the verified token, from the cache");
+    assert_eq!(hit.scopes(), ["todo:read"]);
+    assert_eq!(hit.client_id(), Some(idp.m2m_client().0));
 
     bounded(idp.revoke(&tok.access_token)).await.unwrap();
-    // Still cached: the documented revocation lag.
+    // Still cached: the documented revocation lag, the same for both lookups.
     bounded(v.verify(&tok.access_token)).await.unwrap();
+    assert!(v.verify_cached(raw).is_some());
     assert_eq!(bounded(idp.introspection_count()).await.unwrap(), calls);
 
     tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(
+        v.verify_cached(raw).is_none(),
+        "answered past the cache TTL"
+    );
     let err = bounded(v.verify(&tok.access_token)).await.unwrap_err();
     assert!(
         matches!(err, VerifyError::Invalid(InvalidToken::Inactive)),

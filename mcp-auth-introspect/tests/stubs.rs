@@ -481,6 +481,83 @@ async fn cache_lifetime_never_passes_exp() {
     assert_eq!(stub.calls(), 2, "the entry expired with the token");
 }
 
+/// The bearer layer's synchronous lookup (`verify_cached`) answers only what `verify` accepted
+/// and still would: never a refusal (even one cached negatively), a token that is not an RFC
+/// 6750 `b64token` (the stub calls every token active, which no real IdP does), other bytes,
+/// an expired token, or a verifier without a cache. A hit counts as one cache hit.
+#[tokio::test]
+async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
+    let m = MetricsCapture::new();
+    let _recording = m.install();
+    let mut short = active();
+    short["exp"] = json!(now() + 2);
+    let (active_text, short_text) = (active().to_string(), short.to_string());
+    let stub = Stub::start(Duration::ZERO, move |_, _, form| {
+        let body = if form.contains("token=refused") {
+            r#"{"active":false}"#.to_owned()
+        } else if form.contains("token=short") {
+            short_text.clone()
+        } else {
+            active_text.clone()
+        };
+        (StatusCode::OK, vec![], body)
+    })
+    .await;
+    let v = builder(&stub)
+        .leeway(Duration::ZERO)
+        .negative_cache_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let hits = || {
+        m.counter(
+            CACHE_LOOKUPS,
+            &[
+                ("cache", "introspection"),
+                ("layer", "process"),
+                ("result", "hit"),
+            ],
+        )
+    };
+
+    assert!(v.verify_cached(b"tok-1").is_none(), "nothing before verify");
+    verify(&v, "tok-1").await.unwrap();
+    let hit = v.verify_cached(b"tok-1").expect("answered after verify");
+    assert_eq!(hit.subject(), Some("alice"));
+    assert_eq!(hit.scopes(), ["todo:read", "todo:write"]);
+    assert_eq!(hits(), 1);
+    assert!(v.verify_cached(b"tok-2").is_none());
+    assert!(v.verify_cached(b"tok-1=x").is_none());
+    assert!(v.verify_cached(b"tok-").is_none());
+
+    // `verify` takes any string its caller hands it; the lookup answers b64tokens only.
+    verify(&v, "tok,1").await.unwrap();
+    assert!(v.verify_cached(b"tok,1").is_none());
+
+    // Refused, and that refusal cached: `verify` answers it, the lookup does not.
+    assert!(verify(&v, "refused").await.unwrap_err().is_invalid());
+    assert!(v.verify_cached(b"refused").is_none());
+    assert_eq!(hits(), 1, "a lookup that answers nothing is no hit");
+    assert!(verify(&v, "refused").await.unwrap_err().is_invalid());
+    assert_eq!(hits(), 2, "verify's own hit");
+
+    // Not past `exp`.
+    verify(&v, "short").await.unwrap();
+    assert!(v.verify_cached(b"short").is_some());
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(v.verify_cached(b"short").is_none(), "answered past exp");
+
+    assert_eq!(hits(), 3, "{m:?}");
+    assert_eq!(
+        stub.calls(),
+        4,
+        "one call per token: the rest came from the cache"
+    );
+
+    let uncached = builder(&stub).cache_ttl(Duration::ZERO).build().unwrap();
+    verify(&uncached, "tok-1").await.unwrap();
+    assert!(uncached.verify_cached(b"tok-1").is_none());
+}
+
 #[tokio::test]
 async fn revocation_shows_after_the_cache_ttl() {
     let active_text = active().to_string();
