@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use mcp_auth_core::fetch::{
     DEFAULT_CONNECT_TIMEOUT, FetchError, HttpClient, HttpClientConfig, MetadataError,
     authorization_server_metadata, check_url, retry_after, same_origin,
@@ -743,16 +744,6 @@ fn parse_url(setting: Setting, raw: &str) -> Result<Url, BuildError> {
 
 use mcp_auth_core::claims::unix_now as now_unix;
 
-/// `fut`'s output when it is ready at its first poll; `None` when it would have to wait (it is
-/// dropped then: moka's futures may be dropped at any await).
-fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    let fut = std::pin::pin!(fut);
-    match fut.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
-        std::task::Poll::Ready(out) => Some(out),
-        std::task::Poll::Pending => None,
-    }
-}
-
 fn unavailable(retry_after: Option<Duration>) -> VerifyError {
     VerifyError::Unavailable {
         retry_after: retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
@@ -1186,16 +1177,17 @@ impl TokenVerifier for IntrospectionVerifier {
     /// BLAKE3 hash of the token, so a lookup compares hashes, never the token itself. The
     /// shared store is not asked (that is I/O), and neither is the IdP.
     ///
-    /// moka's cache answers through a future; it is polled once here. Should it have to wait
-    /// (its housekeeping busy on another thread), this answers `None` and the layer takes the
-    /// `verify` path, which waits for it.
+    /// moka's cache answers through a future; it is polled once here (`now_or_never`). Should
+    /// it have to wait (its housekeeping busy on another thread), it is dropped (moka's futures
+    /// may be dropped at any await), this answers `None`, and the layer takes the `verify` path,
+    /// which waits for it.
     fn verify_cached(&self, token: &[u8]) -> Option<AccessToken> {
         let cache = self.inner.cache.as_ref()?;
         if !mcp_auth_core::token::is_b64token(token) {
             return None;
         }
         let key: [u8; 32] = blake3::hash(token).into();
-        let entry = poll_once(cache.get(&key))??;
+        let entry = cache.get(&key).now_or_never()??;
         let token = self.inner.entry_result(entry).ok()?;
         telemetry::cache_lookup("introspection", "process", true);
         Some(token)
