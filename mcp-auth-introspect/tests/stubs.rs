@@ -38,6 +38,18 @@ fn status_stub(
     }
 }
 
+/// The process cache's lookups counted so far with `result` (`hit` or `miss`).
+fn process_lookups(m: &MetricsCapture, result: &str) -> u64 {
+    m.counter(
+        CACHE_LOOKUPS,
+        &[
+            ("cache", "introspection"),
+            ("layer", "process"),
+            ("result", result),
+        ],
+    )
+}
+
 async fn verify(
     v: &IntrospectionVerifier,
     token: &str,
@@ -373,16 +385,7 @@ async fn one_thousand_concurrent_verifications_of_one_token_make_one_call() {
     // Later requests are cache hits.
     verify(&v, "shared-token").await.unwrap();
     assert_eq!(stub.calls(), 1);
-    let lookups = |result| {
-        m.counter(
-            CACHE_LOOKUPS,
-            &[
-                ("cache", "introspection"),
-                ("layer", "process"),
-                ("result", result),
-            ],
-        )
-    };
+    let lookups = |result| process_lookups(&m, result);
     // Every concurrent first request missed (they shared one call); the later one hit.
     assert_eq!((lookups("miss"), lookups("hit")), (1000, 1), "{m:?}");
     assert_eq!(
@@ -508,16 +511,7 @@ async fn the_layers_cache_lookup_answers_only_for_verified_tokens() {
         .negative_cache_ttl(Duration::from_secs(60))
         .build()
         .unwrap();
-    let hits = || {
-        m.counter(
-            CACHE_LOOKUPS,
-            &[
-                ("cache", "introspection"),
-                ("layer", "process"),
-                ("result", "hit"),
-            ],
-        )
-    };
+    let hits = || process_lookups(&m, "hit");
 
     assert!(v.verify_cached(b"tok-1").is_none(), "nothing before verify");
     verify(&v, "tok-1").await.unwrap();

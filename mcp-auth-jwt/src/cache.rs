@@ -110,11 +110,11 @@ impl TokenCache {
         }
     }
 
-    /// The index of a token (`bytes`): a keyed hash of its last [`KEY_BYTES`] bytes. A JWT ends with its
-    /// signature (at least 256 bits for every algorithm accepted), so distinct tokens from an
-    /// issuer differ there; tokens crafted to share a tail only share a slot, and the full
-    /// comparison in [`TokenCache::get`] turns that into a miss. Hashing 64 bytes instead of the
-    /// whole token takes a tenth of the instructions on a cache hit.
+    /// The index of a token (`bytes`): a keyed hash of its last [`KEY_BYTES`] bytes. A JWT ends
+    /// with its signature (at least 256 bits for every algorithm accepted), so distinct tokens
+    /// from an issuer differ there; tokens crafted to share a tail only share a slot, and the
+    /// full comparison in [`TokenCache::get`] turns that into a miss. Hashing 64 bytes instead of
+    /// the whole token takes a tenth of the instructions on a cache hit.
     pub(crate) fn key(&self, bytes: &[u8]) -> u64 {
         self.index
             .hash_one(&bytes[bytes.len().saturating_sub(KEY_BYTES)..])
